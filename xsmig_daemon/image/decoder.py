@@ -1,0 +1,414 @@
+"""Sans-I/O incremental reader of a migration stream.
+
+Theory of operation: ``feed()`` appends bytes to an internal buffer; ``next_record()``
+returns the next complete record (with its index and byte offset) or ``None`` when more
+bytes are needed. ``close()`` says the input has ended: it raises if the stream stopped
+before its END record. Chunks may have any size, one byte included.
+
+This layer checks *framing*: the preamble, record lengths, inner lengths against ``len``,
+NUL terminators and zero padding, END present and nothing after it. Dependency order and
+loader-specific rules are checked by ``validate.py`` on the records this yields.
+
+Both forms of ``len`` are read: C's (padding included, a multiple of 8) and the design
+doc's unpadded form, where the reader skips to the next 8-byte boundary after the body.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from .encoder import HEADER_SIZE, IDENT, RECORD_HEADER_SIZE, SUPPORTED_VERSIONS
+from .errors import FramingError, TruncatedImageError
+from .records import (
+    PERM_FLAG_STALE,
+    ConnectionData,
+    DomainData,
+    End,
+    GlobalData,
+    GlobalQuotaData,
+    Header,
+    NodeAccess,
+    NodeData,
+    Permission,
+    Quota,
+    Record,
+    RecordType,
+    RingSpec,
+    SocketSpec,
+    TransactionData,
+    UnknownRecord,
+    WatchData,
+    WatchDataExtended,
+    decode_text,
+)
+
+_PREAMBLE = struct.Struct(">8sII")
+_COMPACT_AT = 1 << 16
+
+
+class Located(NamedTuple):
+    """A decoded record with its position: index after the header, byte offset in the stream."""
+
+    index: int
+    offset: int
+    record: Record
+
+
+class _BodyError(Exception):
+    """Raised inside a body parser; the decoder adds the position."""
+
+
+class ImageDecoder:
+    def __init__(self, *, allow_trailing: bool = False) -> None:
+        self._buf = bytearray()
+        self._pos = 0  # first unconsumed byte in _buf
+        self._base = 0  # stream offset of _buf[0]
+        self._index = 0
+        self._ended = False
+        self._allow_trailing = allow_trailing
+        self.header: Header | None = None
+        self._parsers: dict[int, Callable[[bytes, int, int], Record]] = {}
+
+    # -- input ---------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if self._ended and data and not self._allow_trailing:
+            self._trailing_error(len(self._buf) - self._pos + len(data))
+        if self._pos > _COMPACT_AT and self._pos * 2 > len(self._buf):
+            del self._buf[: self._pos]
+            self._base += self._pos
+            self._pos = 0
+        self._buf += data
+
+    def close(self) -> None:
+        """Declare end of input; raises if the stream is incomplete."""
+        offset = self._base + self._pos
+        if self.header is None:
+            raise TruncatedImageError(
+                f"stream ends after {offset + len(self._buf) - self._pos} bytes, "
+                f"inside the {HEADER_SIZE}-byte header",
+                offset=0,
+            )
+        if not self._ended:
+            left = len(self._buf) - self._pos
+            detail = f" ({left} bytes of an incomplete record)" if left else ""
+            raise TruncatedImageError(
+                f"stream ends before the END record{detail}",
+                record_index=self._index,
+                offset=offset,
+                record_type=self._peek_type(),
+            )
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the next unread byte."""
+        return self._base + self._pos
+
+    # -- output --------------------------------------------------------------------------
+    def records(self) -> Iterator[Located]:
+        while (located := self.next_record()) is not None:
+            yield located
+
+    def next_record(self) -> Located | None:
+        if self.header is None and not self._read_header():
+            return None
+        if self._ended:
+            return None
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        if avail < RECORD_HEADER_SIZE:
+            return None
+        record_type, length = self._rec.unpack_from(buf, pos)
+        total = RECORD_HEADER_SIZE + length + (-length & 7)
+        if avail < total:
+            return None
+        offset = self._base + pos
+        body = pos + RECORD_HEADER_SIZE
+        end = body + length
+        try:
+            if record_type in self._parsers:
+                record = self._parsers[record_type](buf, body, end)
+            else:
+                record = UnknownRecord(record_type, bytes(buf[body:end]))
+            self._check_zero(buf, end, pos + total, "alignment padding")
+        except _BodyError as exc:
+            raise FramingError(
+                str(exc), record_index=self._index, offset=offset, record_type=record_type
+            ) from None
+        except struct.error as exc:
+            raise FramingError(
+                f"record too short for its fields ({exc})",
+                record_index=self._index,
+                offset=offset,
+                record_type=record_type,
+            ) from None
+        self._pos = pos + total
+        located = Located(self._index, offset, record)
+        self._index += 1
+        if record_type == RecordType.END:
+            self._ended = True
+            if len(buf) > self._pos and not self._allow_trailing:
+                self._trailing_error(len(buf) - self._pos)
+        return located
+
+    # -- helpers -------------------------------------------------------------------------
+    def _trailing_error(self, count: int) -> None:
+        raise FramingError(
+            f"{count} bytes after the END record",
+            record_index=self._index,
+            offset=self._base + self._pos,
+        )
+
+    def _peek_type(self) -> int | None:
+        if self.header is None or len(self._buf) - self._pos < 4:
+            return None
+        value: int = self._u32.unpack_from(self._buf, self._pos)[0]
+        return value
+
+    def _read_header(self) -> bool:
+        if len(self._buf) - self._pos < HEADER_SIZE:
+            return False
+        ident, version, flags = _PREAMBLE.unpack_from(self._buf, self._pos)
+        if ident != IDENT:
+            raise FramingError(f"bad ident {bytes(ident)!r}, expected {IDENT!r}", offset=0)
+        if version not in SUPPORTED_VERSIONS:
+            raise FramingError(f"unsupported stream version {version}", offset=8)
+        if flags & ~1:
+            raise FramingError(f"reserved header flag bits set (flags 0x{flags:08x})", offset=12)
+        self.header = Header(version, bool(flags & 1))
+        self._setup_structs(self.header)
+        self._pos += HEADER_SIZE
+        return True
+
+    def _setup_structs(self, header: Header) -> None:
+        e = ">" if header.big_endian else "<"
+        self._rec = struct.Struct(e + "II")
+        self._u32 = struct.Struct(e + "I")
+        self._global = struct.Struct(e + "ii")
+        self._conn = struct.Struct(e + "IHH8sHHI")
+        self._ring = struct.Struct(e + "HHI")
+        self._sock = struct.Struct(e + "iI")
+        self._u64 = struct.Struct(e + "Q")
+        self._watch = struct.Struct(e + "IHH")
+        self._watch_ext = struct.Struct(e + "IHHHH")
+        self._tx = struct.Struct(e + "II")
+        self._node = struct.Struct(e + "IIHHHH")
+        self._perm_domid = struct.Struct(e + "H")
+        self._two_u16 = struct.Struct(e + "HH")
+        self._domain = struct.Struct(e + "HHI")
+        self._perm_cache: dict[bytes, Permission] = {}
+        self._parsers = {
+            RecordType.END: self._parse_end,
+            RecordType.GLOBAL_DATA: self._parse_global,
+            RecordType.CONNECTION_DATA: self._parse_connection,
+            RecordType.WATCH_DATA: self._parse_watch,
+            RecordType.TRANSACTION_DATA: self._parse_transaction,
+            RecordType.NODE_DATA: self._parse_node,
+            RecordType.GLOBAL_QUOTA_DATA: self._parse_global_quota,
+            RecordType.DOMAIN_DATA: self._parse_domain,
+            RecordType.WATCH_DATA_EXTENDED: self._parse_watch_ext,
+        }
+
+    @staticmethod
+    def _check_zero(buf: bytes, start: int, stop: int, what: str) -> None:
+        if stop > start and buf.count(0, start, stop) != stop - start:
+            raise _BodyError(f"non-zero {what} at body byte {start}")
+
+    @staticmethod
+    def _check_tail(buf: bytes, content_end: int, end: int) -> None:
+        """Between the fields and ``end`` there may only be 0-7 zero padding bytes."""
+        if content_end > end:
+            raise _BodyError(f"fields need {content_end - end} bytes more than len provides")
+        if end - content_end >= 8:
+            raise _BodyError(f"len leaves {end - content_end} unused bytes after the fields")
+        if buf.count(0, content_end, end) != end - content_end:
+            raise _BodyError("non-zero padding")
+
+    @staticmethod
+    def _cstring(buf: bytes, start: int, length: int, what: str) -> str:
+        if length == 0:
+            raise _BodyError(f"{what} length 0 (must include the NUL)")
+        stop = start + length - 1
+        if buf[stop] != 0:
+            raise _BodyError(f"{what} not NUL-terminated")
+        if buf.find(0, start, stop) != -1:
+            raise _BodyError(f"{what} contains a NUL before its end")
+        return decode_text(bytes(buf[start:stop]))
+
+    def _parse_end(self, buf: bytes, body: int, end: int) -> Record:
+        if end != body:
+            raise _BodyError(f"END record with len {end - body}, expected 0")
+        return End()
+
+    def _parse_global(self, buf: bytes, body: int, end: int) -> Record:
+        self._check_tail(buf, body + 8, end)
+        rw_fd, evtchn_fd = self._global.unpack_from(buf, body)
+        return GlobalData(rw_fd, evtchn_fd)
+
+    def _parse_connection(self, buf: bytes, body: int, end: int) -> Record:
+        if end - body < 24:
+            raise _BodyError(f"CONNECTION_DATA needs 24 bytes, len is {end - body}")
+        conn_id, conn_type, fields, spec_raw, in_len, resp_len, out_len = (
+            self._conn.unpack_from(buf, body)
+        )
+        spec: RingSpec | SocketSpec
+        if conn_type == 0:
+            spec = RingSpec(*self._ring.unpack(spec_raw))
+        elif conn_type == 1:
+            fd, pad = self._sock.unpack(spec_raw)
+            if pad:
+                raise _BodyError("non-zero pad in socket conn-spec")
+            spec = SocketSpec(fd)
+        else:
+            raise _BodyError(f"reserved conn-type {conn_type}")
+        if fields & ~1:
+            raise _BodyError(f"reserved connection field bits 0x{fields:04x}")
+        if resp_len > out_len:
+            raise _BodyError(f"out-resp-len {resp_len} exceeds out-data-len {out_len}")
+        data = body + 24
+        data_end = data + in_len + out_len
+        unique_id = None
+        if fields & 1:
+            uid_at = body + ((24 + in_len + out_len + 7) & ~7)
+            if uid_at + 8 > end:
+                raise _BodyError("unique-id flagged but len ends before it")
+            self._check_zero(buf, data_end, uid_at, "padding before unique-id")
+            self._check_tail(buf, uid_at + 8, end)
+            unique_id = self._u64.unpack_from(buf, uid_at)[0]
+        else:
+            self._check_tail(buf, data_end, end)
+        return ConnectionData(
+            conn_id,
+            spec,
+            bytes(buf[data : data + in_len]),
+            bytes(buf[data + in_len : data_end]),
+            resp_len,
+            unique_id,
+        )
+
+    def _parse_watch(self, buf: bytes, body: int, end: int) -> Record:
+        conn_id, path_len, token_len = self._watch.unpack_from(buf, body)
+        path_at = body + 8
+        token_at = path_at + path_len
+        self._check_tail(buf, token_at + token_len, end)
+        return WatchData(
+            conn_id,
+            self._cstring(buf, path_at, path_len, "wpath"),
+            self._cstring(buf, token_at, token_len, "token"),
+        )
+
+    def _parse_watch_ext(self, buf: bytes, body: int, end: int) -> Record:
+        conn_id, path_len, token_len, depth, pad = self._watch_ext.unpack_from(buf, body)
+        if pad:
+            raise _BodyError(
+                "non-zero pad at body bytes 10-11: not the documented layout "
+                "(C HEAD's writer is known to produce broken type 8 records)"
+            )
+        path_at = body + 12
+        token_at = path_at + path_len
+        self._check_tail(buf, token_at + token_len, end)
+        return WatchDataExtended(
+            conn_id,
+            self._cstring(buf, path_at, path_len, "wpath"),
+            self._cstring(buf, token_at, token_len, "token"),
+            depth,
+        )
+
+    def _parse_transaction(self, buf: bytes, body: int, end: int) -> Record:
+        self._check_tail(buf, body + 8, end)
+        conn_id, tx_id = self._tx.unpack_from(buf, body)
+        return TransactionData(conn_id, tx_id)
+
+    def _parse_node(self, buf: bytes, body: int, end: int) -> Record:
+        conn_id, tx_id, path_len, value_len, access, perm_count = self._node.unpack_from(
+            buf, body
+        )
+        perms_at = body + 16
+        path_at = perms_at + 4 * perm_count
+        value_at = path_at + path_len
+        value_end = value_at + value_len
+        self._check_tail(buf, value_end, end)
+        cache = self._perm_cache
+        perms = []
+        for at in range(perms_at, path_at, 4):
+            raw = bytes(buf[at : at + 4])
+            perm = cache.get(raw)
+            if perm is None:
+                perm = self._decode_perm(raw)
+                cache[raw] = perm
+            perms.append(perm)
+        if path_len == 0 or buf[value_at - 1] != 0:
+            raise _BodyError("node path not NUL-terminated")
+        path_raw = bytes(buf[path_at : value_at - 1])
+        if 0 in path_raw:
+            raise _BodyError("node path contains a NUL before its end")
+        if conn_id == 0:
+            if access:
+                raise _BodyError(f"committed node with access bits 0x{access:x}")
+            if tx_id:
+                raise _BodyError(f"committed node with tx-id {tx_id}")
+        elif access & ~3:
+            raise _BodyError(f"reserved access bits 0x{access:x}")
+        return NodeData(
+            decode_text(path_raw),
+            bytes(buf[value_at:value_end]),
+            tuple(perms),
+            conn_id,
+            tx_id,
+            NodeAccess(access),
+        )
+
+    def _decode_perm(self, raw: bytes) -> Permission:
+        if raw[1] & ~PERM_FLAG_STALE:
+            raise _BodyError(f"reserved permission flag bits 0x{raw[1]:02x}")
+        letter = chr(raw[0])
+        domid = self._perm_domid.unpack_from(raw, 2)[0]
+        return Permission(letter, domid, bool(raw[1] & PERM_FLAG_STALE))
+
+    def _parse_quota_list(
+        self, buf: bytes, values_at: int, count: int, end: int
+    ) -> tuple[tuple[Quota, ...], int]:
+        names_at = values_at + 4 * count
+        if names_at > end:
+            raise _BodyError(f"{count} quota values do not fit in len")
+        values = struct.unpack_from(self._u32.format[0] + "I" * count, buf, values_at)
+        names = []
+        at = names_at
+        for _ in range(count):
+            stop = buf.find(0, at, end)
+            if stop == -1:
+                raise _BodyError("quota name not NUL-terminated within len")
+            if stop == at:
+                raise _BodyError("empty quota name")
+            names.append(decode_text(bytes(buf[at:stop])))
+            at = stop + 1
+        return tuple(zip(names, values, strict=True)), at
+
+    def _parse_global_quota(self, buf: bytes, body: int, end: int) -> Record:
+        n_dom, n_glob = self._two_u16.unpack_from(buf, body)
+        quotas, content_end = self._parse_quota_list(buf, body + 4, n_dom + n_glob, end)
+        self._check_tail(buf, content_end, end)
+        return GlobalQuotaData(quotas[:n_dom], quotas[n_dom:])
+
+    def _parse_domain(self, buf: bytes, body: int, end: int) -> Record:
+        domid, n_quota, features = self._domain.unpack_from(buf, body)
+        quotas, content_end = self._parse_quota_list(buf, body + 8, n_quota, end)
+        self._check_tail(buf, content_end, end)
+        assert self.header is not None
+        return DomainData(domid, features if self.header.version >= 2 else 0, quotas)
+
+
+def decode_image(data: bytes) -> tuple[Header, list[Located]]:
+    """Decode a whole in-memory image (tests, small files)."""
+    decoder = ImageDecoder()
+    decoder.feed(data)
+    located = list(decoder.records())
+    decoder.close()
+    assert decoder.header is not None
+    return decoder.header, located

@@ -1,0 +1,249 @@
+"""Sans-I/O writer: the header, then one record at a time as bytes.
+
+The caller decides where the bytes go. Every record's ``len`` includes its zero padding and
+is a multiple of 8, which is what C xenstored requires (spec section 3).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+
+from .errors import EncodeError
+from .records import (
+    DEPTH_UNLIMITED,
+    PERM_FLAG_STALE,
+    ConnectionData,
+    DomainData,
+    End,
+    GlobalData,
+    GlobalQuotaData,
+    Header,
+    NodeData,
+    Permission,
+    Quota,
+    Record,
+    RingSpec,
+    TransactionData,
+    UnknownRecord,
+    WatchData,
+    WatchDataExtended,
+    encode_text,
+)
+
+IDENT = b"xenstore"
+HEADER_SIZE = 16
+RECORD_HEADER_SIZE = 8
+SUPPORTED_VERSIONS = (1, 2)
+_PREAMBLE = struct.Struct(">8sII")
+_ZEROS = bytes(8)
+
+
+def pad_len(length: int) -> int:
+    return (length + 7) & ~7
+
+
+def encode_header(header: Header) -> bytes:
+    if header.version not in SUPPORTED_VERSIONS:
+        raise EncodeError(f"stream version {header.version} is not supported")
+    return _PREAMBLE.pack(IDENT, header.version, 1 if header.big_endian else 0)
+
+
+def _u16(value: int, what: str) -> int:
+    if not 0 <= value <= 0xFFFF:
+        raise EncodeError(f"{what} {value} does not fit in 16 bits")
+    return value
+
+
+class RecordEncoder:
+    """Turns records into bytes for one stream's version and byte order."""
+
+    def __init__(self, header: Header) -> None:
+        if header.version not in SUPPORTED_VERSIONS:
+            raise EncodeError(f"stream version {header.version} is not supported")
+        self.header = header
+        e = ">" if header.big_endian else "<"
+        self._rec = struct.Struct(e + "II")
+        self._global = struct.Struct(e + "IIii")
+        self._conn = struct.Struct(e + "IIIHH")  # record header + conn-id, type, fields
+        self._ring = struct.Struct(e + "HHI")
+        self._sock = struct.Struct(e + "iI")
+        self._conn_lens = struct.Struct(e + "HHI")
+        self._u64 = struct.Struct(e + "Q")
+        self._watch = struct.Struct(e + "IIIHH")
+        self._watch_ext = struct.Struct(e + "IIIHHHH")
+        self._tx = struct.Struct(e + "IIII")
+        self._node = struct.Struct(e + "IIIIHHHH")
+        self._perm = struct.Struct(e + "BBH")
+        self._two_u16 = struct.Struct(e + "HH")
+        self._domain = struct.Struct(e + "HHI")
+        self._u32 = struct.Struct(e + "I")
+        self._perm_cache: dict[Permission, bytes] = {}
+
+    def preamble(self) -> bytes:
+        return encode_header(self.header)
+
+    def encode(self, record: Record) -> bytes:
+        """The bytes of one record: 8-byte record header, body, zero padding."""
+        match record:
+            case NodeData():
+                return self._node_bytes(record)
+            case WatchData():
+                return self._watch_bytes(record)
+            case ConnectionData():
+                return self._connection_bytes(record)
+            case WatchDataExtended():
+                return self._watch_ext_bytes(record)
+            case TransactionData():
+                return self._tx.pack(record.type, 8, record.conn_id, record.tx_id)
+            case GlobalData():
+                return self._global.pack(record.type, 8, record.rw_socket_fd, record.evtchn_fd)
+            case GlobalQuotaData():
+                return self._global_quota_bytes(record)
+            case DomainData():
+                return self._domain_bytes(record)
+            case End():
+                return self._rec.pack(record.type, 0)
+            case UnknownRecord():
+                return self._framed(record.type, record.body)
+        raise EncodeError(f"not a record: {record!r}")
+
+    def encode_all(self, records: Iterable[Record]) -> Iterator[bytes]:
+        """The preamble, then each record; the caller supplies the END record."""
+        yield self.preamble()
+        for record in records:
+            yield self.encode(record)
+
+    def _framed(self, record_type: int, body: bytes) -> bytes:
+        padding = -len(body) & 7
+        return self._rec.pack(record_type, len(body) + padding) + body + _ZEROS[:padding]
+
+    def _perm_bytes(self, perm: Permission) -> bytes:
+        cached = self._perm_cache.get(perm)
+        if cached is None:
+            letter = perm.access.encode("latin-1")
+            if len(letter) != 1:
+                raise EncodeError(f"permission letter {perm.access!r} is not one byte")
+            flags = PERM_FLAG_STALE if perm.stale else 0
+            cached = self._perm.pack(letter[0], flags, _u16(perm.domid, "perm domid"))
+            self._perm_cache[perm] = cached
+        return cached
+
+    def _node_bytes(self, node: NodeData) -> bytes:
+        path = encode_text(node.path) + b"\0"
+        value = node.value
+        perms = node.perms
+        size = 16 + 4 * len(perms) + len(path) + len(value)
+        padding = -size & 7
+        if len(path) > 0xFFFF or len(value) > 0xFFFF or len(perms) > 0xFFFF:
+            raise EncodeError(f"node {node.path!r}: path, value or perm count too long")
+        head = self._node.pack(
+            node.type,
+            size + padding,
+            node.conn_id,
+            node.tx_id if node.conn_id else 0,
+            len(path),
+            len(value),
+            int(node.access) if node.conn_id else 0,
+            len(perms),
+        )
+        perm_bytes = b"".join([self._perm_bytes(p) for p in perms])
+        return b"".join((head, perm_bytes, path, value, _ZEROS[:padding]))
+
+    def _watch_bytes(self, watch: WatchData) -> bytes:
+        path = encode_text(watch.path) + b"\0"
+        token = encode_text(watch.token) + b"\0"
+        size = 8 + len(path) + len(token)
+        padding = -size & 7
+        head = self._watch.pack(
+            watch.type,
+            size + padding,
+            watch.conn_id,
+            _u16(len(path), "wpath-len"),
+            _u16(len(token), "token-len"),
+        )
+        return b"".join((head, path, token, _ZEROS[:padding]))
+
+    def _watch_ext_bytes(self, watch: WatchDataExtended) -> bytes:
+        if self.header.version < 2:
+            raise EncodeError("WATCH_DATA_EXTENDED needs a version 2 stream")
+        path = encode_text(watch.path) + b"\0"
+        token = encode_text(watch.token) + b"\0"
+        size = 12 + len(path) + len(token)
+        padding = -size & 7
+        depth = DEPTH_UNLIMITED if watch.depth < 0 else watch.depth
+        head = self._watch_ext.pack(
+            watch.type,
+            size + padding,
+            watch.conn_id,
+            _u16(len(path), "wpath-len"),
+            _u16(len(token), "token-len"),
+            _u16(depth, "depth"),
+            0,
+        )
+        return b"".join((head, path, token, _ZEROS[:padding]))
+
+    def _connection_bytes(self, conn: ConnectionData) -> bytes:
+        spec = conn.spec
+        if isinstance(spec, RingSpec):
+            spec_bytes = self._ring.pack(
+                _u16(spec.domid, "domid"), _u16(spec.tdomid, "tdomid"), spec.evtchn
+            )
+        else:
+            spec_bytes = self._sock.pack(spec.fd, 0)
+        data_size = 24 + len(conn.in_data) + len(conn.out_data)
+        padding = -data_size & 7
+        has_uid = conn.unique_id is not None
+        total = data_size + padding + (8 if has_uid else 0)
+        lens = self._conn_lens.pack(
+            _u16(len(conn.in_data), "in-data-len"),
+            _u16(conn.out_resp_len, "out-resp-len"),
+            len(conn.out_data),
+        )
+        parts = [
+            self._conn.pack(conn.type, total, conn.conn_id, conn.conn_type, 1 if has_uid else 0),
+            spec_bytes,
+            lens,
+            conn.in_data,
+            conn.out_data,
+            _ZEROS[:padding],
+        ]
+        if conn.unique_id is not None:
+            parts.append(self._u64.pack(conn.unique_id))
+        return b"".join(parts)
+
+    def _quota_tail(self, quotas: tuple[Quota, ...]) -> bytes:
+        values = b"".join(self._u32.pack(value) for _, value in quotas)
+        names = b"".join(encode_text(name) + b"\0" for name, _ in quotas)
+        return values + names
+
+    def _global_quota_bytes(self, record: GlobalQuotaData) -> bytes:
+        body = self._two_u16.pack(
+            _u16(len(record.domain_quotas), "n-dom-quota"),
+            _u16(len(record.global_quotas), "n-glob-quota"),
+        ) + self._quota_tail(record.domain_quotas + record.global_quotas)
+        return self._framed(record.type, body)
+
+    def _domain_bytes(self, record: DomainData) -> bytes:
+        if record.features and self.header.version < 2:
+            raise EncodeError(f"domain {record.domid}: features need a version 2 stream")
+        body = self._domain.pack(
+            _u16(record.domid, "domain-id"),
+            _u16(len(record.quotas), "n-quota"),
+            record.features,
+        ) + self._quota_tail(record.quotas)
+        return self._framed(record.type, body)
+
+
+def encode_image(records: Iterable[Record], header: Header = Header()) -> Iterator[bytes]:
+    """Stream an image chunk by chunk: preamble, the records, and END if not given."""
+    encoder = RecordEncoder(header)
+    yield encoder.preamble()
+    ended = False
+    for record in records:
+        if ended:
+            raise EncodeError("record after END")
+        yield encoder.encode(record)
+        ended = isinstance(record, End)
+    if not ended:
+        yield encoder.encode(End())

@@ -1,0 +1,70 @@
+"""Operation codes and error names of the xenstore wire protocol.
+
+The names and values of ops 0-19 are those of pyxs's ``Op``; pyxs stops at 19 (and puts
+RESTRICT at 128), so the full table of the current protocol is kept here.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from pyxs._internal import Op as _PyxsOp
+
+
+class Op(enum.IntEnum):
+    CONTROL = 0
+    DIRECTORY = 1
+    READ = 2
+    GET_PERMS = 3
+    WATCH = 4
+    UNWATCH = 5
+    TRANSACTION_START = 6
+    TRANSACTION_END = 7
+    INTRODUCE = 8
+    RELEASE = 9
+    GET_DOMAIN_PATH = 10
+    WRITE = 11
+    MKDIR = 12
+    RM = 13
+    SET_PERMS = 14
+    WATCH_EVENT = 15
+    ERROR = 16
+    IS_DOMAIN_INTRODUCED = 17
+    RESUME = 18
+    SET_TARGET = 19
+    RESTRICT = 20
+    RESET_WATCHES = 21
+    DIRECTORY_PART = 22
+    GET_FEATURE = 23
+    SET_FEATURE = 24
+    GET_QUOTA = 25
+    SET_QUOTA = 26
+    INVALID = 0xFFFF
+
+
+# Our table must agree with pyxs where pyxs has an entry (CONTROL is pyxs's DEBUG).
+assert all(
+    Op[name if name != "DEBUG" else "CONTROL"] == value
+    for name, value in _PyxsOp._asdict().items()
+    if name != "RESTRICT"
+)
+
+#: Error names in the order of xs_wire.h; C replies with the name, never a number.
+ERROR_NAMES: tuple[str, ...] = (
+    "EINVAL",
+    "EACCES",
+    "EEXIST",
+    "EISDIR",
+    "ENOENT",
+    "ENOMEM",
+    "ENOSPC",
+    "EIO",
+    "ENOTEMPTY",
+    "ENOSYS",
+    "EROFS",
+    "EBUSY",
+    "EAGAIN",
+    "EISCONN",
+    "E2BIG",
+    "EPERM",
+)
