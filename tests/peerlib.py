@@ -1,0 +1,687 @@
+"""The real Xen 4.17 xenstored and its client tools as test peers, for tests and benchmarks.
+
+Everything here drives the binaries that ``shared/peer`` (``../shared`` next to the repository,
+or ``$XSMIG_SHARED``) fetches into ``$XEN_PEER_CACHE``: start the daemon in a fresh short run
+directory, run the client tools against it, capture an image by a real live update, start the
+daemon in restore mode on an image written by someone else, and talk to any xenstored over a
+raw unix socket with the project's own framing.
+
+The restore procedure follows ``shared/peer/README.md`` ("Making the real daemon load an
+image"): the image goes to ``$XENSTORED_RUNDIR/state_dump`` and the child gets a listening
+socket, an eventfd and one socket per socket connection at exactly the fd numbers the image
+names, installed with ``os.dup2`` before ``exec``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from xsmig_daemon.image.records import ConnectionData, GlobalData, Record, SocketSpec
+from xsmig_daemon.wire.framing import Message, MessageDecoder, encode_message
+from xsmig_daemon.wire.ops import Op
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Seconds any wait for the real daemon may take before a test fails instead of hanging.
+DEFAULT_TIMEOUT = 10.0
+_POLL_INTERVAL = 0.02
+#: fds the restore child uses while shuffling inherited descriptors to their target numbers.
+_STAGING_FD_MIN = 512
+
+
+class PeerError(RuntimeError):
+    """The real daemon or one of its tools did not behave as a test peer must."""
+
+
+def shared_dir() -> Path:
+    """``$XSMIG_SHARED`` if set, else ``../shared`` relative to the repository root."""
+    override = os.environ.get("XSMIG_SHARED")
+    return Path(override) if override else REPO_ROOT.parent / "shared"
+
+
+def short_tempdir(prefix: str = "xs") -> Path:
+    """A fresh directory under /tmp whose name is short enough for unix socket paths."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+@dataclass(frozen=True)
+class PeerInstall:
+    """Where ``shared/peer`` put the Debian 4.17 binaries (see its env.sh)."""
+
+    peer_dir: Path
+    cache: Path
+
+    @classmethod
+    def locate(cls) -> PeerInstall:
+        cache = Path(os.environ.get("XEN_PEER_CACHE", "/var/tmp/xen-peer"))
+        return cls(shared_dir() / "peer", cache)
+
+    @property
+    def root(self) -> Path:
+        return self.cache / "root"
+
+    @property
+    def libs(self) -> Path:
+        return self.root / "usr/lib/x86_64-linux-gnu"
+
+    @property
+    def xenstored_bin(self) -> Path:
+        return self.root / "usr/lib/xen-4.17/bin/xenstored"
+
+    @property
+    def control_bin(self) -> Path:
+        return self.root / "usr/lib/xen-4.17/bin/xenstore-control"
+
+    @property
+    def tools_dir(self) -> Path:
+        return self.root / "usr/bin"
+
+    @property
+    def shim(self) -> Path:
+        return self.cache / "xsshim.so"
+
+    @property
+    def capture_script(self) -> Path:
+        return self.peer_dir / "capture-image.sh"
+
+    def ensure(self) -> PeerInstall:
+        """Fetch and build what is missing (both scripts are idempotent), then check."""
+        if not self.xenstored_bin.is_file():
+            _run_setup(self.peer_dir / "fetch.sh", self.cache)
+        if not self.shim.is_file():
+            _run_setup(self.peer_dir / "build-shim.sh", self.cache)
+        for needed in (self.xenstored_bin, self.control_bin, self.shim):
+            if not needed.is_file():
+                raise PeerError(f"peer file {needed} missing after fetch.sh/build-shim.sh")
+        return self
+
+    def tool(self, name: str) -> Path:
+        """Path of a client binary: ``xenstore-control`` or a ``xenstore-*`` tool."""
+        if name == "xenstore-control":
+            return self.control_bin
+        return self.tools_dir / name
+
+    def daemon_env(self, rundir: Path, domids: Sequence[int] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("XENSTORED_PATH", None)
+        env.update(
+            XENSTORED_RUNDIR=str(rundir),
+            LD_LIBRARY_PATH=str(self.libs),
+            LD_PRELOAD=str(self.shim),
+            XEN_PEER_CACHE=str(self.cache),
+        )
+        if domids is not None:
+            env["XSSHIM_DOMIDS"] = ",".join(str(d) for d in domids)
+        return env
+
+    def client_env(self, socket_path: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            XENSTORED_PATH=str(socket_path),
+            LD_LIBRARY_PATH=str(self.libs),
+            XEN_PEER_CACHE=str(self.cache),
+        )
+        return env
+
+
+def _run_setup(script: Path, cache: Path) -> None:
+    result = subprocess.run(
+        [str(script)],
+        env={**os.environ, "XEN_PEER_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise PeerError(f"{script} failed ({result.returncode}): {result.stderr.strip()}")
+
+
+def run_client(
+    install: PeerInstall,
+    socket_path: Path,
+    tool: str,
+    *args: str,
+    check: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
+    """Run a peer client binary against the daemon listening on ``socket_path``."""
+    result = subprocess.run(
+        [str(install.tool(tool)), *args],
+        env=install.client_env(socket_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise PeerError(
+            f"{tool} {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}"
+        )
+    return result
+
+
+# --------------------------------------------------------------------------- wire client
+
+
+def payload(*strings: str | bytes, value: bytes | None = None) -> bytes:
+    """NUL-terminated arguments, optionally followed by a raw (unterminated) value."""
+    out = b"".join((s.encode() if isinstance(s, str) else s) + b"\0" for s in strings)
+    return out if value is None else out + value
+
+
+class WireClient:
+    """A blocking xenstore client over a unix socket, for scripted sessions.
+
+    Replies and watch events are separated: ``request`` returns the next non-event message
+    and keeps events in ``events`` in arrival order. Every wait is bounded by ``timeout``.
+    """
+
+    def __init__(self, path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.path = str(path)
+        self.timeout = timeout
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(self.path)
+        except OSError:
+            self.sock.close()
+            raise
+        self._decoder = MessageDecoder()
+        self._next_req_id = 1
+        self.events: deque[Message] = deque()
+
+    @classmethod
+    def from_socket(cls, sock: socket.socket, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
+        """Wrap an already connected socket (e.g. the peer end of a restored connection)."""
+        client = cls.__new__(cls)
+        client.path = "<socket>"
+        client.timeout = timeout
+        client.sock = sock
+        sock.settimeout(timeout)
+        client._decoder = MessageDecoder()
+        client._next_req_id = 1
+        client.events = deque()
+        return client
+
+    def __enter__(self) -> WireClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(
+        self, op: Op | int, body: bytes = b"", *, tx_id: int = 0, req_id: int | None = None
+    ) -> int:
+        """Send one request; returns its req_id (allocated if not given)."""
+        if req_id is None:
+            req_id = self._next_req_id
+            self._next_req_id += 1
+        self.sock.sendall(encode_message(int(op), req_id, tx_id, body))
+        return req_id
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def receive(self, timeout: float | None = None) -> Message:
+        """The next message of any type; raises PeerError on EOF or timeout."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while (message := self._decoder.next_message()) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PeerError(f"no message from {self.path} within the timeout")
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError as exc:
+                raise PeerError(f"no message from {self.path} within the timeout") from exc
+            if not chunk:
+                raise PeerError(f"{self.path} closed the connection")
+            self._decoder.feed(chunk)
+        return message
+
+    def reply(self, timeout: float | None = None) -> Message:
+        """The next reply, setting watch events aside in ``events``."""
+        while (message := self.receive(timeout)).op == Op.WATCH_EVENT:
+            self.events.append(message)
+        return message
+
+    def request(self, op: Op | int, body: bytes = b"", *, tx_id: int = 0) -> Message:
+        self.send(op, body, tx_id=tx_id)
+        return self.reply()
+
+    def call(self, op: Op | int, *strings: str | bytes, tx_id: int = 0) -> Message:
+        """Request with NUL-terminated string arguments."""
+        return self.request(op, payload(*strings), tx_id=tx_id)
+
+    def event(self, timeout: float | None = None) -> Message:
+        """The next watch event (queued or arriving); replies in between are an error."""
+        if self.events:
+            return self.events.popleft()
+        message = self.receive(timeout)
+        if message.op != Op.WATCH_EVENT:
+            raise PeerError(f"expected a watch event, got {message.describe()}")
+        return message
+
+    def is_silent(self, wait: float = 0.1) -> bool:
+        """True when nothing was queued and nothing arrives within ``wait`` seconds."""
+        if self.events or self._decoder.pending:
+            return False
+        self.sock.settimeout(wait)
+        try:
+            chunk = self.sock.recv(65536)
+        except TimeoutError:
+            return True
+        finally:
+            self.sock.settimeout(self.timeout)
+        self._decoder.feed(chunk)
+        return False
+
+
+# --------------------------------------------------------------------------- daemon
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise PeerError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(_POLL_INTERVAL)
+
+
+@dataclass
+class RunningDaemon:
+    """A xenstored-like process serving ``rundir/socket``; ``stop()`` ends it and removes an
+    owned run directory. Output goes to ``rundir/<log_name>``."""
+
+    install: PeerInstall
+    rundir: Path
+    process: subprocess.Popen[bytes]
+    owns_rundir: bool
+    log_name: str = "daemon.log"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.rundir / "socket"
+
+    @property
+    def log_path(self) -> Path:
+        return self.rundir / self.log_name
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def connect(self, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
+        return WireClient(self.socket_path, timeout)
+
+    def client(
+        self, tool: str, *args: str, check: bool = True, timeout: float = DEFAULT_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a 4.17 ``xenstore-*`` tool or ``xenstore-control`` against this daemon."""
+        return run_client(self.install, self.socket_path, tool, *args, check=check, timeout=timeout)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        if self.owns_rundir:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+        return self.process.returncode
+
+
+@dataclass
+class RealXenstored(RunningDaemon):
+    """The real 4.17 xenstored (``xenstored -N`` under the shim)."""
+
+    log_name: str = "xenstored.log"
+
+    def start_capture(self, dest: Path, *lu_args: str) -> subprocess.Popen[str]:
+        """Begin a live update through capture-image.sh; finish with ``finish_capture``."""
+        return subprocess.Popen(
+            [str(self.install.capture_script), str(self.rundir), str(dest), *lu_args],
+            env=self.install.client_env(self.socket_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def finish_capture(
+        self, capture: subprocess.Popen[str], dest: Path, timeout: float = 60.0
+    ) -> bytes:
+        try:
+            out, err = capture.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            capture.kill()
+            capture.communicate()
+            raise PeerError(f"capture-image.sh into {dest} did not finish in {timeout} s") from None
+        if capture.returncode != 0:
+            raise PeerError(
+                f"capture-image.sh into {dest} exited {capture.returncode}: "
+                f"{(out + err).strip()}; daemon log: {self.log().strip()[-500:]}"
+            )
+        # The re-executed daemon has loaded the dump once it has deleted it again.
+        _wait_until(
+            lambda: not (self.rundir / "state_dump").exists() or not self.alive(),
+            DEFAULT_TIMEOUT,
+            "the restarted xenstored to load its dump",
+        )
+        if not self.alive():
+            raise PeerError(f"xenstored died restoring its dump: {self.log().strip()[-500:]}")
+        return dest.read_bytes()
+
+    def capture_image(self, dest: Path, *lu_args: str, timeout: float = 60.0) -> bytes:
+        """A real live update into ``dest`` (lu_args e.g. ``-F -t 2``); the daemon keeps running."""
+        return self.finish_capture(self.start_capture(dest, *lu_args), dest, timeout)
+
+
+def _prepare_rundir(rundir: Path | None) -> tuple[Path, bool]:
+    if rundir is None:
+        return short_tempdir(), True
+    rundir.mkdir(parents=True, exist_ok=True)
+    return rundir, False
+
+
+def start_real_xenstored(
+    rundir: Path | None = None,
+    *,
+    args: Sequence[str] = (),
+    domids: Sequence[int] | None = None,
+    install: PeerInstall | None = None,
+    ready_timeout: float = DEFAULT_TIMEOUT,
+) -> RealXenstored:
+    """Start ``xenstored -N`` with the shim; returns once its socket accepts connections.
+
+    ``domids`` restricts which domains the shim reports alive (default: all < 0x7ff0).
+    """
+    install = (install or PeerInstall.locate()).ensure()
+    rundir, owned = _prepare_rundir(rundir)
+    (rundir / "socket").unlink(missing_ok=True)
+    with open(rundir / "xenstored.log", "ab") as log:
+        process = subprocess.Popen(
+            [str(install.xenstored_bin), "-N", *args],
+            env=install.daemon_env(rundir, domids),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    daemon = RealXenstored(install, rundir, process, owned)
+    try:
+        _wait_until(lambda: _accepts(daemon), ready_timeout, f"xenstored socket in {rundir}")
+    except PeerError:
+        daemon.stop()
+        raise PeerError(f"xenstored in {rundir} did not start: {daemon.log().strip()}") from None
+    return daemon
+
+
+def _accepts(daemon: RunningDaemon) -> bool:
+    if not daemon.alive():
+        raise PeerError(f"xenstored exited {daemon.process.returncode}: {daemon.log().strip()}")
+    if not daemon.socket_path.is_socket():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(daemon.socket_path))
+        except OSError:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- restore mode
+
+
+@dataclass(frozen=True)
+class RestoreFds:
+    """The fd numbers a 4.17 restore expects open: GLOBAL_DATA's two and the socket CONNs'."""
+
+    rw_socket_fd: int
+    evtchn_fd: int
+    socket_conn_fds: tuple[int, ...] = ()
+
+    @classmethod
+    def from_records(cls, records: Iterable[Record]) -> RestoreFds:
+        global_data: GlobalData | None = None
+        conn_fds: list[int] = []
+        for record in records:
+            if isinstance(record, GlobalData):
+                global_data = record
+            elif isinstance(record, ConnectionData) and isinstance(record.spec, SocketSpec):
+                conn_fds.append(record.spec.fd)
+        if global_data is None:
+            raise PeerError("image has no GLOBAL_DATA record: the 4.17 daemon would crash")
+        return cls(global_data.rw_socket_fd, global_data.evtchn_fd, tuple(conn_fds))
+
+
+@dataclass
+class RestoredXenstored(RealXenstored):
+    """A real xenstored started on a foreign image; ``conn_peers`` maps each socket
+    connection's fd number in the image to our end of that connection."""
+
+    conn_peers: dict[int, socket.socket] = field(default_factory=dict)
+
+    def peer_client(self, image_fd: int, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
+        """Act as the client of the restored socket connection that had ``image_fd``."""
+        return WireClient.from_socket(self.conn_peers[image_fd], timeout)
+
+    def stop(self, timeout: float = 5.0) -> int:
+        for sock in self.conn_peers.values():
+            sock.close()
+        return super().stop(timeout)
+
+
+def _install_fds(placement: Mapping[int, int]) -> Callable[[], None]:
+    """preexec_fn: put each source fd at its target number (source numbers may collide
+    with targets, so everything is first moved out of the way)."""
+
+    def install() -> None:
+        staged = {
+            target: fcntl.fcntl(source, fcntl.F_DUPFD, _STAGING_FD_MIN)
+            for target, source in placement.items()
+        }
+        for target, high in staged.items():
+            os.dup2(high, target, inheritable=True)
+        for high in staged.values():
+            os.close(high)
+
+    return install
+
+
+def start_restored_xenstored(
+    image: bytes,
+    fds: RestoreFds,
+    *,
+    rundir: Path | None = None,
+    args: Sequence[str] = (),
+    domids: Sequence[int] | None = None,
+    install: PeerInstall | None = None,
+    ready_timeout: float = DEFAULT_TIMEOUT,
+) -> RestoredXenstored:
+    """Start ``xenstored -N -U`` loading ``image``; returns once it has consumed the dump.
+
+    The child's fds ``fds.rw_socket_fd`` (a listening socket at ``rundir/socket``, unless
+    -1), ``fds.evtchn_fd`` (an eventfd) and each of ``fds.socket_conn_fds`` (one end of a
+    socketpair; the other end is in ``conn_peers``) are installed before exec.
+    """
+    numbers = [fds.evtchn_fd, *fds.socket_conn_fds]
+    if fds.rw_socket_fd >= 0:
+        numbers.append(fds.rw_socket_fd)
+    if len(set(numbers)) != len(numbers) or min(numbers) < 0:
+        raise PeerError(f"image names an fd number twice or a negative one: {fds}")
+    install = (install or PeerInstall.locate()).ensure()
+    rundir, owned = _prepare_rundir(rundir)
+    socket_path = rundir / "socket"
+    socket_path.unlink(missing_ok=True)
+    dump = rundir / "state_dump"
+    dump.write_bytes(image)
+    dump.chmod(0o600)
+
+    parent_ends: dict[int, socket.socket] = {}
+    child_ends: list[socket.socket] = []
+    placement: dict[int, int] = {}
+    evtchn = os.eventfd(0)
+    try:
+        placement[fds.evtchn_fd] = evtchn
+        if fds.rw_socket_fd >= 0:
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            child_ends.append(listener)
+            listener.bind(str(socket_path))
+            listener.listen(64)
+            placement[fds.rw_socket_fd] = listener.fileno()
+        for conn_fd in fds.socket_conn_fds:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            parent_ends[conn_fd] = ours
+            child_ends.append(theirs)
+            placement[conn_fd] = theirs.fileno()
+        with open(rundir / "xenstored.log", "ab") as log:
+            process = subprocess.Popen(
+                [str(install.xenstored_bin), "-N", "-U", *args],
+                env=install.daemon_env(rundir, domids),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=False,
+                # Only fcntl/dup2/close run in the child before exec.
+                preexec_fn=_install_fds(placement),  # noqa: PLW1509
+            )
+    except BaseException:
+        for sock in parent_ends.values():
+            sock.close()
+        raise
+    finally:
+        os.close(evtchn)
+        for sock in child_ends:
+            sock.close()
+    daemon = RestoredXenstored(install, rundir, process, owned, conn_peers=parent_ends)
+    try:
+        _wait_until(lambda: _restored(daemon, dump), ready_timeout, f"xenstored to load {dump}")
+    except PeerError as exc:
+        log_text = daemon.log().strip()
+        daemon.stop()
+        raise PeerError(f"{exc}: {log_text}") from None
+    return daemon
+
+
+def _restored(daemon: RestoredXenstored, dump: Path) -> bool:
+    if not daemon.alive():
+        raise PeerError(f"xenstored exited {daemon.process.returncode} restoring {dump}")
+    return not dump.exists()
+
+
+@contextlib.contextmanager
+def real_xenstored(
+    rundir: Path | None = None,
+    *,
+    args: Sequence[str] = (),
+    domids: Sequence[int] | None = None,
+) -> Iterator[RealXenstored]:
+    """``with real_xenstored() as xs:`` -- started fresh, always stopped."""
+    daemon = start_real_xenstored(rundir, args=args, domids=domids)
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+# --------------------------------------------------------------------------- the mock
+
+
+@dataclass
+class MockDaemon(RunningDaemon):
+    """``xsmig mockd --socket rundir/socket`` as a subprocess."""
+
+    log_name: str = "mockd.log"
+
+
+#: What the mock prints (stdout or stderr) once its socket is listening.
+MOCKD_READY_TEXT = "listening"
+
+
+def start_mockd(
+    rundir: Path | None = None,
+    *,
+    args: Sequence[str] = (),
+    install: PeerInstall | None = None,
+    ready_timeout: float = DEFAULT_TIMEOUT,
+) -> MockDaemon:
+    """Start ``python -m xsmig_daemon mockd --socket PATH``; returns after its readiness line.
+
+    ``install`` is only needed for running the 4.17 tools against it (``client``).
+    """
+    install = install or PeerInstall.locate()
+    rundir, owned = _prepare_rundir(rundir)
+    socket_path = rundir / "socket"
+    socket_path.unlink(missing_ok=True)
+    with open(rundir / MockDaemon.log_name, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "xsmig_daemon", "mockd", "--socket", str(socket_path), *args],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    daemon = MockDaemon(install, rundir, process, owned)
+    try:
+        _wait_until(
+            lambda: _mock_ready(daemon), ready_timeout, f"mockd to print '{MOCKD_READY_TEXT}'"
+        )
+    except PeerError as exc:
+        log_text = daemon.log().strip()
+        daemon.stop()
+        raise PeerError(f"{exc}; mockd output: {log_text[-1000:]}") from None
+    return daemon
+
+
+def _mock_ready(daemon: MockDaemon) -> bool:
+    if not daemon.alive():
+        raise PeerError(f"mockd exited {daemon.process.returncode}")
+    return MOCKD_READY_TEXT in daemon.log() and _accepts(daemon)
+
+
+@contextlib.contextmanager
+def mockd(rundir: Path | None = None, *, args: Sequence[str] = ()) -> Iterator[MockDaemon]:
+    """``with mockd() as mock:`` -- started fresh, always stopped."""
+    daemon = start_mockd(rundir, args=args)
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -1,0 +1,115 @@
+"""The test peer harness itself: the real 4.17 daemon starts, serves, dumps and restores."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from peerlib import (
+    PeerError,
+    PeerInstall,
+    RealXenstored,
+    RestoreFds,
+    WireClient,
+    payload,
+    start_real_xenstored,
+    start_restored_xenstored,
+)
+
+from xsmig_daemon.image.records import ConnectionData, End, GlobalData, RingSpec, SocketSpec
+from xsmig_daemon.wire.ops import Op
+
+#: basic.img of shared/peer/images, as listed in its DESCRIPTION.txt / by hand from the bytes:
+#: GLOBAL_DATA {socket fd 4, evtchn fd 7}, one socket CONN at fd 8 with the pending LU reply.
+BASIC_IMAGE_FDS = RestoreFds(rw_socket_fd=4, evtchn_fd=7, socket_conn_fds=(8,))
+LU_OK_REPLY = bytes.fromhex("00000000 00000000 00000000 03000000") + b"OK\0"
+
+
+def test_real_daemon_serves_tools_and_raw_clients(real_xenstored: RealXenstored) -> None:
+    real_xenstored.client("xenstore-write", "/t/a", "value-a")
+    assert real_xenstored.client("xenstore-read", "/t/a").stdout == "value-a\n"
+    with real_xenstored.connect() as client:
+        reply = client.call(Op.READ, "/t/a")
+        assert (reply.op, reply.req_id, reply.payload) == (Op.READ, 1, b"value-a")
+        assert client.call(Op.READ, "/t/missing").payload == b"ENOENT\0"
+        assert client.call(Op.WATCH, "/t", "tok").payload == b"OK\0"
+        assert client.event().payload == b"/t\0tok\0"
+    control = real_xenstored.client("xenstore-control", "help").stdout
+    assert "live-update" in control
+
+
+def test_stop_ends_the_process_and_removes_the_rundir(peer_install: PeerInstall) -> None:
+    daemon = start_real_xenstored(install=peer_install)
+    pid, rundir = daemon.pid, daemon.rundir
+    assert len(str(daemon.socket_path)) < 100
+    daemon.stop()
+    assert not rundir.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_capture_keeps_the_daemon_and_its_state(
+    real_xenstored: RealXenstored, tmp_path: Path
+) -> None:
+    real_xenstored.client("xenstore-write", "/kept", "yes")
+    pid = real_xenstored.pid
+    image = real_xenstored.capture_image(tmp_path / "x.img")
+    assert image[:16] == b"xenstore" + bytes.fromhex("00000001 00000000")
+    assert b"/kept\0yes" in image
+    assert real_xenstored.pid == pid and real_xenstored.alive()
+    assert real_xenstored.client("xenstore-read", "/kept").stdout == "yes\n"
+
+
+def test_restore_of_a_real_image_hands_over_socket_connections(
+    shared_path: Path, peer_install: PeerInstall
+) -> None:
+    image = (shared_path / "peer/images/basic.img").read_bytes()
+    daemon = start_restored_xenstored(image, BASIC_IMAGE_FDS, install=peer_install)
+    try:
+        # The restored socket connection gets the reply the old daemon left pending.
+        with daemon.peer_client(8) as restored:
+            assert restored.receive().encode() == LU_OK_REPLY
+            assert restored.call(Op.READ, "/perm/node").payload == b"p"
+        assert daemon.client("xenstore-read", "/vm/uuid-1/name").stdout == "guest1\n"
+        with daemon.connect() as fresh:
+            assert fresh.call(Op.GET_PERMS, "/perm/node").payload == payload("b0", "r1", "w2")
+    finally:
+        daemon.stop()
+
+
+def test_restore_of_a_bad_image_reports_the_daemons_error(peer_install: PeerInstall) -> None:
+    image = b"xenstore" + bytes.fromhex("00000002 00000000") + bytes(8)
+    with pytest.raises(PeerError, match="Unknown record identifier"):
+        start_restored_xenstored(image, RestoreFds(3, 4), install=peer_install)
+
+
+def test_restore_fds_come_from_the_records() -> None:
+    records = [
+        GlobalData(rw_socket_fd=3, evtchn_fd=6),
+        ConnectionData(1, RingSpec(0)),
+        ConnectionData(2, SocketSpec(7)),
+        ConnectionData(3, SocketSpec(9)),
+        End(),
+    ]
+    assert RestoreFds.from_records(records) == RestoreFds(3, 6, (7, 9))
+    with pytest.raises(PeerError, match="GLOBAL_DATA"):
+        RestoreFds.from_records([End()])
+
+
+def test_wire_client_times_out_instead_of_hanging(real_xenstored: RealXenstored) -> None:
+    with WireClient(real_xenstored.socket_path, timeout=0.2) as client:
+        assert client.is_silent(0.05)
+        with pytest.raises(PeerError, match="within the timeout"):
+            client.receive()
+
+
+def test_a_killed_daemon_is_reported(peer_install: PeerInstall) -> None:
+    daemon = start_real_xenstored(install=peer_install)
+    try:
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.process.wait(5)
+        assert not daemon.alive()
+    finally:
+        assert daemon.stop() == -signal.SIGKILL
