@@ -18,7 +18,14 @@ from peerlib import (
     start_restored_xenstored,
 )
 
-from xsmig_daemon.image.records import ConnectionData, End, GlobalData, RingSpec, SocketSpec
+from xsmig_daemon.image.records import (
+    ConnectionData,
+    End,
+    GlobalData,
+    Record,
+    RingSpec,
+    SocketSpec,
+)
 from xsmig_daemon.wire.ops import Op
 
 #: basic.img of shared/peer/images, as listed in its DESCRIPTION.txt / by hand from the bytes:
@@ -86,7 +93,7 @@ def test_restore_of_a_bad_image_reports_the_daemons_error(peer_install: PeerInst
 
 
 def test_restore_fds_come_from_the_records() -> None:
-    records = [
+    records: list[Record] = [
         GlobalData(rw_socket_fd=3, evtchn_fd=6),
         ConnectionData(1, RingSpec(0)),
         ConnectionData(2, SocketSpec(7)),
