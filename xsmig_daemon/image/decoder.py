@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from .encoder import HEADER_SIZE, IDENT, RECORD_HEADER_SIZE, SUPPORTED_VERSIONS
 from .errors import FramingError, TruncatedImageError
@@ -48,12 +48,16 @@ _PREAMBLE = struct.Struct(">8sII")
 _COMPACT_AT = 1 << 16
 
 
-class Located(NamedTuple):
+@dataclass(slots=True)
+class Located:
     """A decoded record with its position: index after the header, byte offset in the stream."""
 
     index: int
     offset: int
     record: Record
+
+    def __iter__(self) -> Iterator[int | Record]:
+        return iter((self.index, self.offset, self.record))
 
 
 class _BodyError(Exception):
@@ -69,7 +73,7 @@ class ImageDecoder:
         self._ended = False
         self._allow_trailing = allow_trailing
         self.header: Header | None = None
-        self._parsers: dict[int, Callable[[bytes, int, int], Record]] = {}
+        self._parsers: dict[int, Callable[[bytearray, int, int], Record]] = {}
 
     # -- input ---------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -216,12 +220,12 @@ class ImageDecoder:
         }
 
     @staticmethod
-    def _check_zero(buf: bytes, start: int, stop: int, what: str) -> None:
+    def _check_zero(buf: bytearray, start: int, stop: int, what: str) -> None:
         if stop > start and buf.count(0, start, stop) != stop - start:
             raise _BodyError(f"non-zero {what} at body byte {start}")
 
     @staticmethod
-    def _check_tail(buf: bytes, content_end: int, end: int) -> None:
+    def _check_tail(buf: bytearray, content_end: int, end: int) -> None:
         """Between the fields and ``end`` there may only be 0-7 zero padding bytes."""
         if content_end > end:
             raise _BodyError(f"fields need {content_end - end} bytes more than len provides")
@@ -231,7 +235,7 @@ class ImageDecoder:
             raise _BodyError("non-zero padding")
 
     @staticmethod
-    def _cstring(buf: bytes, start: int, length: int, what: str) -> str:
+    def _cstring(buf: bytearray, start: int, length: int, what: str) -> str:
         if length == 0:
             raise _BodyError(f"{what} length 0 (must include the NUL)")
         stop = start + length - 1
@@ -241,21 +245,21 @@ class ImageDecoder:
             raise _BodyError(f"{what} contains a NUL before its end")
         return decode_text(bytes(buf[start:stop]))
 
-    def _parse_end(self, buf: bytes, body: int, end: int) -> Record:
+    def _parse_end(self, buf: bytearray, body: int, end: int) -> Record:
         if end != body:
             raise _BodyError(f"END record with len {end - body}, expected 0")
         return End()
 
-    def _parse_global(self, buf: bytes, body: int, end: int) -> Record:
+    def _parse_global(self, buf: bytearray, body: int, end: int) -> Record:
         self._check_tail(buf, body + 8, end)
         rw_fd, evtchn_fd = self._global.unpack_from(buf, body)
         return GlobalData(rw_fd, evtchn_fd)
 
-    def _parse_connection(self, buf: bytes, body: int, end: int) -> Record:
+    def _parse_connection(self, buf: bytearray, body: int, end: int) -> Record:
         if end - body < 24:
             raise _BodyError(f"CONNECTION_DATA needs 24 bytes, len is {end - body}")
-        conn_id, conn_type, fields, spec_raw, in_len, resp_len, out_len = (
-            self._conn.unpack_from(buf, body)
+        conn_id, conn_type, fields, spec_raw, in_len, resp_len, out_len = self._conn.unpack_from(
+            buf, body
         )
         spec: RingSpec | SocketSpec
         if conn_type == 0:
@@ -292,7 +296,7 @@ class ImageDecoder:
             unique_id,
         )
 
-    def _parse_watch(self, buf: bytes, body: int, end: int) -> Record:
+    def _parse_watch(self, buf: bytearray, body: int, end: int) -> Record:
         conn_id, path_len, token_len = self._watch.unpack_from(buf, body)
         path_at = body + 8
         token_at = path_at + path_len
@@ -303,7 +307,7 @@ class ImageDecoder:
             self._cstring(buf, token_at, token_len, "token"),
         )
 
-    def _parse_watch_ext(self, buf: bytes, body: int, end: int) -> Record:
+    def _parse_watch_ext(self, buf: bytearray, body: int, end: int) -> Record:
         conn_id, path_len, token_len, depth, pad = self._watch_ext.unpack_from(buf, body)
         if pad:
             raise _BodyError(
@@ -320,15 +324,13 @@ class ImageDecoder:
             depth,
         )
 
-    def _parse_transaction(self, buf: bytes, body: int, end: int) -> Record:
+    def _parse_transaction(self, buf: bytearray, body: int, end: int) -> Record:
         self._check_tail(buf, body + 8, end)
         conn_id, tx_id = self._tx.unpack_from(buf, body)
         return TransactionData(conn_id, tx_id)
 
-    def _parse_node(self, buf: bytes, body: int, end: int) -> Record:
-        conn_id, tx_id, path_len, value_len, access, perm_count = self._node.unpack_from(
-            buf, body
-        )
+    def _parse_node(self, buf: bytearray, body: int, end: int) -> Record:
+        conn_id, tx_id, path_len, value_len, access, perm_count = self._node.unpack_from(buf, body)
         perms_at = body + 16
         path_at = perms_at + 4 * perm_count
         value_at = path_at + path_len
@@ -372,7 +374,7 @@ class ImageDecoder:
         return Permission(letter, domid, bool(raw[1] & PERM_FLAG_STALE))
 
     def _parse_quota_list(
-        self, buf: bytes, values_at: int, count: int, end: int
+        self, buf: bytearray, values_at: int, count: int, end: int
     ) -> tuple[tuple[Quota, ...], int]:
         names_at = values_at + 4 * count
         if names_at > end:
@@ -390,13 +392,13 @@ class ImageDecoder:
             at = stop + 1
         return tuple(zip(names, values, strict=True)), at
 
-    def _parse_global_quota(self, buf: bytes, body: int, end: int) -> Record:
+    def _parse_global_quota(self, buf: bytearray, body: int, end: int) -> Record:
         n_dom, n_glob = self._two_u16.unpack_from(buf, body)
         quotas, content_end = self._parse_quota_list(buf, body + 4, n_dom + n_glob, end)
         self._check_tail(buf, content_end, end)
         return GlobalQuotaData(quotas[:n_dom], quotas[n_dom:])
 
-    def _parse_domain(self, buf: bytes, body: int, end: int) -> Record:
+    def _parse_domain(self, buf: bytearray, body: int, end: int) -> Record:
         domid, n_quota, features = self._domain.unpack_from(buf, body)
         quotas, content_end = self._parse_quota_list(buf, body + 8, n_quota, end)
         self._check_tail(buf, content_end, end)

@@ -235,9 +235,9 @@ class RecordEncoder:
         return self._framed(record.type, body)
 
 
-def encode_image(records: Iterable[Record], header: Header = Header()) -> Iterator[bytes]:
+def encode_image(records: Iterable[Record], header: Header | None = None) -> Iterator[bytes]:
     """Stream an image chunk by chunk: preamble, the records, and END if not given."""
-    encoder = RecordEncoder(header)
+    encoder = RecordEncoder(header or Header())
     yield encoder.preamble()
     ended = False
     for record in records:

@@ -1,0 +1,306 @@
+"""Semantic validation of a decoded stream, one record at a time.
+
+The decoder has already checked framing. ``StreamValidator`` checks the dependency order of
+spec section 6 and, for a C loader profile, what that daemon needs to load the stream
+without aborting or silently losing state. It keeps O(records) memory only as 64-bit hashes
+of committed paths (a collision, ~1e-7 for a million nodes, could hide a duplicate path).
+
+Errors (``SemanticError``, ``ProfileError``) name the record; ``warnings`` collects what a
+loader would drop or tolerate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+from .decoder import ImageDecoder, Located
+from .errors import ImageError, ProfileError, SemanticError
+from .profiles import SPEC, Profile, get_profile
+from .records import (
+    ConnectionData,
+    DomainData,
+    End,
+    GlobalData,
+    GlobalQuotaData,
+    Header,
+    NodeAccess,
+    NodeData,
+    Record,
+    RecordType,
+    RingSpec,
+    TransactionData,
+    UnknownRecord,
+    WatchData,
+    WatchDataExtended,
+)
+
+ROOT = "/"
+
+
+def parent_path(path: str) -> str:
+    cut = path.rfind("/")
+    return ROOT if cut <= 0 else path[:cut]
+
+
+class StreamValidator:
+    def __init__(self, header: Header, profile: Profile = SPEC) -> None:
+        self.header = header
+        self.profile = profile
+        self.warnings: list[str] = []
+        self._dropped: Counter[str] = Counter()
+        self._located: Located | None = None
+        self._seen_global = False
+        self._seen_global_quota = False
+        self._records_seen = 0
+        self._conn_ids: set[int] = set()
+        self._transactions: set[tuple[int, int]] = set()
+        self._tx_nodes: set[tuple[int, int, str]] = set()
+        self._known_domains: set[int] = set()
+        self._domain_records: set[int] = set()
+        self._dom0_ring_seen = False
+        self._tree_started = False
+        self._node_hashes: set[int] = set()
+        self._check_header()
+
+    # -- public ----------------------------------------------------------------------------
+    def check(self, located: Located) -> None:
+        self._located = located
+        record = located.record
+        first = self._records_seen == 0
+        if first and self.profile.is_c_loader and not isinstance(record, GlobalData):
+            self._profile_error("C xenstored needs GLOBAL_DATA as the first record")
+        self._records_seen += 1
+        if record.type not in self.profile.record_types and not isinstance(record, End):
+            self._not_loaded(record)
+        match record:
+            case NodeData():
+                self._node(record)
+            case ConnectionData():
+                self._connection(record)
+            case WatchData() | WatchDataExtended():
+                self._watch(record)
+            case TransactionData():
+                self._transaction(record)
+            case GlobalData():
+                self._global(record)
+            case GlobalQuotaData():
+                if self._seen_global_quota:
+                    self._error("a second GLOBAL_QUOTA_DATA record")
+                self._seen_global_quota = True
+            case DomainData():
+                self._domain(record)
+            case UnknownRecord():
+                pass
+            case End():
+                self._finish()
+
+    # -- per type -----------------------------------------------------------------------------
+    def _check_header(self) -> None:
+        h = self.header
+        if h.version not in self.profile.versions:
+            versions = "/".join(str(v) for v in sorted(self.profile.versions))
+            raise ProfileError(
+                f"{self.profile.name} loads stream version {versions} only, this is version "
+                f"{h.version}",
+                offset=8,
+            )
+        if h.big_endian and self.profile.little_endian_only:
+            raise ProfileError(
+                f"{self.profile.name} loads little-endian streams only (flags 0)", offset=12
+            )
+
+    def _global(self, record: GlobalData) -> None:
+        if self._seen_global:
+            self._error("a second GLOBAL_DATA record")
+        if self._conn_ids:
+            self._error("GLOBAL_DATA after a CONNECTION_DATA record")
+        self._seen_global = True
+        if self.profile.is_c_loader and record.evtchn_fd < 0:
+            self._profile_error(
+                f"evtchn-fd {record.evtchn_fd}: C xenstored needs an open event-channel fd"
+            )
+
+    def _connection(self, record: ConnectionData) -> None:
+        if record.conn_id == 0:
+            self._error("conn-id 0 is reserved for committed nodes")
+        if record.conn_id in self._conn_ids:
+            self._error(f"duplicate conn-id {record.conn_id}")
+        self._conn_ids.add(record.conn_id)
+        if isinstance(record.spec, RingSpec):
+            self._known_domains.add(record.spec.domid)
+            if record.spec.tdomid != 0x7FF4:
+                self._known_domains.add(record.spec.tdomid)
+            if record.spec.domid == 0:
+                self._dom0_ring_seen = True
+
+    def _need_conn(self, conn_id: int, what: str) -> None:
+        if conn_id not in self._conn_ids:
+            self._error(f"{what} for unknown conn-id {conn_id}")
+
+    def _watch(self, record: WatchData | WatchDataExtended) -> None:
+        self._need_conn(record.conn_id, "watch")
+        if not record.path:
+            self._error("watch with an empty path")
+        if isinstance(record, WatchDataExtended) and self.header.version < 2:
+            self._error("WATCH_DATA_EXTENDED in a version 1 stream")
+
+    def _transaction(self, record: TransactionData) -> None:
+        self._need_conn(record.conn_id, "transaction")
+        key = (record.conn_id, record.tx_id)
+        if key in self._transactions:
+            self._error(f"duplicate transaction {record.tx_id} on conn-id {record.conn_id}")
+        self._transactions.add(key)
+
+    def _node(self, record: NodeData) -> None:
+        if self.profile.is_c_loader and not self._dom0_ring_seen:
+            self._profile_error(
+                "NODE_DATA before dom0's ring CONNECTION_DATA (C sets up its node database "
+                "when it re-introduces dom0)"
+            )
+        if record.conn_id:
+            self._transaction_node(record)
+            return
+        path = record.path
+        if not record.perms:
+            self._error(f"committed node {path!r} without permissions")
+        self._known_domains.add(record.perms[0].domid)
+        if path.startswith("@"):
+            self._add_path(path)
+            return
+        if not path.startswith(ROOT) or (path != ROOT and path.endswith("/")) or "//" in path:
+            self._error(f"invalid node path {path!r}")
+        if not self._tree_started:
+            self._tree_started = True
+            if path != ROOT:
+                self._error(f"first tree node is {path!r}, '/' must come first")
+        elif hash(parent_path(path)) not in self._node_hashes:
+            self._error(f"node {path!r} before its parent {parent_path(path)!r}")
+        self._add_path(path)
+
+    def _add_path(self, path: str) -> None:
+        key = hash(path)
+        if key in self._node_hashes:
+            self._error(f"duplicate committed node {path!r}")
+        self._node_hashes.add(key)
+
+    def _transaction_node(self, record: NodeData) -> None:
+        self._need_conn(record.conn_id, "transaction node")
+        if (record.conn_id, record.tx_id) not in self._transactions:
+            self._error(
+                f"node {record.path!r} of transaction {record.tx_id} on conn-id "
+                f"{record.conn_id} before its TRANSACTION_DATA"
+            )
+        key = (record.conn_id, record.tx_id, record.path)
+        if key in self._tx_nodes:
+            self._error(f"duplicate node {record.path!r} in transaction {record.tx_id}")
+        self._tx_nodes.add(key)
+        if record.access == NodeAccess.DELETED:
+            if record.value or record.perms:
+                self._error(f"deleted transaction node {record.path!r} with value or perms")
+        elif not record.perms:
+            self._error(f"transaction node {record.path!r} without permissions")
+
+    def _domain(self, record: DomainData) -> None:
+        if record.domid not in self._known_domains:
+            self._error(f"DOMAIN_DATA for domain {record.domid}, not known from earlier records")
+        if record.domid in self._domain_records:
+            self._error(f"a second DOMAIN_DATA for domain {record.domid}")
+        self._domain_records.add(record.domid)
+
+    def _not_loaded(self, record: Record) -> None:
+        """The profile's loader skips this record type: say what would be lost."""
+        if isinstance(record, NodeData) and record.conn_id:
+            self._profile_error(
+                f"{self.profile.name} would apply transaction node {record.path!r} as a "
+                "committed node"
+            )
+        if isinstance(record, WatchDataExtended):
+            self._profile_error(
+                f"{self.profile.name} skips WATCH_DATA_EXTENDED: watch {record.path!r} "
+                "would be lost"
+            )
+        self._dropped[_name(record.type)] += 1
+
+    def _finish(self) -> None:
+        if self.profile.is_c_loader and not self._seen_global:
+            self._profile_error("no GLOBAL_DATA record")
+        for name, count in sorted(self._dropped.items()):
+            if name == "TRANSACTION_DATA":
+                what = f"{count} open transaction{'s' if count != 1 else ''}"
+            else:
+                what = f"{count} {name} record{'s' if count != 1 else ''}"
+            self.warnings.append(f"{what} will be dropped by {self.profile.name}")
+        if self.profile.is_c_loader and not self._tree_started:
+            self.warnings.append("no '/' node: the loader keeps only its own empty root")
+
+    # -- errors -------------------------------------------------------------------------------
+    def _where(self) -> dict[str, int | None]:
+        loc = self._located
+        if loc is None:
+            return {}
+        return {"record_index": loc.index, "offset": loc.offset, "record_type": loc.record.type}
+
+    def _error(self, reason: str) -> None:
+        raise SemanticError(reason, **self._where())
+
+    def _profile_error(self, reason: str) -> None:
+        raise ProfileError(f"{self.profile.name}: {reason}", **self._where())
+
+
+def _name(record_type: int) -> str:
+    try:
+        return RecordType(record_type).name
+    except ValueError:
+        return f"type-{record_type}"
+
+
+def validate_records(
+    located: Iterable[Located], header: Header, profile: str | Profile = "spec"
+) -> list[str]:
+    """Validate already-decoded records; returns the warnings, raises ImageError."""
+    validator = StreamValidator(header, _profile(profile))
+    for item in located:
+        validator.check(item)
+    return validator.warnings
+
+
+def read_image(
+    chunks: Iterable[bytes],
+    profile: str | Profile = "spec",
+    warnings: list[str] | None = None,
+) -> Iterator[Located]:
+    """Decode and validate a stream arriving in chunks; yields records as they complete.
+
+    Raises an ``ImageError`` at the first problem, including a stream that ends early.
+    Warnings are appended to ``warnings`` when the END record has been checked.
+    """
+    decoder = ImageDecoder()
+    validator: StreamValidator | None = None
+    resolved = _profile(profile)
+    for chunk in chunks:
+        decoder.feed(chunk)
+        for item in decoder.records():
+            if validator is None:
+                assert decoder.header is not None
+                validator = StreamValidator(decoder.header, resolved)
+            validator.check(item)
+            yield item
+        if validator is None and decoder.header is not None:
+            validator = StreamValidator(decoder.header, resolved)
+    decoder.close()
+    if validator is not None and warnings is not None:
+        warnings.extend(validator.warnings)
+
+
+def _profile(profile: str | Profile) -> Profile:
+    return profile if isinstance(profile, Profile) else get_profile(profile)
+
+
+__all__ = [
+    "ImageError",
+    "StreamValidator",
+    "parent_path",
+    "read_image",
+    "validate_records",
+]
