@@ -18,11 +18,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NoReturn
 
 from .encoder import HEADER_SIZE, IDENT, RECORD_HEADER_SIZE, SUPPORTED_VERSIONS
 from .errors import FramingError, TruncatedImageError
 from .records import (
     PERM_FLAG_STALE,
+    TEXT_ENCODING,
+    TEXT_ERRORS,
     ConnectionData,
     DomainData,
     End,
@@ -46,6 +49,8 @@ from .records import (
 
 _PREAMBLE = struct.Struct(">8sII")
 _COMPACT_AT = 1 << 16
+_PERMS_CACHE_MAX = 1 << 14
+_ACCESS = tuple(NodeAccess(bits) for bits in range(4))
 
 
 @dataclass(slots=True)
@@ -115,51 +120,54 @@ class ImageDecoder:
 
     # -- output --------------------------------------------------------------------------
     def records(self) -> Iterator[Located]:
-        while (located := self.next_record()) is not None:
-            yield located
+        """Yield every record that the bytes fed so far complete."""
+        if self.header is None and not self._read_header():
+            return
+        buf = self._buf
+        unpack_header = self._rec.unpack_from
+        parsers = self._parsers
+        while not self._ended:
+            pos = self._pos
+            avail = len(buf) - pos
+            if avail < RECORD_HEADER_SIZE:
+                return
+            record_type, length = unpack_header(buf, pos)
+            total = RECORD_HEADER_SIZE + length + (-length & 7)
+            if avail < total:
+                return
+            body = pos + RECORD_HEADER_SIZE
+            parser = parsers.get(record_type)
+            try:
+                if parser is not None:
+                    record = parser(buf, body, body + length)
+                else:
+                    record = UnknownRecord(record_type, bytes(buf[body : body + length]))
+                if length & 7:
+                    self._check_zero(buf, body + length, pos + total, "alignment padding")
+            except (_BodyError, struct.error) as exc:
+                self._raise_body_error(exc, record_type)
+            self._pos = pos + total
+            yield Located(self._index, self._base + pos, record)
+            self._index += 1
+            if record_type == RecordType.END:
+                self._ended = True
+                if len(buf) > self._pos and not self._allow_trailing:
+                    self._trailing_error(len(buf) - self._pos)
 
     def next_record(self) -> Located | None:
-        if self.header is None and not self._read_header():
-            return None
-        if self._ended:
-            return None
-        buf = self._buf
-        pos = self._pos
-        avail = len(buf) - pos
-        if avail < RECORD_HEADER_SIZE:
-            return None
-        record_type, length = self._rec.unpack_from(buf, pos)
-        total = RECORD_HEADER_SIZE + length + (-length & 7)
-        if avail < total:
-            return None
-        offset = self._base + pos
-        body = pos + RECORD_HEADER_SIZE
-        end = body + length
-        try:
-            if record_type in self._parsers:
-                record = self._parsers[record_type](buf, body, end)
-            else:
-                record = UnknownRecord(record_type, bytes(buf[body:end]))
-            self._check_zero(buf, end, pos + total, "alignment padding")
-        except _BodyError as exc:
-            raise FramingError(
-                str(exc), record_index=self._index, offset=offset, record_type=record_type
-            ) from None
-        except struct.error as exc:
-            raise FramingError(
-                f"record too short for its fields ({exc})",
-                record_index=self._index,
-                offset=offset,
-                record_type=record_type,
-            ) from None
-        self._pos = pos + total
-        located = Located(self._index, offset, record)
-        self._index += 1
-        if record_type == RecordType.END:
-            self._ended = True
-            if len(buf) > self._pos and not self._allow_trailing:
-                self._trailing_error(len(buf) - self._pos)
-        return located
+        """The next complete record, or None until more bytes are fed."""
+        return next(self.records(), None)
+
+    def _raise_body_error(self, exc: Exception, record_type: int) -> NoReturn:
+        reason = str(exc)
+        if isinstance(exc, struct.error):
+            reason = f"record too short for its fields ({exc})"
+        raise FramingError(
+            reason,
+            record_index=self._index,
+            offset=self._base + self._pos,
+            record_type=record_type,
+        ) from None
 
     # -- helpers -------------------------------------------------------------------------
     def _trailing_error(self, count: int) -> None:
@@ -206,7 +214,7 @@ class ImageDecoder:
         self._perm_domid = struct.Struct(e + "H")
         self._two_u16 = struct.Struct(e + "HH")
         self._domain = struct.Struct(e + "HHI")
-        self._perm_cache: dict[bytes, Permission] = {}
+        self._perms_cache: dict[bytes, tuple[Permission, ...]] = {}
         self._parsers = {
             RecordType.END: self._parse_end,
             RecordType.GLOBAL_DATA: self._parse_global,
@@ -335,36 +343,36 @@ class ImageDecoder:
         path_at = perms_at + 4 * perm_count
         value_at = path_at + path_len
         value_end = value_at + value_len
-        self._check_tail(buf, value_end, end)
-        cache = self._perm_cache
-        perms = []
-        for at in range(perms_at, path_at, 4):
-            raw = bytes(buf[at : at + 4])
-            perm = cache.get(raw)
-            if perm is None:
-                perm = self._decode_perm(raw)
-                cache[raw] = perm
-            perms.append(perm)
+        if not 0 <= end - value_end < 8 or buf.count(0, value_end, end) != end - value_end:
+            self._check_tail(buf, value_end, end)
+        raw_perms = bytes(buf[perms_at:path_at])
+        perms = self._perms_cache.get(raw_perms)
+        if perms is None:
+            perms = self._decode_perms(raw_perms)
         if path_len == 0 or buf[value_at - 1] != 0:
             raise _BodyError("node path not NUL-terminated")
-        path_raw = bytes(buf[path_at : value_at - 1])
-        if 0 in path_raw:
+        if buf.find(0, path_at, value_at - 1) != -1:
             raise _BodyError("node path contains a NUL before its end")
         if conn_id == 0:
-            if access:
-                raise _BodyError(f"committed node with access bits 0x{access:x}")
-            if tx_id:
-                raise _BodyError(f"committed node with tx-id {tx_id}")
+            if access or tx_id:
+                raise _BodyError(f"committed node with access 0x{access:x} / tx-id {tx_id}")
         elif access & ~3:
             raise _BodyError(f"reserved access bits 0x{access:x}")
         return NodeData(
-            decode_text(path_raw),
+            buf[path_at : value_at - 1].decode(TEXT_ENCODING, TEXT_ERRORS),
             bytes(buf[value_at:value_end]),
-            tuple(perms),
+            perms,
             conn_id,
             tx_id,
-            NodeAccess(access),
+            _ACCESS[access],
         )
+
+    def _decode_perms(self, raw: bytes) -> tuple[Permission, ...]:
+        perms = tuple(self._decode_perm(raw[at : at + 4]) for at in range(0, len(raw), 4))
+        if len(self._perms_cache) >= _PERMS_CACHE_MAX:
+            self._perms_cache.clear()
+        self._perms_cache[raw] = perms
+        return perms
 
     def _decode_perm(self, raw: bytes) -> Permission:
         if raw[1] & ~PERM_FLAG_STALE:
