@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.records import ConnectionData, GlobalData, Record, SocketSpec
 from xsmig_daemon.wire.framing import Message, MessageDecoder, encode_message
 from xsmig_daemon.wire.ops import Op
@@ -489,11 +490,16 @@ class RestoreFds:
             raise PeerError("image has no GLOBAL_DATA record: the 4.17 daemon would crash")
         return cls(global_data.rw_socket_fd, global_data.evtchn_fd, tuple(conn_fds))
 
+    @classmethod
+    def from_image(cls, image: bytes) -> RestoreFds:
+        _header, located = decode_image(image)
+        return cls.from_records(item.record for item in located)
+
 
 @dataclass
 class RestoredXenstored(RealXenstored):
     """A real xenstored started on a foreign image; ``conn_peers`` maps each socket
-    connection's fd number in the image to our end of that connection."""
+    connection's fd number in the image to our end of that connection, in image order."""
 
     conn_peers: dict[int, socket.socket] = field(default_factory=dict)
 

@@ -105,6 +105,11 @@ def test_restore_fds_come_from_the_records() -> None:
         RestoreFds.from_records([End()])
 
 
+def test_restore_fds_of_a_real_image(shared_path: Path) -> None:
+    image = (shared_path / "peer/images/basic.img").read_bytes()
+    assert RestoreFds.from_image(image) == BASIC_IMAGE_FDS
+
+
 def test_wire_client_times_out_instead_of_hanging(real_xenstored: RealXenstored) -> None:
     with WireClient(real_xenstored.socket_path, timeout=0.2) as client:
         assert client.is_silent(0.05)
