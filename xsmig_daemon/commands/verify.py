@@ -1,0 +1,91 @@
+"""``xsmig verify IMAGE [--target PROFILE]``: would this loader accept the image?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..cli import EXIT_FAIL, EXIT_OK
+from ..image.errors import ImageError
+from ..image.profiles import get_profile
+from ..image.summary import type_name
+from ..imagefile import ImageFileError, display_name
+from ._common import TARGETS, ImageStream, add_json_flag, fail
+
+NAME = "verify"
+VERIFY_SCHEMA = "xsmig.verify/1"
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        NAME,
+        help="check an image against the format rules and a loader's requirements",
+        description=(
+            "Decode and validate an image for a loader profile: framing, the ordering rules "
+            "of the format, and what that loader needs. Exit 0 if valid, 1 if not (the "
+            "one-line error goes to stderr). Warnings (what the loader would drop) go to "
+            "stderr and do not change the exit code."
+        ),
+    )
+    parser.add_argument("image", metavar="IMAGE", help="image file, or - for standard input")
+    parser.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="spec",
+        help="loader profile to check against (default: spec)",
+    )
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    name = display_name(args.image)
+    stream = ImageStream(args.image, get_profile(args.target))
+    count = 0
+    error: dict[str, Any] | None = None
+    try:
+        for _ in stream:
+            count += 1
+    except ImageError as exc:
+        error = {
+            "message": str(exc),
+            "reason": exc.reason,
+            "record_index": exc.record_index,
+            "offset": exc.offset,
+            "record_type": None if exc.record_type is None else type_name(exc.record_type),
+        }
+    except ImageFileError as exc:
+        error = {
+            "message": exc.reason,
+            "reason": exc.reason,
+            "record_index": None,
+            "offset": None,
+            "record_type": None,
+        }
+    for warning in stream.warnings:
+        print(f"xsmig {NAME}: {name}: warning: {warning}", file=sys.stderr)
+    if args.json:
+        header = stream.header
+        document = {
+            "schema": VERIFY_SCHEMA,
+            "image": name,
+            "target": args.target,
+            "valid": error is None,
+            "records": count if error is None else None,
+            "header": None
+            if header is None
+            else {
+                "version": header.version,
+                "byte_order": "big" if header.big_endian else "little",
+            },
+            "warnings": stream.warnings,
+            "error": error,
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    if error is not None:
+        return fail(NAME, f"{name}: {error['message']}")
+    if not args.json:
+        print(f"{name}: valid for {args.target} ({count} records)")
+    return EXIT_OK if error is None else EXIT_FAIL
