@@ -1,0 +1,206 @@
+"""trio shell of the mock xenstored: listeners, one task per client, domain endpoints.
+
+The engine does all xenstore work synchronously; this module only moves bytes. A client
+task runs a reader (which reads only while the engine wants input, so a client that never
+reads its replies stops being read, as C does) and a writer (which sends whatever output the
+engine queued, then lets the engine continue with buffered requests).
+
+Every introduced domain gets a stand-in for its shared ring: a unix socket at
+``<rundir>/domain/<domid>``. One client at a time may attach there and then speaks *as that
+domain*; the domain's connection (watches, transactions, queued output) outlives the client,
+like a ring outlives a guest that stops looking at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket as stdlib_socket
+from pathlib import Path
+
+import trio
+
+from ..store.connection import Connection
+from ..store.domains import Domain
+from ..store.engine import Engine
+
+DEFAULT_SOCKET = "/var/run/xenstored/socket"
+READ_SIZE = 8192
+BACKLOG = 1024
+
+
+def default_socket_path(environ: dict[str, str] | None = None) -> str:
+    """Where Xen's clients look: $XENSTORED_PATH, $XENSTORED_RUNDIR/socket, the default."""
+    env = os.environ if environ is None else environ
+    if env.get("XENSTORED_PATH"):
+        return env["XENSTORED_PATH"]
+    if env.get("XENSTORED_RUNDIR"):
+        return os.path.join(env["XENSTORED_RUNDIR"], "socket")
+    return DEFAULT_SOCKET
+
+
+class _Signal:
+    """A level-triggered wakeup: ``set()`` from sync code, ``await wait()`` in one task."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = trio.Event()
+
+
+class _Link:
+    """A live socket attached to an engine connection."""
+
+    def __init__(self, sock: trio.socket.SocketType, conn: Connection) -> None:
+        self.sock = sock
+        self.conn = conn
+        self.output_ready = _Signal()
+        self.input_ready = _Signal()
+
+
+async def _listen(path: str) -> trio.socket.SocketType:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if os.path.exists(path):
+        os.unlink(path)
+    sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    await sock.bind(path)
+    os.chmod(path, 0o600)
+    sock.listen(BACKLOG)
+    return sock
+
+
+class MockDaemon:
+    """Serve ``engine`` on ``socket_path``; domain endpoints under ``rundir/domain``."""
+
+    def __init__(
+        self, socket_path: str, rundir: str | None = None, engine: Engine | None = None
+    ) -> None:
+        self.socket_path = socket_path
+        self.rundir = rundir if rundir is not None else os.path.dirname(socket_path)
+        self.engine = engine if engine is not None else Engine()
+        self._links: dict[Connection, _Link] = {}
+        self._domain_scopes: dict[int, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        self.engine.on_output = self._wake_writer
+        self.engine.on_domain_introduced = self._domain_introduced
+        self.engine.on_domain_released = self._domain_released
+
+    def domain_socket_path(self, domid: int) -> str:
+        return os.path.join(self.rundir, "domain", str(domid))
+
+    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, report the socket path through ``task_status``, serve until cancelled."""
+        listener = await _listen(self.socket_path)
+        self.engine.listen_fd = listener.fileno()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for domain in self.engine.domains.values():
+                    if domain.introduced:
+                        self._domain_introduced(domain)
+                task_status.started(self.socket_path)
+                await self._accept_loop(listener, None)
+        finally:
+            self._nursery = None
+            listener.close()
+            _unlink_quietly(self.socket_path)
+
+    async def _accept_loop(self, listener: trio.socket.SocketType, domid: int | None) -> None:
+        async with trio.open_nursery() as clients:
+            while True:
+                sock, _ = await listener.accept()
+                clients.start_soon(self._serve, sock, domid)
+
+    async def _serve(self, sock: trio.socket.SocketType, domid: int | None) -> None:
+        with sock:
+            if domid is None:
+                conn = self.engine.connect_socket(sock.fileno())
+            else:
+                found = self.engine.domain_connection(domid)
+                if found is None or found in self._links:
+                    return  # domain gone, or its ring already has a client
+                conn = found
+            link = _Link(sock, conn)
+            self._links[conn] = link
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_loop, link)
+                    await self._read_loop(link)
+                    nursery.cancel_scope.cancel()
+            finally:
+                del self._links[conn]
+                if domid is None:
+                    self.engine.disconnect(conn)
+                elif conn.broken:
+                    # C stops using a ring that broke the protocol; the stand-in resets it.
+                    conn.broken = False
+                    conn.decoder = type(conn.decoder)()
+
+    async def _read_loop(self, link: _Link) -> None:
+        engine, conn = self.engine, link.conn
+        # Output queued while no client was attached (a domain connection) goes out first.
+        link.output_ready.set()
+        engine.process(conn)
+        while not conn.broken:
+            if not engine.wants_input(conn):
+                await link.input_ready.wait()
+                continue
+            try:
+                data = await link.sock.recv(READ_SIZE)
+            except OSError:
+                return
+            if not data:
+                return
+            engine.receive(conn, data)
+
+    async def _write_loop(self, link: _Link) -> None:
+        engine, conn = self.engine, link.conn
+        while True:
+            chunk = conn.output_chunk()
+            if not chunk:
+                await link.output_ready.wait()
+                continue
+            try:
+                sent = await link.sock.send(chunk)
+            except OSError:
+                return
+            conn.output_sent(sent)
+            engine.process(conn)
+            link.input_ready.set()
+
+    def _wake_writer(self, conn: Connection) -> None:
+        link = self._links.get(conn)
+        if link is not None:
+            link.output_ready.set()
+
+    def _domain_introduced(self, domain: Domain) -> None:
+        if self._nursery is None or domain.domid in self._domain_scopes:
+            return
+        scope = trio.CancelScope()
+        self._domain_scopes[domain.domid] = scope
+        self._nursery.start_soon(self._serve_domain, domain.domid, scope)
+
+    def _domain_released(self, domain: Domain) -> None:
+        scope = self._domain_scopes.pop(domain.domid, None)
+        if scope is not None:
+            scope.cancel()
+
+    async def _serve_domain(self, domid: int, scope: trio.CancelScope) -> None:
+        path = self.domain_socket_path(domid)
+        with scope:
+            listener = await _listen(path)
+            try:
+                await self._accept_loop(listener, domid)
+            finally:
+                listener.close()
+                _unlink_quietly(path)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -1,0 +1,90 @@
+"""XS_CONTROL commands: check, log, logfile, memreport, print, quota, quota-soft, help.
+
+Replies are text, formatted like C xenstored's; malformed commands answer EINVAL.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import quotas as q
+from .errors import XsError
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+HELP = (
+    "check\t\n"
+    "log\t[on|off]\n"
+    "logfile\t<file>\n"
+    "memreport\t[<file>]\n"
+    "print\t<string>\n"
+    "quota\t[set <name> <val>|<domid>]\n"
+    "quota-soft\t[set <name> <val>]\n"
+    "help\t\n"
+)
+
+
+def _text(text: str) -> bytes:
+    return text.encode() + b"\0"
+
+
+def _quota_table(engine: Engine, specs: tuple[q.QuotaSpec, ...]) -> str:
+    lines = ["Quota settings:"]
+    for spec in specs:
+        shown = spec.name.removeprefix(q.SOFT_PREFIX)
+        lines.append(f"{shown:<17}: {engine.global_quotas[spec.name]:8d} {spec.description}")
+    return "\n".join(lines) + "\n"
+
+
+def _domain_usage(engine: Engine, domid: int) -> str:
+    if domid not in engine.domains and not engine.tree.owned[domid]:
+        raise XsError("EINVAL", f"domain {domid} unknown")
+    conn = engine.domain_connection(domid)
+    memory = sum(node.size() for _, node in engine.tree.walk() if node.owner == domid)
+    usage = {
+        "nodes": engine.tree.owned[domid],
+        "watches": len(conn.watches) if conn else 0,
+        "transactions": len(conn.transactions) if conn else 0,
+        "outstanding": conn.output_size and len(conn.queued_messages) if conn else 0,
+        "memory": memory,
+    }
+    return f"Domain {domid}:\n" + "".join(f"{k:<16}: {v:8d}\n" for k, v in usage.items())
+
+
+def _set_quota(engine: Engine, args: list[str], specs: tuple[q.QuotaSpec, ...]) -> bytes:
+    if len(args) != 3 or args[0] != "set":
+        raise XsError("EINVAL", f"quota arguments {args!r}")
+    names = {spec.name.removeprefix(q.SOFT_PREFIX): spec.name for spec in specs}
+    if args[1] not in names or not args[2].isdigit():
+        raise XsError("EINVAL", f"quota {args[1]!r} {args[2]!r}")
+    engine.global_quotas[names[args[1]]] = int(args[2])
+    return _text("OK")
+
+
+def handle_control(engine: Engine, raw_args: list[bytes]) -> bytes:
+    if not raw_args:
+        raise XsError("EINVAL", "empty CONTROL")
+    command, *args = (arg.decode("utf-8", "replace") for arg in raw_args)
+    if command == "help" and not args:
+        return _text(HELP)
+    if command == "check" and not args:
+        return _text("OK")
+    if command == "print" and len(args) == 1:
+        engine.log.append(args[0])
+        return _text("OK")
+    if command == "log" and len(args) <= 1 and (not args or args[0] in ("on", "off")):
+        return _text("OK")
+    if command in ("logfile", "memreport") and len(args) <= 1:
+        return _text("OK")
+    if command == "quota":
+        if not args:
+            return _text(_quota_table(engine, q.HARD_QUOTAS))
+        if len(args) == 1 and args[0].isdigit():
+            return _text(_domain_usage(engine, int(args[0])))
+        return _set_quota(engine, args, q.HARD_QUOTAS)
+    if command == "quota-soft":
+        if not args:
+            return _text(_quota_table(engine, q.SOFT_QUOTAS))
+        return _set_quota(engine, args, q.SOFT_QUOTAS)
+    raise XsError("EINVAL", f"unknown control command {command!r}")

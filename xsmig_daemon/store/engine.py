@@ -1,0 +1,418 @@
+"""The xenstore request engine: one synchronous ``handle()`` per request.
+
+Theory of operation: a transport creates a ``Connection`` per client (``connect_socket``) or
+uses the one ``introduce`` made for a domain, feeds received bytes to ``receive()``, and
+sends whatever ``conn.output_chunk()`` returns. ``receive()`` processes complete requests in
+order while the connection may make progress (its output is below the limit, and for a
+guest, fewer than ``outstanding`` replies are waiting); the rest stays in the decoder, which
+is the "received but not processed" input of the migration stream. Replies and watch events
+are appended to the connection's output in the order C xenstored produces them: events a
+request fires come before its own reply, the initial event of a WATCH after the ``OK``.
+``on_output`` tells the transport which connections got new output.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from ..image.records import ConnType, NodeAccess, Permission
+from ..wire.framing import Message, ProtocolError
+from ..wire.ops import Op
+from ..wire.paths import (
+    INTRODUCE_DOMAIN,
+    RELEASE_DOMAIN,
+    InvalidPathError,
+    basename,
+    canonicalize,
+    decode_path,
+    join,
+    levels_below,
+    parent,
+    validate,
+)
+from . import quotas as q
+from .connection import Connection, Watch
+from .domains import Domain
+from .errors import XsError
+from .handlers import HANDLERS
+from .perms import Access, PermList, access_for
+from .transaction import QueuedEvent, Transaction
+from .tree import Node, Tree
+
+PAYLOAD_MAX = 4096
+OK = b"OK\0"
+
+#: Operations that use the header's tx_id (the others ignore it, as in C).
+_TX_OPS = frozenset(
+    {
+        Op.DIRECTORY,
+        Op.READ,
+        Op.GET_PERMS,
+        Op.TRANSACTION_START,
+        Op.TRANSACTION_END,
+        Op.WRITE,
+        Op.MKDIR,
+        Op.RM,
+        Op.SET_PERMS,
+        Op.DIRECTORY_PART,
+    }
+)
+
+
+class Engine:
+    def __init__(self) -> None:
+        self.tree = Tree()
+        self.connections: list[Connection] = []
+        self.domains: dict[int, Domain] = {}
+        self.global_quotas = q.default_quotas()
+        #: Largest per-domain usage seen (CONTROL quota max).
+        self.listen_fd = -1
+        self.evtchn_fd = -1
+        self.log: deque[str] = deque(maxlen=1000)
+        self._next_local_port = 1
+        self._next_unique_id = 1
+        self.on_output: Callable[[Connection], None] = lambda conn: None
+        self.on_domain_introduced: Callable[[Domain], None] = lambda domain: None
+        self.on_domain_released: Callable[[Domain], None] = lambda domain: None
+
+    # -- transport interface ------------------------------------------------------------
+
+    def connect_socket(self, fd: int = -1) -> Connection:
+        conn = Connection(ConnType.SOCKET, 0, fd=fd)
+        self.connections.append(conn)
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        """A socket client went away: its watches and transactions go with it."""
+        if conn in self.connections:
+            self.connections.remove(conn)
+        conn.watches.clear()
+        conn.transactions.clear()
+        conn.clear_output()
+
+    def receive(self, conn: Connection, data: bytes) -> None:
+        conn.decoder.feed(data)
+        self.process(conn)
+
+    def process(self, conn: Connection) -> None:
+        """Handle buffered complete requests while ``conn`` may make progress."""
+        while conn.can_process(self.quota(conn, q.OUTSTANDING)):
+            try:
+                message = conn.decoder.next_message()
+            except ProtocolError as exc:
+                self.log.append(f"{conn!r}: {exc}")
+                conn.broken = True
+                break
+            if message is None:
+                break
+            self.handle(conn, message)
+
+    def wants_input(self, conn: Connection) -> bool:
+        return conn.wants_input(self.quota(conn, q.OUTSTANDING))
+
+    def handle(self, conn: Connection, message: Message) -> None:
+        try:
+            self._dispatch(conn, message)
+        except XsError as exc:
+            self.reply(conn, message, exc.name.encode() + b"\0", op=Op.ERROR)
+        except InvalidPathError:
+            self.reply(conn, message, b"EINVAL\0", op=Op.ERROR)
+
+    def _dispatch(self, conn: Connection, message: Message) -> None:
+        handler = HANDLERS.get(message.op)
+        if handler is None:
+            raise XsError("ENOSYS", f"unknown operation {message.op}")
+        tx = None
+        if message.op in _TX_OPS and message.tx_id:
+            tx = conn.transactions.get(message.tx_id)
+            if tx is None:
+                raise XsError("ENOENT", f"no transaction {message.tx_id}")
+        handler(self, conn, message, tx)
+
+    def reply(self, conn: Connection, message: Message, payload: bytes, op: int = -1) -> None:
+        if len(payload) > PAYLOAD_MAX:
+            op, payload = Op.ERROR, b"E2BIG\0"
+        conn.queue_reply(message.op if op < 0 else op, message.req_id, message.tx_id, payload)
+        self.on_output(conn)
+
+    # -- domains and quotas -------------------------------------------------------------
+
+    def domain(self, domid: int) -> Domain:
+        found = self.domains.get(domid)
+        if found is None:
+            found = Domain(domid, quotas=dict(self.global_quotas))
+            self.domains[domid] = found
+        return found
+
+    def quota(self, conn: Connection, name: str) -> int:
+        """The quota that applies to ``conn`` (0 = unlimited; privileged: unlimited)."""
+        if conn.privileged:
+            return 0
+        quotas = conn.domain.quotas if conn.domain is not None else self.global_quotas
+        return quotas.get(name, 0)
+
+    def domain_connection(self, domid: int) -> Connection | None:
+        for conn in self.connections:
+            if conn.kind is ConnType.RING and conn.domid == domid:
+                return conn
+        return None
+
+    def introduced(self, domid: int) -> Domain:
+        domain = self.domains.get(domid)
+        if domain is None or not domain.introduced:
+            raise XsError("ENOENT", f"domain {domid} not introduced")
+        return domain
+
+    # -- node access (global or through a transaction) ----------------------------------
+
+    def access(self, conn: Connection, perms: PermList) -> Access:
+        return access_for(conn.domid, conn.privileged, conn.target, perms)
+
+    def path_arg(self, conn: Connection, raw: bytes, *, allow_special: bool = False) -> str:
+        path = canonicalize(decode_path(raw), conn.home)
+        validate(path, allow_special=allow_special, path_max=self.quota(conn, q.PATH_MAX))
+        return path
+
+    def read(self, conn: Connection, tx: Transaction | None, path: str) -> Node | None:
+        if tx is None:
+            return self.tree.get(path)
+        if path not in tx.touched:
+            limit = self.quota(conn, q.TRANSACTION_NODES)
+            if limit and len(tx.touched) >= limit:
+                tx.failed = True
+                raise XsError("ENOSPC", f"transaction {tx.tx_id} touches too many nodes")
+        entry = tx.entry(self.tree, path)
+        entry.access |= NodeAccess.READ
+        return entry.node
+
+    def write(self, conn: Connection, tx: Transaction | None, path: str, node: Node) -> None:
+        limit = self.quota(conn, q.NODE_SIZE)
+        if limit and node.size() >= limit:
+            raise XsError("ENOSPC", f"node {path} would be {node.size()} bytes")
+        if tx is None:
+            self.tree.put(path, node)
+            return
+        self.read(conn, tx, path)
+        entry = tx.touched[path]
+        entry.node = node
+        entry.access |= NodeAccess.WRITTEN
+
+    def delete(self, conn: Connection, tx: Transaction | None, path: str) -> None:
+        if tx is None:
+            self.tree.remove(path)
+            return
+        self.read(conn, tx, path)
+        entry = tx.touched[path]
+        entry.node = None
+        entry.access |= NodeAccess.WRITTEN
+
+    def get_node(self, conn: Connection, tx: Transaction | None, path: str, need: Access) -> Node:
+        """The node if ``conn`` has ``need`` on it; else ENOENT/EACCES as C decides."""
+        node = self.read(conn, tx, path)
+        if node is not None and self.access(conn, node.perms) & need == need:
+            return node
+        error = "ENOENT" if node is None else "EACCES"
+        ancestor = path
+        while ancestor != "/":
+            ancestor = parent(ancestor)
+            found = self.read(conn, tx, ancestor)
+            if found is not None:
+                if not self.access(conn, found.perms) & Access.READ:
+                    error = "EACCES"
+                break
+        raise XsError(error, path)
+
+    def owned_count(self, domid: int, tx: Transaction | None) -> int:
+        count = self.tree.owned[domid]
+        if tx is not None:
+            for path, entry in tx.touched.items():
+                if not entry.access & NodeAccess.WRITTEN:
+                    continue
+                committed = self.tree.get(path)
+                was = committed is not None and committed.owner == domid
+                now = entry.node is not None and entry.node.owner == domid
+                count += int(now) - int(was)
+        return count
+
+    def create(self, conn: Connection, tx: Transaction | None, path: str, value: bytes) -> Node:
+        """Create ``path`` and any missing ancestors (C's construct_node + create_node)."""
+        missing = [path]
+        above = parent(path)
+        while (ancestor := self.read(conn, tx, above)) is None:
+            missing.append(above)
+            above = parent(above)
+        if not self.access(conn, ancestor.perms) & Access.WRITE:
+            raise XsError("EACCES", f"no write access to {above} to create {path}")
+        perms = ancestor.perms
+        if not conn.privileged:
+            perms = (Permission(perms[0].access, conn.domid), *perms[1:])
+        limit = self.quota(conn, q.NODES)
+        if limit and self.owned_count(conn.domid, tx) + len(missing) > limit:
+            raise XsError("ENOSPC", f"domain {conn.domid} owns too many nodes")
+        parent_node = ancestor.copy()
+        parent_node.children.append(basename(missing[-1]))
+        self.write(conn, tx, above, parent_node)
+        created = None
+        for index in range(len(missing) - 1, -1, -1):
+            here = missing[index]
+            children = [basename(missing[index - 1])] if index else []
+            created = Node(value if index == 0 else b"", perms, children)
+            self.write(conn, tx, here, created)
+        assert created is not None
+        return created
+
+    def delete_tree(
+        self, conn: Connection | None, tx: Transaction | None, path: str, node: Node, exact: bool
+    ) -> None:
+        """Delete ``path`` and its subtree, children first, firing one event per node."""
+        actor = conn or self._system
+        for child in list(node.children):
+            child_path = join(path, child)
+            child_node = self.read(actor, tx, child_path)
+            if child_node is not None:
+                self.delete_tree(conn, tx, child_path, child_node, True)
+        self.fire(conn, tx, path, exact, node.perms)
+        self.delete(actor, tx, path)
+
+    @property
+    def _system(self) -> Connection:
+        return _SYSTEM
+
+    def unlink_child(self, conn: Connection, tx: Transaction | None, path: str) -> None:
+        above = parent(path)
+        parent_node = self.read(conn, tx, above)
+        if parent_node is not None:
+            updated = parent_node.copy()
+            name = basename(path)
+            if name in updated.children:
+                updated.children.remove(name)
+            self.write(_SYSTEM if conn.privileged else conn, tx, above, updated)
+
+    # -- watches ------------------------------------------------------------------------
+
+    def fire(
+        self,
+        conn: Connection | None,
+        tx: Transaction | None,
+        path: str,
+        exact: bool,
+        perms: PermList | None = None,
+        *,
+        old_perms: PermList | None = None,
+    ) -> None:
+        """Fire watches for a change of ``path`` (queued until commit inside a transaction)."""
+        if tx is not None:
+            tx.events.append(QueuedEvent(path, exact, old_perms or perms))
+            if old_perms is not None and perms is not None:
+                tx.events.append(QueuedEvent(path, exact, perms))
+            return
+        candidates = [p for p in (old_perms, perms) if p is not None]
+        for watcher in self.connections:
+            if not watcher.watches:
+                continue
+            allowed: bool | None = None
+            for watch in watcher.watches:
+                if exact:
+                    matched = watch.canonical == path
+                else:
+                    levels = levels_below(path, watch.canonical)
+                    matched = levels is not None and (watch.depth is None or levels <= watch.depth)
+                if not matched:
+                    continue
+                if allowed is None:
+                    allowed = self.watch_permitted(watcher, path, candidates)
+                if allowed:
+                    self.add_event(watcher, watch, path)
+
+    def watch_permitted(self, watcher: Connection, path: str, candidates: list[PermList]) -> bool:
+        node = self.tree.get(path)
+        options = [*candidates, *([node.perms] if node is not None else [])]
+        if not options:
+            return False
+        if any(self.access(watcher, perms) & Access.READ for perms in options):
+            return True
+        above = self.tree.get(parent(path))
+        return above is not None and bool(self.access(watcher, above.perms) & Access.READ)
+
+    def add_event(self, watcher: Connection, watch: Watch, path: str) -> None:
+        shown = path
+        if watch.relative and path.startswith(watcher.home + "/"):
+            shown = path[len(watcher.home) + 1 :]
+        payload = shown.encode() + b"\0" + watch.token + b"\0"
+        if watcher.queue_event(payload, dedup=not path.startswith("@")):
+            self.on_output(watcher)
+
+    def fire_special(self, name: str, domid: int) -> None:
+        perms = self.tree.special_perms[name]
+        for watcher in self.connections:
+            if not watcher.watches or not self.access(watcher, perms) & Access.READ:
+                continue
+            for watch in watcher.watches:
+                if watch.canonical != name:
+                    continue
+                shown = name if not watch.depth else f"{name}/{domid}"
+                if watcher.queue_event(shown.encode() + b"\0" + watch.token + b"\0", dedup=False):
+                    self.on_output(watcher)
+
+    # -- domains ------------------------------------------------------------------------
+
+    def introduce(self, domid: int, remote_port: int) -> Domain:
+        domain = self.domain(domid)
+        conn = self.domain_connection(domid)
+        if domain.introduced and conn is not None:
+            # C rebinds the event channel and resets the connection.
+            domain.remote_port = remote_port
+            conn.watches.clear()
+            conn.transactions.clear()
+            conn.clear_output()
+            conn.decoder = type(conn.decoder)()
+            return domain
+        domain.introduced = True
+        domain.remote_port = remote_port
+        domain.local_port = self._next_local_port
+        self._next_local_port += 1
+        domain.unique_id = self._next_unique_id
+        self._next_unique_id += 1
+        self.connections.append(Connection(ConnType.RING, domid, domain=domain))
+        if domid != 0:
+            self.fire_special(INTRODUCE_DOMAIN, domid)
+        self.on_domain_introduced(domain)
+        return domain
+
+    def release(self, domid: int) -> None:
+        domain = self.introduced(domid)
+        conn = self.domain_connection(domid)
+        if conn is not None:
+            conn.watches.clear()
+            self.disconnect(conn)
+        for other in self.connections:
+            if other.target == domid:
+                other.target = None
+        domain.introduced = False
+        self.domains.pop(domid, None)
+        self.remove_domain_nodes(domid)
+        self.fire_special(RELEASE_DOMAIN, domid)
+        self.on_domain_released(domain)
+
+    def remove_domain_nodes(self, domid: int) -> None:
+        """Delete nodes the domain owns and mark entries naming it stale (as C does)."""
+        owned = [path for path, node in self.tree.walk() if node.owner == domid and path != "/"]
+        for path in owned:
+            node = self.tree.get(path)
+            if node is not None:
+                self.delete_tree(None, None, path, node, False)
+                self.unlink_child(_SYSTEM, None, path)
+        for _path, node in self.tree.walk():
+            if any(p.domid == domid and not p.stale for p in node.perms[1:]):
+                node.perms = (
+                    node.perms[0],
+                    *(
+                        Permission(p.access, p.domid, p.stale or p.domid == domid)
+                        for p in node.perms[1:]
+                    ),
+                )
+
+
+#: Acts for the daemon itself (node cleanup): privileged, never queued to.
+_SYSTEM = Connection(ConnType.SOCKET, 0)

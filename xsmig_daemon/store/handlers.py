@@ -1,0 +1,463 @@
+"""One function per wire operation, each with C xenstored's checks and error names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..wire.framing import Message, split_strings
+from ..wire.ops import Op
+from ..wire.paths import domain_home, parent
+from . import quotas as q
+from .connection import Watch
+from .control import handle_control
+from .domains import DOMID_FIRST_RESERVED, DOMID_SELF, SUPPORTED_FEATURES
+from .errors import XsError
+from .perms import Access, format_perms, parse_wire_perm
+from .transaction import Transaction
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .engine import Engine
+
+Handler = Callable[["Engine", "Connection", Message, Transaction | None], None]
+OK = b"OK\0"
+
+
+# -- argument parsing (C's get_strings / onearg) --------------------------------------------
+
+
+def strings(message: Message) -> list[bytes]:
+    """The NUL-terminated strings of the payload; an unterminated tail is not one."""
+    parts = message.payload.split(b"\0")
+    return parts[:-1]
+
+
+def one_arg(message: Message) -> bytes:
+    args = strings(message)
+    if len(args) != 1 or not message.payload.endswith(b"\0"):
+        raise XsError("EINVAL", f"{message.describe()}: expected exactly one string")
+    return args[0]
+
+
+def exact_args(message: Message, count: int) -> list[bytes]:
+    args = strings(message)
+    if len(args) != count or not message.payload.endswith(b"\0"):
+        raise XsError("EINVAL", f"{message.describe()}: expected {count} strings")
+    return args
+
+
+def parse_domid(raw: bytes) -> int:
+    if not raw.isdigit() or int(raw) > 0xFFFF:
+        raise XsError("EINVAL", f"bad domid {raw!r}")
+    return int(raw)
+
+
+def parse_u32(raw: bytes) -> int:
+    if not raw.isdigit() or int(raw) > q.UINT_MAX:
+        raise XsError("EINVAL", f"bad number {raw!r}")
+    return int(raw)
+
+
+def require_privileged(conn: Connection, message: Message) -> None:
+    if not conn.privileged:
+        raise XsError("EACCES", f"{message.describe()} needs a privileged caller")
+
+
+# -- nodes ----------------------------------------------------------------------------------
+
+
+def do_read(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
+    path = engine.path_arg(conn, one_arg(message))
+    node = engine.get_node(conn, tx, path, Access.READ)
+    engine.reply(conn, message, node.value)
+
+
+def do_directory(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    path = engine.path_arg(conn, one_arg(message))
+    node = engine.get_node(conn, tx, path, Access.READ)
+    engine.reply(conn, message, b"".join(c.encode() + b"\0" for c in node.children))
+
+
+def do_directory_part(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    raw_path, raw_offset = exact_args(message, 2)
+    path = engine.path_arg(conn, raw_path)
+    offset = parse_u32(raw_offset)
+    node = engine.get_node(conn, tx, path, Access.READ)
+    listing = b"".join(c.encode() + b"\0" for c in node.children)
+    generation = str(node.generation).encode() + b"\0"
+    if offset >= len(listing):
+        engine.reply(conn, message, generation + b"\0")
+        return
+    room = 4096 - len(generation) - 1
+    end = offset
+    while end < len(listing):
+        next_end = listing.index(b"\0", end) + 1
+        if next_end - offset > room:
+            break
+        end = next_end
+    payload = generation + listing[offset:end]
+    if end >= len(listing):
+        payload += b"\0"
+    engine.reply(conn, message, payload)
+
+
+def do_get_perms(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    path = engine.path_arg(conn, one_arg(message), allow_special=True)
+    if path.startswith("@"):
+        perms = engine.tree.special_perms.get(path)
+        if perms is None:
+            raise XsError("ENOENT", path)
+    else:
+        perms = engine.get_node(conn, tx, path, Access.READ).perms
+    engine.reply(conn, message, format_perms(perms))
+
+
+def do_write(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
+    if b"\0" not in message.payload:
+        raise XsError("EINVAL", f"{message.describe()}: no path")
+    raw_path, value = message.payload.split(b"\0", 1)
+    path = engine.path_arg(conn, raw_path)
+    try:
+        node = engine.get_node(conn, tx, path, Access.WRITE)
+    except XsError as exc:
+        if exc.name != "ENOENT":
+            raise
+        node = engine.create(conn, tx, path, value)
+    else:
+        node = node.copy()
+        node.value = value
+        engine.write(conn, tx, path, node)
+    engine.fire(conn, tx, path, False, node.perms)
+    engine.reply(conn, message, OK)
+
+
+def do_mkdir(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
+    path = engine.path_arg(conn, one_arg(message))
+    try:
+        engine.get_node(conn, tx, path, Access.WRITE)
+    except XsError as exc:
+        if exc.name != "ENOENT":
+            raise
+        node = engine.create(conn, tx, path, b"")
+        engine.fire(conn, tx, path, False, node.perms)
+    engine.reply(conn, message, OK)
+
+
+def do_rm(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
+    path = engine.path_arg(conn, one_arg(message))
+    try:
+        node = engine.get_node(conn, tx, path, Access.WRITE)
+    except XsError as exc:
+        if exc.name == "ENOENT" and engine.read(conn, tx, parent(path)) is not None:
+            engine.reply(conn, message, OK)
+            return
+        raise
+    if path == "/":
+        raise XsError("EINVAL", "cannot remove /")
+    engine.delete_tree(conn, tx, path, node, False)
+    engine.unlink_child(conn, tx, path)
+    engine.reply(conn, message, OK)
+
+
+def do_set_perms(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    args = strings(message)
+    if len(args) < 2:
+        raise XsError("EINVAL", f"{message.describe()}: needs a path and permissions")
+    path = engine.path_arg(conn, args[0], allow_special=True)
+    perms = tuple(parse_wire_perm(raw) for raw in args[1:])
+    limit = engine.quota(conn, q.NODE_PERMISSIONS)
+    if limit and len(perms) > limit:
+        raise XsError("ENOSPC", f"{len(perms)} permissions for {path}")
+    if path.startswith("@"):
+        current = engine.tree.special_perms.get(path)
+        if current is None:
+            raise XsError("ENOENT", path)
+        if not engine.access(conn, current) & Access.OWNER:
+            raise XsError("EACCES", path)
+        engine.tree.special_perms[path] = perms
+        engine.reply(conn, message, OK)
+        return
+    node = engine.get_node(conn, tx, path, Access.WRITE | Access.OWNER)
+    if not conn.privileged and perms[0].domid != node.owner:
+        raise XsError("EPERM", f"domain {conn.domid} may not change the owner of {path}")
+    updated = node.copy()
+    updated.perms = perms
+    engine.write(conn, tx, path, updated)
+    engine.fire(conn, tx, path, False, perms, old_perms=node.perms)
+    engine.reply(conn, message, OK)
+
+
+# -- watches --------------------------------------------------------------------------------
+
+
+def do_watch(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
+    args = strings(message)
+    depth: int | None = None
+    if len(args) == 3 and conn.features & 4:
+        depth = parse_u32(args[2])
+    elif len(args) != 2:
+        raise XsError("EINVAL", f"{message.describe()}: expected path and token")
+    given, token = args[0], args[1]
+    canonical = engine.path_arg(conn, given, allow_special=True)
+    if any(w.canonical == canonical and w.token == token for w in conn.watches):
+        raise XsError("EEXIST", f"watch {canonical} already registered")
+    limit = engine.quota(conn, q.WATCHES)
+    if limit and len(conn.watches) >= limit:
+        raise XsError("ENOSPC", f"domain {conn.domid} has too many watches")
+    watch = Watch(given.decode("ascii"), token, canonical, depth)
+    conn.watches.append(watch)
+    engine.reply(conn, message, OK)
+    engine.add_event(conn, watch, canonical)
+
+
+def do_unwatch(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
+    given, token = exact_args(message, 2)
+    canonical = engine.path_arg(conn, given, allow_special=True)
+    for watch in conn.watches:
+        if watch.canonical == canonical and watch.token == token:
+            conn.watches.remove(watch)
+            engine.reply(conn, message, OK)
+            return
+    raise XsError("ENOENT", f"no watch {canonical}")
+
+
+def do_reset_watches(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    conn.watches.clear()
+    conn.transactions.clear()
+    engine.reply(conn, message, OK)
+
+
+# -- transactions ---------------------------------------------------------------------------
+
+
+def do_transaction_start(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    if tx is not None:
+        raise XsError("EBUSY", "nested transaction")
+    limit = engine.quota(conn, q.TRANSACTIONS)
+    if limit and len(conn.transactions) >= limit:
+        raise XsError("ENOSPC", f"domain {conn.domid} has too many transactions")
+    tx_id = conn.next_tx_id
+    while tx_id == 0 or tx_id in conn.transactions:
+        tx_id = (tx_id + 1) & 0xFFFFFFFF
+    conn.next_tx_id = (tx_id + 1) & 0xFFFFFFFF
+    conn.transactions[tx_id] = Transaction(tx_id)
+    engine.reply(conn, message, str(tx_id).encode() + b"\0")
+
+
+def do_transaction_end(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    if tx is None:
+        raise XsError("ENOENT", "not in a transaction")
+    verdict = one_arg(message)
+    if verdict not in (b"T", b"F"):
+        raise XsError("EINVAL", f"transaction end {verdict!r}")
+    del conn.transactions[tx.tx_id]
+    if verdict == b"T":
+        if tx.failed:
+            raise XsError("ENOMEM", f"transaction {tx.tx_id} failed earlier")
+        if tx.conflicts(engine.tree):
+            raise XsError("EAGAIN", f"transaction {tx.tx_id} conflicts")
+        tx.apply(engine.tree)
+        for event in tx.events:
+            engine.fire(conn, None, event.path, event.exact, event.perms)
+    engine.reply(conn, message, OK)
+
+
+# -- domains --------------------------------------------------------------------------------
+
+
+def guest_domid(raw: bytes) -> int:
+    domid = parse_domid(raw)
+    if domid >= DOMID_FIRST_RESERVED:
+        raise XsError("EINVAL", f"domid {domid} is reserved")
+    return domid
+
+
+def do_introduce(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    require_privileged(conn, message)
+    args = strings(message)
+    if len(args) < 3:
+        raise XsError("EINVAL", f"{message.describe()}: expected domid, gfn, port")
+    domid = guest_domid(args[0])
+    parse_u32(args[1])
+    port = parse_u32(args[2])
+    engine.introduce(domid, port)
+    engine.reply(conn, message, OK)
+
+
+def do_release(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
+    require_privileged(conn, message)
+    domid = guest_domid(one_arg(message))
+    engine.release(domid)
+    engine.reply(conn, message, OK)
+
+
+def do_resume(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
+    require_privileged(conn, message)
+    engine.introduced(guest_domid(one_arg(message))).shutdown = False
+    engine.reply(conn, message, OK)
+
+
+def do_is_domain_introduced(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    require_privileged(conn, message)
+    domid = parse_domid(one_arg(message))
+    domain = engine.domains.get(domid)
+    known = domid == DOMID_SELF or (domain is not None and domain.introduced)
+    engine.reply(conn, message, b"T\0" if known else b"F\0")
+
+
+def do_get_domain_path(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    domid = parse_domid(one_arg(message))
+    engine.reply(conn, message, domain_home(domid).encode() + b"\0")
+
+
+def do_set_target(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    require_privileged(conn, message)
+    raw_domid, raw_target = exact_args(message, 2)
+    domid, target = guest_domid(raw_domid), guest_domid(raw_target)
+    engine.introduced(domid)
+    engine.introduced(target)
+    acting = engine.domain_connection(domid)
+    if acting is None:
+        raise XsError("ENOENT", f"domain {domid} has no connection")
+    acting.target = target
+    engine.reply(conn, message, OK)
+
+
+# -- features and quotas (current Xen only) -------------------------------------------------
+
+
+def do_get_feature(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    args = strings(message)
+    if not args or args == [b""]:
+        value = conn.features
+    elif len(args) == 1:
+        require_privileged(conn, message)
+        domain = engine.domains.get(guest_domid(args[0]))
+        if domain is None:
+            raise XsError("ENOENT", f"unknown domain {args[0]!r}")
+        value = domain.features
+    else:
+        raise XsError("EINVAL", message.describe())
+    engine.reply(conn, message, str(value).encode() + b"\0")
+
+
+def do_set_feature(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    require_privileged(conn, message)
+    raw_domid, raw_value = exact_args(message, 2)
+    domid, value = guest_domid(raw_domid), parse_u32(raw_value)
+    if value & ~SUPPORTED_FEATURES:
+        raise XsError("EINVAL", f"unsupported feature bits {value:#x}")
+    domain = engine.domain(domid)
+    if domain.introduced:
+        raise XsError("EBUSY", f"domain {domid} already introduced")
+    domain.features = value
+    engine.reply(conn, message, OK)
+
+
+def quota_name(raw: bytes) -> str:
+    name = raw.decode("ascii", "replace")
+    if name not in q.QUOTA_NAMES:
+        raise XsError("EINVAL", f"unknown quota {name!r}")
+    return name
+
+
+def do_get_quota(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    require_privileged(conn, message)
+    args = strings(message)
+    if not args:
+        engine.reply(conn, message, " ".join(q.QUOTA_NAMES).encode() + b"\0")
+        return
+    if len(args) == 1:
+        value = engine.global_quotas[quota_name(args[0])]
+    elif len(args) == 2:
+        domain = engine.domains.get(guest_domid(args[0]))
+        if domain is None:
+            raise XsError("ENOENT", f"unknown domain {args[0]!r}")
+        value = domain.quotas[quota_name(args[1])]
+    else:
+        raise XsError("EINVAL", message.describe())
+    engine.reply(conn, message, str(value).encode() + b"\0")
+
+
+def do_set_quota(
+    engine: Engine, conn: Connection, message: Message, tx: Transaction | None
+) -> None:
+    require_privileged(conn, message)
+    args = strings(message)
+    if len(args) == 2:
+        target = engine.global_quotas
+    elif len(args) == 3:
+        domain = engine.domains.get(guest_domid(args[0]))
+        if domain is None:
+            raise XsError("ENOENT", f"unknown domain {args[0]!r}")
+        target = domain.quotas
+        args = args[1:]
+    else:
+        raise XsError("EINVAL", message.describe())
+    name, value = quota_name(args[0]), parse_u32(args[1])
+    if value == q.UINT_MAX:
+        raise XsError("EINVAL", f"quota {name} value {value}")
+    target[name] = value
+    engine.reply(conn, message, OK)
+
+
+def do_control(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
+    require_privileged(conn, message)
+    engine.reply(conn, message, handle_control(engine, split_strings(message.payload)))
+
+
+HANDLERS: dict[int, Handler] = {
+    Op.CONTROL: do_control,
+    Op.DIRECTORY: do_directory,
+    Op.READ: do_read,
+    Op.GET_PERMS: do_get_perms,
+    Op.WATCH: do_watch,
+    Op.UNWATCH: do_unwatch,
+    Op.TRANSACTION_START: do_transaction_start,
+    Op.TRANSACTION_END: do_transaction_end,
+    Op.INTRODUCE: do_introduce,
+    Op.RELEASE: do_release,
+    Op.GET_DOMAIN_PATH: do_get_domain_path,
+    Op.WRITE: do_write,
+    Op.MKDIR: do_mkdir,
+    Op.RM: do_rm,
+    Op.SET_PERMS: do_set_perms,
+    Op.IS_DOMAIN_INTRODUCED: do_is_domain_introduced,
+    Op.RESUME: do_resume,
+    Op.SET_TARGET: do_set_target,
+    Op.RESET_WATCHES: do_reset_watches,
+    Op.DIRECTORY_PART: do_directory_part,
+    Op.GET_FEATURE: do_get_feature,
+    Op.SET_FEATURE: do_set_feature,
+    Op.GET_QUOTA: do_get_quota,
+    Op.SET_QUOTA: do_set_quota,
+}
