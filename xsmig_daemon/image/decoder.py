@@ -147,12 +147,14 @@ class ImageDecoder:
             except (_BodyError, struct.error) as exc:
                 self._raise_body_error(exc, record_type)
             self._pos = pos + total
-            yield Located(self._index, self._base + pos, record)
+            located = Located(self._index, self._base + pos, record)
+            # Advance before yielding: next_record() abandons this generator after one item.
             self._index += 1
             if record_type == RecordType.END:
                 self._ended = True
                 if len(buf) > self._pos and not self._allow_trailing:
                     self._trailing_error(len(buf) - self._pos)
+            yield located
 
     def next_record(self) -> Located | None:
         """The next complete record, or None until more bytes are fed."""
@@ -188,7 +190,7 @@ class ImageDecoder:
             return False
         ident, version, flags = _PREAMBLE.unpack_from(self._buf, self._pos)
         if ident != IDENT:
-            raise FramingError(f"bad ident {bytes(ident)!r}, expected {IDENT!r}", offset=0)
+            raise FramingError(f"bad header ident {bytes(ident)!r}, expected {IDENT!r}", offset=0)
         if version not in SUPPORTED_VERSIONS:
             raise FramingError(f"unsupported stream version {version}", offset=8)
         if flags & ~1:

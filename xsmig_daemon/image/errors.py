@@ -39,7 +39,8 @@ class ImageError(Exception):
     def __str__(self) -> str:
         where: list[str] = []
         if self.record_index is not None:
-            where.append(f"record {self.record_index} ({describe_type(self.record_type)})")
+            kind = "" if self.record_type is None else f" ({describe_type(self.record_type)})"
+            where.append(f"record {self.record_index}{kind}")
         elif self.record_type is not None:
             where.append(describe_type(self.record_type))
         if self.offset is not None:
