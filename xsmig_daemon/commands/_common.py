@@ -76,7 +76,7 @@ def guarded(
             return fail(command, str(exc))
         except ImageError as exc:
             where = getattr(exc, "image_path", None)
-            prefix = f"{display_name(where)}: " if where is not None else ""
+            prefix = f"{where}: " if where is not None else ""
             return fail(command, f"{prefix}{exc}")
         except EncodeError as exc:
             return fail(command, f"cannot encode: {exc}")
@@ -86,9 +86,9 @@ def guarded(
     return handler
 
 
-def located_error(exc: ImageError, path: str) -> ImageError:
-    """Attach the image path to an error so that ``guarded`` can name it."""
-    exc.image_path = path  # type: ignore[attr-defined]
+def located_error(exc: ImageError, name: str) -> ImageError:
+    """Attach the image's display name to an error so that ``guarded`` can name it."""
+    exc.image_path = name  # type: ignore[attr-defined]
     return exc
 
 
@@ -97,7 +97,7 @@ def records_of(stream: ImageStream) -> Iterator[Located]:
     try:
         yield from stream
     except ImageError as exc:
-        raise located_error(exc, stream.path) from None
+        raise located_error(exc, display_name(stream.path)) from None
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,266 @@
+"""Rewrite a record stream for another version, byte order or loader, record by record.
+
+``ImageConverter.convert()`` maps one input record to the output record (or ``None`` when the
+target cannot hold it) and keeps a ``LossReport`` of everything it dropped or changed. It is
+pure: the caller decides whether losses are acceptable (``--lossy``) and where bytes go.
+
+What each target cannot hold (see shared/spec/image-format.md sections 4, 5 and 9):
+
+* record types outside the loader profile (``Profile.record_types``): TRANSACTION_DATA and
+  the transaction's NODE_DATA records (C applies them as committed nodes, so they must go),
+  GLOBAL_QUOTA_DATA, DOMAIN_DATA;
+* WATCH_DATA_EXTENDED in a version 1 stream or for a loader without type 8: a watch without a
+  depth limit becomes a plain WATCH_DATA (lossless); a depth-limited one also becomes a plain
+  watch and its depth limit is reported as lost (the client may get extra events, which
+  xenstore clients must tolerate anyway, instead of losing the watch altogether);
+* DOMAIN_DATA ``features`` in a version 1 stream;
+* the connection ``unique-id`` for a loader that reads version 1 only (Xen 4.17 predates it);
+* pending input longer than 65535 bytes (in-data-len is 16 bits);
+* records of unknown type when the byte order changes (their body cannot be converted).
+
+Byte-order conversion also converts the 16-byte wire headers embedded in CONNECTION_DATA
+pending data (spec 5.3): every complete header, and the header of a trailing message whose
+payload is incomplete. It cannot always be done exactly:
+
+* a trailing *partial header* cut inside one of its four 32-bit fields cannot be converted
+  (the missing bytes of that field are still with the client, in the old order): those bytes
+  are dropped (a loss); a partial header cut on a field boundary has its whole fields
+  converted;
+* the ``out-resp-len`` remainder of a partly sent reply may start anywhere in a message,
+  inside the header included, and nothing in the stream says where; it is dropped (a loss)
+  and ``out-resp-len`` becomes 0, so the output holds only complete, converted messages.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from .profiles import Profile
+from .records import (
+    DEPTH_UNLIMITED,
+    ConnectionData,
+    DomainData,
+    GlobalQuotaData,
+    Header,
+    NodeData,
+    Record,
+    RecordType,
+    RingSpec,
+    TransactionData,
+    UnknownRecord,
+    WatchData,
+    WatchDataExtended,
+)
+
+WIRE_HEADER_SIZE = 16
+PENDING_INPUT_MAX = 0xFFFF
+EXAMPLES_PER_LOSS = 3
+
+_WIRE = {False: struct.Struct("<IIII"), True: struct.Struct(">IIII")}
+_FIELD = {False: struct.Struct("<I"), True: struct.Struct(">I")}
+
+#: Loss kinds: key -> (singular, plural) description.
+LOSS_KINDS: dict[str, tuple[str, str]] = {
+    "transaction": ("open transaction", "open transactions"),
+    "transaction-node": ("transaction node", "transaction nodes"),
+    "global-quota": ("GLOBAL_QUOTA_DATA record", "GLOBAL_QUOTA_DATA records"),
+    "domain-data": ("DOMAIN_DATA record", "DOMAIN_DATA records"),
+    "domain-features": ("domain feature set", "domain feature sets"),
+    "watch-extended": ("WATCH_DATA_EXTENDED record", "WATCH_DATA_EXTENDED records"),
+    "watch-depth": ("watch depth limit", "watch depth limits"),
+    "unique-id": ("connection unique-id", "connection unique-ids"),
+    "pending-input": ("oversized pending input", "oversized pending inputs"),
+    "partial-header": ("ambiguous partial wire header", "ambiguous partial wire headers"),
+    "reply-remainder": ("partly sent reply remainder", "partly sent reply remainders"),
+    "unknown-record": ("record of unknown type", "records of unknown type"),
+}
+
+
+@dataclass
+class LossReport:
+    """What a conversion dropped or changed, by kind, with a few examples each."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, kind: str, example: str) -> None:
+        self.counts[kind] += 1
+        shown = self.examples.setdefault(kind, [])
+        if len(shown) < EXAMPLES_PER_LOSS:
+            shown.append(example)
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def lines(self) -> list[str]:
+        """One line per kind: ``3 transaction nodes (e.g. /a in tx 1 on conn 2, ...)``."""
+        result = []
+        for kind, count in self.counts.items():
+            singular, plural = LOSS_KINDS[kind]
+            shown = self.examples[kind]
+            more = ", ..." if count > len(shown) else ""
+            result.append(
+                f"{count} {singular if count == 1 else plural} ({', '.join(shown)}{more})"
+            )
+        return result
+
+    def to_json(self) -> list[dict[str, object]]:
+        return [
+            {"kind": kind, "count": count, "examples": self.examples[kind]}
+            for kind, count in self.counts.items()
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class SwapResult:
+    data: bytes
+    #: bytes at the end that could not be converted unambiguously (not included in ``data``)
+    dropped: int
+
+
+def swap_wire_messages(data: bytes, source_big: bool) -> SwapResult:
+    """Convert a sequence of wire messages to the other byte order.
+
+    All but the last message are complete; the last may lack payload bytes (its header is
+    converted, the payload copied) or be a partial header (whole 4-byte fields converted; a
+    field cut in the middle makes the tail ambiguous and it is dropped).
+    """
+    src, dst = _WIRE[source_big], _WIRE[not source_big]
+    out = bytearray()
+    pos = 0
+    size = len(data)
+    while size - pos >= WIRE_HEADER_SIZE:
+        fields = src.unpack_from(data, pos)
+        out += dst.pack(*fields)
+        body = pos + WIRE_HEADER_SIZE
+        end = min(body + fields[3], size)
+        out += data[body:end]
+        pos = end
+    tail = size - pos
+    if tail == 0:
+        return SwapResult(bytes(out), 0)
+    if tail % 4:
+        return SwapResult(bytes(out), tail)
+    src_field, dst_field = _FIELD[source_big], _FIELD[not source_big]
+    for at in range(pos, size, 4):
+        out += dst_field.pack(*src_field.unpack_from(data, at))
+    return SwapResult(bytes(out), 0)
+
+
+def describe_connection(record: ConnectionData) -> str:
+    spec = record.spec
+    if isinstance(spec, RingSpec):
+        return f"conn {record.conn_id} (ring dom{spec.domid})"
+    return f"conn {record.conn_id} (socket fd {spec.fd})"
+
+
+class ImageConverter:
+    """Maps input records to records of ``target`` for ``profile``; see the module doc."""
+
+    def __init__(self, source: Header, target: Header, profile: Profile) -> None:
+        self.source = source
+        self.target = target
+        self.profile = profile
+        self.losses = LossReport()
+        self._swap = source.big_endian != target.big_endian
+        self._types = profile.record_types
+        self._keeps_unique_id = max(profile.versions) >= 2
+        self._keeps_watch_ext = (
+            target.version >= 2 and RecordType.WATCH_DATA_EXTENDED in profile.record_types
+        )
+        self._conn_names: dict[int, str] = {}
+
+    def _conn(self, conn_id: int) -> str:
+        return self._conn_names.get(conn_id, f"conn {conn_id}")
+
+    def convert(self, record: Record) -> Record | None:
+        match record:
+            case NodeData():
+                if record.conn_id and RecordType.TRANSACTION_DATA not in self._types:
+                    self.losses.add(
+                        "transaction-node",
+                        f"{record.path} in tx {record.tx_id} on {self._conn(record.conn_id)}",
+                    )
+                    return None
+                return record
+            case ConnectionData():
+                return self._connection(record)
+            case WatchDataExtended():
+                return self._watch_ext(record)
+            case TransactionData():
+                if RecordType.TRANSACTION_DATA not in self._types:
+                    self.losses.add(
+                        "transaction", f"tx {record.tx_id} on {self._conn(record.conn_id)}"
+                    )
+                    return None
+                return record
+            case GlobalQuotaData():
+                if RecordType.GLOBAL_QUOTA_DATA not in self._types:
+                    names = ", ".join(n for n, _ in record.domain_quotas + record.global_quotas)
+                    self.losses.add("global-quota", names or "empty")
+                    return None
+                return record
+            case DomainData():
+                return self._domain(record)
+            case UnknownRecord():
+                if self._swap:
+                    self.losses.add(
+                        "unknown-record", f"type {record.type}, {len(record.body)} bytes"
+                    )
+                    return None
+                return record
+        return record
+
+    def _domain(self, record: DomainData) -> DomainData | None:
+        if RecordType.DOMAIN_DATA not in self._types:
+            self.losses.add("domain-data", f"dom{record.domid}")
+            return None
+        if record.features and self.target.version < 2:
+            self.losses.add("domain-features", f"dom{record.domid} 0x{record.features:x}")
+            return replace(record, features=0)
+        return record
+
+    def _watch_ext(self, record: WatchDataExtended) -> Record:
+        if self._keeps_watch_ext:
+            return record
+        if record.depth != DEPTH_UNLIMITED:
+            self.losses.add(
+                "watch-depth",
+                f"{record.path} token {record.token} depth {record.depth} on "
+                f"{self._conn(record.conn_id)}",
+            )
+        return WatchData(record.conn_id, record.path, record.token)
+
+    def _connection(self, record: ConnectionData) -> ConnectionData:
+        name = describe_connection(record)
+        self._conn_names[record.conn_id] = name
+        changes: dict[str, object] = {}
+        if record.unique_id is not None and not self._keeps_unique_id:
+            self.losses.add("unique-id", f"{name} 0x{record.unique_id:x}")
+            changes["unique_id"] = None
+        in_data = record.in_data
+        if len(in_data) > PENDING_INPUT_MAX:
+            self.losses.add("pending-input", f"{len(in_data)} bytes on {name}")
+            in_data = b""
+        out_data = record.out_data
+        resp_len = record.out_resp_len
+        if self._swap:
+            swapped_in = swap_wire_messages(in_data, self.source.big_endian)
+            if swapped_in.dropped:
+                self.losses.add("partial-header", f"{swapped_in.dropped} input bytes on {name}")
+            in_data = swapped_in.data
+            if resp_len:
+                self.losses.add("reply-remainder", f"{resp_len} bytes on {name}")
+            swapped_out = swap_wire_messages(out_data[resp_len:], self.source.big_endian)
+            if swapped_out.dropped:
+                self.losses.add("partial-header", f"{swapped_out.dropped} output bytes on {name}")
+            out_data = swapped_out.data
+            resp_len = 0
+        if in_data is not record.in_data:
+            changes["in_data"] = in_data
+        if out_data is not record.out_data:
+            changes["out_data"] = out_data
+            changes["out_resp_len"] = resp_len
+        return replace(record, **changes) if changes else record  # type: ignore[arg-type]
