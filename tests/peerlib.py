@@ -185,6 +185,27 @@ def payload(*strings: str | bytes, value: bytes | None = None) -> bytes:
     return out if value is None else out + value
 
 
+def _connect_unix(path: str, timeout: float) -> socket.socket:
+    """Connect, retrying while the listen backlog is full (a non-blocking AF_UNIX connect
+    fails with EAGAIN then instead of waiting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise PeerError(f"{path}: listen backlog stayed full for {timeout} s") from None
+            time.sleep(_POLL_INTERVAL)
+            continue
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+
 class WireClient:
     """A blocking xenstore client over a unix socket, for scripted sessions.
 
@@ -195,13 +216,7 @@ class WireClient:
     def __init__(self, path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = str(path)
         self.timeout = timeout
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(self.path)
-        except OSError:
-            self.sock.close()
-            raise
+        self.sock = _connect_unix(self.path, timeout)
         self._decoder = MessageDecoder()
         self._next_req_id = 1
         self.events: deque[Message] = deque()
@@ -639,6 +654,8 @@ class MockDaemon(RunningDaemon):
 
 #: What the mock prints (stdout or stderr) once its socket is listening.
 MOCKD_READY_TEXT = "listening"
+#: How the mock is started; ``--socket PATH`` is appended.
+MOCKD_COMMAND = (sys.executable, "-m", "xsmig_daemon", "mockd")
 
 
 def start_mockd(
@@ -647,6 +664,7 @@ def start_mockd(
     args: Sequence[str] = (),
     install: PeerInstall | None = None,
     ready_timeout: float = DEFAULT_TIMEOUT,
+    command: Sequence[str] = MOCKD_COMMAND,
 ) -> MockDaemon:
     """Start ``python -m xsmig_daemon mockd --socket PATH``; returns after its readiness line.
 
@@ -658,7 +676,7 @@ def start_mockd(
     socket_path.unlink(missing_ok=True)
     with open(rundir / MockDaemon.log_name, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "xsmig_daemon", "mockd", "--socket", str(socket_path), *args],
+            [*command, "--socket", str(socket_path), *args],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=log,
