@@ -1,0 +1,56 @@
+"""XS_CONTROL: print, check, quota, quota-soft, help; privileged only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine_client import EngineClient
+
+from xsmig_daemon.wire.ops import Op
+
+Guest = Callable[[int], EngineClient]
+
+
+def text(reply: bytes) -> str:
+    assert reply.endswith(b"\0")
+    return reply[:-1].decode()
+
+
+def test_simple_commands(dom0: EngineClient) -> None:
+    assert dom0.ok(Op.CONTROL, "check") == b"OK\0"
+    assert dom0.ok(Op.CONTROL, "print", "hello") == b"OK\0"
+    assert "hello" in dom0.engine.log
+    assert dom0.error(Op.CONTROL, "bogus") == "EINVAL"
+    assert dom0.error(Op.CONTROL) == "EINVAL"
+
+
+def test_help_lists_the_commands(dom0: EngineClient) -> None:
+    listed = [line.split("\t")[0] for line in text(dom0.ok(Op.CONTROL, "help")).splitlines()]
+    for command in ("check", "print", "quota", "quota-soft", "help"):
+        assert command in listed
+
+
+def test_quota_show_and_set(dom0: EngineClient) -> None:
+    shown = text(dom0.ok(Op.CONTROL, "quota"))
+    assert shown.startswith("Quota settings:\n")
+    assert "nodes            :     1000 Nodes per domain" in shown
+    assert "soft" not in shown
+    assert dom0.ok(Op.CONTROL, "quota", "set", "nodes", "77") == b"OK\0"
+    assert dom0.ok(Op.GET_QUOTA, "nodes") == b"77\0"
+    assert dom0.error(Op.CONTROL, "quota", "set", "nosuch", "1") == "EINVAL"
+    soft = text(dom0.ok(Op.CONTROL, "quota-soft"))
+    assert "memory           :  2097152" in soft
+    assert dom0.ok(Op.CONTROL, "quota-soft", "set", "memory", "1000") == b"OK\0"
+    assert dom0.ok(Op.GET_QUOTA, "soft-memory") == b"1000\0"
+
+
+def test_domain_usage(dom0: EngineClient, guest: Guest) -> None:
+    g = guest(3)
+    g.ok(Op.WATCH, "/x", "t")
+    usage = text(dom0.ok(Op.CONTROL, "quota", "3"))
+    assert usage.splitlines()[0] == "Domain 3:"
+    assert "watches         :        1" in usage
+
+
+def test_guests_may_not_control(guest: Guest) -> None:
+    assert guest(2).error(Op.CONTROL, "check") == "EACCES"
