@@ -13,6 +13,8 @@ from .errors import EncodeError
 from .records import (
     DEPTH_UNLIMITED,
     PERM_FLAG_STALE,
+    TEXT_ENCODING,
+    TEXT_ERRORS,
     ConnectionData,
     DomainData,
     End,
@@ -37,6 +39,7 @@ RECORD_HEADER_SIZE = 8
 SUPPORTED_VERSIONS = (1, 2)
 _PREAMBLE = struct.Struct(">8sII")
 _ZEROS = bytes(8)
+_PERMS_BY_ID_MAX = 4096
 
 
 def pad_len(length: int) -> int:
@@ -79,6 +82,7 @@ class RecordEncoder:
         self._domain = struct.Struct(e + "HHI")
         self._u32 = struct.Struct(e + "I")
         self._perm_cache: dict[Permission, bytes] = {}
+        self._perms_by_id: dict[int, tuple[tuple[Permission, ...], bytes]] = {}
 
     def preamble(self) -> bytes:
         return encode_header(self.header)
@@ -129,26 +133,43 @@ class RecordEncoder:
             self._perm_cache[perm] = cached
         return cached
 
+    def _node_perm_bytes(self, perms: tuple[Permission, ...]) -> bytes:
+        # Producers share one perms tuple between many nodes (so does the decoder): cache by
+        # identity, keeping the tuple alive so that its id cannot be reused meanwhile.
+        # (Hashing a tuple of dataclasses would cost more than encoding it.)
+        entry = self._perms_by_id.get(id(perms))
+        if entry is not None and entry[0] is perms:
+            return entry[1]
+        encoded = b"".join([self._perm_bytes(p) for p in perms])
+        if type(perms) is not tuple:  # a mutable sequence may change under the same id
+            return encoded
+        if len(self._perms_by_id) >= _PERMS_BY_ID_MAX:
+            self._perms_by_id.clear()
+        self._perms_by_id[id(perms)] = (perms, encoded)
+        return encoded
+
     def _node_bytes(self, node: NodeData) -> bytes:
-        path = encode_text(node.path) + b"\0"
+        path = node.path.encode(TEXT_ENCODING, TEXT_ERRORS)
         value = node.value
         perms = node.perms
-        size = 16 + 4 * len(perms) + len(path) + len(value)
+        perm_bytes = self._node_perm_bytes(perms)
+        path_len = len(path) + 1
+        size = 16 + len(perm_bytes) + path_len + len(value)
         padding = -size & 7
-        if len(path) > 0xFFFF or len(value) > 0xFFFF or len(perms) > 0xFFFF:
+        if path_len > 0xFFFF or len(value) > 0xFFFF or len(perms) > 0xFFFF:
             raise EncodeError(f"node {node.path!r}: path, value or perm count too long")
+        conn_id = node.conn_id
         head = self._node.pack(
-            node.type,
+            5,  # RecordType.NODE_DATA
             size + padding,
-            node.conn_id,
-            node.tx_id if node.conn_id else 0,
-            len(path),
+            conn_id,
+            node.tx_id if conn_id else 0,
+            path_len,
             len(value),
-            int(node.access) if node.conn_id else 0,
+            int(node.access) if conn_id else 0,
             len(perms),
         )
-        perm_bytes = b"".join([self._perm_bytes(p) for p in perms])
-        return b"".join((head, perm_bytes, path, value, _ZEROS[:padding]))
+        return b"".join((head, perm_bytes, path, b"\0", value, _ZEROS[:padding]))
 
     def _watch_bytes(self, watch: WatchData) -> bytes:
         path = encode_text(watch.path) + b"\0"
