@@ -64,13 +64,15 @@ class _Link:
 
 
 async def _listen(path: str) -> trio.socket.SocketType:
+    """A listening socket that appears at ``path`` only once it accepts connections."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if os.path.exists(path):
-        os.unlink(path)
+    staging = f"{path}.{os.getpid()}.new"
+    _unlink_quietly(staging)
     sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
-    await sock.bind(path)
-    os.chmod(path, 0o600)
+    await sock.bind(staging)
+    os.chmod(staging, 0o600)
     sock.listen(BACKLOG)
+    os.replace(staging, path)
     return sock
 
 
