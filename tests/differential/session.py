@@ -47,6 +47,8 @@ class Step:
     tx_id: int = 0
     label: str | None = None
     raw: bytes | None = None
+    #: False for raw bytes that leave the sender's stream mid-message (no barrier possible).
+    drain_sender: bool = True
 
     def describe(self) -> str:
         name = Op(self.op).name if self.op in Op._value2member_map_ else str(self.op)
@@ -159,8 +161,10 @@ class _Session:
         except OSError:
             entry.received[action.client] = [CLOSED]
             self.clients.pop(action.client).close()
+        skip = isinstance(action, Step) and not action.drain_sender
         for name in sorted(self.clients, key=lambda n: n != action.client):
-            entry.received[name] = self.drain(name)
+            if not (skip and name == action.client):
+                entry.received[name] = self.drain(name)
         if isinstance(action, Step) and action.label and action.op == Op.TRANSACTION_START:
             self.remember_tx(action.label, entry.received.get(action.client, []))
         return entry
@@ -272,7 +276,8 @@ def expected_bytes(expected: tuple[Expected, ...], req_id: int) -> list[bytes]:
 
 # --------------------------------------------------------------------------- the script
 
-A, B, W, X, BAD = "a", "b", "watcher", "deviant", "bad"
+A, B, W, R, X = "a", "b", "watcher", "root-watcher", "deviant"
+BAD, CUT = "bad", "cut"
 BINARY = bytes(range(256)) + b"\0\0\xff"
 MANY_CHILDREN = 600
 
@@ -280,6 +285,9 @@ _basics: tuple[Action, ...] = (
     Connect(A),
     Connect(B),
     Connect(W),
+    Connect(R),
+    # Every change below is also seen by a watch on / (its events are compared too).
+    Step(R, Op.WATCH, ("/", "all")),
     Step(A, Op.READ, ("/tool/xenstored",)),
     Step(A, Op.DIRECTORY, ("/",)),
     Step(A, Op.GET_PERMS, ("/",)),
@@ -311,9 +319,16 @@ _basics: tuple[Action, ...] = (
     Step(A, Op.WRITE, ("/" + "p" * 3100,), b"x"),
     Step(A, Op.READ, ("@introduceDomain",)),
     Step(A, Op.DIRECTORY, ("@releaseDomain",)),
-    # Unknown and removed operations.
+    # Unknown, removed and server-only operations; malformed and boundary payloads.
     Step(A, 99, ("x",)),
     Step(A, Op.RESTRICT, ("1",)),
+    Step(A, Op.INVALID, ("",)),
+    Step(A, Op.WATCH_EVENT, ("/test", "tok")),
+    Step(A, Op.ERROR, ("EINVAL",)),
+    Step(A, Op.WRITE, ()),
+    Step(A, Op.WRITE, ("/test/full",), b"f" * (PAYLOAD_MAX - len("/test/full") - 1)),
+    Step(A, Op.READ, ("/test/full",)),
+    Step(A, Op.READ, raw=encode_message(Op.READ, 0xDEADBEEF, 0, payload("/test/bin"))),
     # RM.
     Step(A, Op.RM, ("/test/dir",)),
     Step(A, Op.RM, ("/test/dir",)),
@@ -422,6 +437,20 @@ _transactions: tuple[Action, ...] = (
     Step(A, Op.TRANSACTION_END, ("F",), tx_id=12345),
     Step(A, Op.TRANSACTION_START, ("",), label="T7"),
     Step(A, Op.TRANSACTION_END, ("F",), tx="T7"),
+    # A node the transaction found missing is created meanwhile -> EAGAIN.
+    Step(A, Op.TRANSACTION_START, ("",), label="T8"),
+    Step(A, Op.READ, ("/tx/ghost",), tx="T8"),
+    Step(B, Op.WRITE, ("/tx/ghost",), b"boo"),
+    Step(A, Op.WRITE, ("/tx/other",), b"x", tx="T8"),
+    Step(A, Op.TRANSACTION_END, ("T",), tx="T8"),
+    Step(A, Op.READ, ("/tx/other",)),
+    # Permissions changed inside a transaction, applied at commit.
+    Step(A, Op.TRANSACTION_START, ("",), label="T9"),
+    Step(A, Op.SET_PERMS, ("/tx/c", "n0", "r4"), tx="T9"),
+    Step(A, Op.GET_PERMS, ("/tx/c",), tx="T9"),
+    Step(B, Op.GET_PERMS, ("/tx/c",)),
+    Step(A, Op.TRANSACTION_END, ("T",), tx="T9"),
+    Step(B, Op.GET_PERMS, ("/tx/c",)),
 )
 
 _deviations: tuple[Action, ...] = (
@@ -490,6 +519,7 @@ _deviations: tuple[Action, ...] = (
         current=(_err("EINVAL"),),
     ),
     Disconnect(X),
+    Step(A, Op.SET_PERMS, ("@introduceDomain", "n0", "r1")),
 )
 
 _domains: tuple[Action, ...] = (
@@ -518,6 +548,11 @@ _domains: tuple[Action, ...] = (
     Step(A, Op.READ, ("/local/domain/3/data",)),
     Step(A, Op.INTRODUCE, ("3", "4099", "13")),
     Step(A, Op.IS_DOMAIN_INTRODUCED, ("3",)),
+    # Introducing an introduced domain again: OK, no new @introduceDomain event.
+    Step(A, Op.INTRODUCE, ("1", "4097", "11")),
+    Step(A, Op.INTRODUCE, ("1", "4097", "21")),
+    Step(A, Op.INTRODUCE, ("5",)),
+    Step(A, Op.SET_TARGET, ("1",)),
 )
 
 _control: tuple[Action, ...] = (
@@ -554,7 +589,20 @@ _big_directory: tuple[Action, ...] = (
     Step(A, Op.RM, ("/many",)),
 )
 
+_reset: tuple[Action, ...] = (
+    Step(W, Op.TRANSACTION_START, ("",), label="V1"),
+    Step(W, Op.RESET_WATCHES, ("",)),
+    Step(A, Op.WRITE, ("/watched/after-reset",), b"only / sees this"),
+    Step(W, Op.TRANSACTION_END, ("F",), tx="V1"),
+    Step(W, Op.TRANSACTION_START, ("",), label="V2"),
+    Step(W, Op.TRANSACTION_END, ("F",), tx="V2"),
+)
+
 _abuse: tuple[Action, ...] = (
+    Connect(CUT),
+    Step(CUT, Op.READ, raw=encode_message(Op.READ, 1, 0, payload("/test"))[:7], drain_sender=False),
+    Disconnect(CUT),
+    Step(A, Op.READ, ("/test/a",)),
     Connect(BAD),
     Step(
         BAD,
@@ -574,5 +622,6 @@ SESSION: tuple[Action, ...] = (
     *_domains,
     *_control,
     *_big_directory,
+    *_reset,
     *_abuse,
 )
