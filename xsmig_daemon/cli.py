@@ -21,7 +21,7 @@ EXIT_FAIL = 1
 EXIT_USAGE = 2
 
 #: Subcommand modules under xsmig_daemon.commands, in --help order.
-COMMAND_MODULES: tuple[str, ...] = ("inspect", "verify", "diff", "convert", "mockd")
+COMMAND_MODULES: tuple[str, ...] = ("inspect", "verify", "diff", "convert", "mockd", "serve", "ctl")
 
 
 def build_parser() -> argparse.ArgumentParser:
