@@ -5,12 +5,13 @@ from __future__ import annotations
 import struct
 
 import trio
-from trio_client import TrioClient
 
 from xsmig_daemon.mockd import MockDaemon
 from xsmig_daemon.store.connection import OUTPUT_LIMIT
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op
+
+from .trio_client import TrioClient
 
 
 async def still_served(daemon: MockDaemon) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-from pyxs import Client  # type: ignore[attr-defined]
+from pyxs import Client
 
 from xsmig_daemon.mockd import MockDaemon
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 import trio
-from trio_client import TrioClient, body
 
 from xsmig_daemon.mockd import MockDaemon, default_socket_path
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op
+
+from .trio_client import TrioClient, body
 
 
 def test_default_socket_path() -> None:

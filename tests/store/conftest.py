@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from engine_client import EngineClient
 
 from xsmig_daemon.image.records import ConnType
 from xsmig_daemon.store import Engine
 from xsmig_daemon.wire.ops import Op
+
+from .engine_client import EngineClient
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine_client import EngineClient
-
 from xsmig_daemon.image.records import (
     ConnectionData,
     DomainData,
@@ -24,6 +22,8 @@ from xsmig_daemon.store import Engine
 from xsmig_daemon.store.image_state import restore_engine, state_records
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op
+
+from .engine_client import EngineClient
 
 Guest = Callable[[int], EngineClient]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine_client import EngineClient
-
 from xsmig_daemon.wire.ops import Op
+
+from .engine_client import EngineClient
 
 
 def test_initial_tree(dom0: EngineClient) -> None:

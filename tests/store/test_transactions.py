@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine_client import EngineClient
-
 from xsmig_daemon.wire.ops import Op
+
+from .engine_client import EngineClient
 
 Guest = Callable[[int], EngineClient]
 

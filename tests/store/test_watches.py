@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine_client import EngineClient
-
 from xsmig_daemon.store.connection import OUTPUT_LIMIT
 from xsmig_daemon.wire.ops import Op
+
+from .engine_client import EngineClient
 
 Guest = Callable[[int], EngineClient]
 
