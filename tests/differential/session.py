@@ -466,6 +466,15 @@ _deviations: tuple[Action, ...] = (
     ),
     Deviation(
         X,
+        Op.GET_PERMS,
+        ("@releaseDomain",),
+        reason="as above; current Xen gives @releaseDomain n0 plus read for DOMID_ANY "
+        "(0x7ff5), spec 5",
+        xen417=(_err("EINVAL"),),
+        current=((Op.GET_PERMS, payload("n0", "r32757")),),
+    ),
+    Deviation(
+        X,
         Op.WATCH,
         ("/depth", "d", "1"),
         reason="4.17 needs exactly 2 WATCH strings; current Xen takes a depth "
