@@ -6,7 +6,7 @@ then SIGKILL) and remove the directory when the test ends, whatever happened.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,9 +14,13 @@ from peerlib import (
     MockDaemon,
     PeerInstall,
     RealXenstored,
+    RestoredXenstored,
+    RestoreFds,
+    RestoreImage,
     shared_dir,
     start_mockd,
     start_real_xenstored,
+    start_restored_xenstored,
 )
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -54,3 +58,25 @@ def mockd(peer_install: PeerInstall) -> Iterator[MockDaemon]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture
+def restored_xenstored(peer_install: PeerInstall) -> Iterator[RestoreImage]:
+    """A factory: ``restored_xenstored(image_bytes, domids=None)`` starts the real 4.17
+    xenstored in restore mode on an image (fds taken from its GLOBAL_DATA and socket
+    CONNECTION_DATA records) and returns once it loaded it; raises PeerError with the
+    daemon's own message if it refuses the image. Every daemon started is stopped."""
+    started: list[RestoredXenstored] = []
+
+    def start(image: bytes, domids: Sequence[int] | None = None) -> RestoredXenstored:
+        daemon = start_restored_xenstored(
+            image, RestoreFds.from_image(image), domids=domids, install=peer_install
+        )
+        started.append(daemon)
+        return daemon
+
+    try:
+        yield start
+    finally:
+        for daemon in started:
+            daemon.stop()

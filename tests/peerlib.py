@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.records import ConnectionData, GlobalData, Record, SocketSpec
@@ -526,6 +527,12 @@ class RestoredXenstored(RealXenstored):
         for sock in self.conn_peers.values():
             sock.close()
         return super().stop(timeout)
+
+
+class RestoreImage(Protocol):
+    """What the ``restored_xenstored`` fixture yields."""
+
+    def __call__(self, image: bytes, domids: Sequence[int] | None = None) -> RestoredXenstored: ...
 
 
 def _install_fds(placement: Mapping[int, int]) -> Callable[[], None]:

@@ -5,18 +5,16 @@ not from xsmig code)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from peerlib import PeerInstall, RestoredXenstored, RestoreFds, payload, start_restored_xenstored
+from peerlib import RestoreImage, payload
 
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op
 
 DATA = Path(__file__).resolve().parent / "data"
 LU_OK = encode_message(Op.CONTROL, 0, 0, b"OK\0")
-RestoredXenstoredFactory = Callable[[str], RestoredXenstored]
 IMAGES = (
     "pending_input.img",
     "pending_output.img",
@@ -29,36 +27,19 @@ IMAGES = (
 )
 
 
-@pytest.fixture
-def restore(peer_install: PeerInstall) -> Iterator[RestoredXenstoredFactory]:
-    started: list[RestoredXenstored] = []
-
-    def start(name: str) -> RestoredXenstored:
-        image = (DATA / name).read_bytes()
-        daemon = start_restored_xenstored(image, RestoreFds.from_image(image), install=peer_install)
-        started.append(daemon)
-        return daemon
-
-    try:
-        yield start
-    finally:
-        for daemon in started:
-            daemon.stop()
-
-
 @pytest.mark.parametrize("name", IMAGES)
 def test_every_image_is_a_4_17_image_the_daemon_loads(
-    name: str, restore: RestoredXenstoredFactory
+    name: str, restored_xenstored: RestoreImage
 ) -> None:
     data = (DATA / name).read_bytes()
     assert data[:16] == b"xenstore" + bytes.fromhex("00000001 00000000")
-    daemon = restore(name)
+    daemon = restored_xenstored(data)
     with daemon.connect() as client:
         assert client.call(Op.READ, "/tool/xenstored").payload == b""
 
 
-def test_pending_input_runs_after_restore(restore: RestoredXenstoredFactory) -> None:
-    daemon = restore("pending_input.img")
+def test_pending_input_runs_after_restore(restored_xenstored: RestoreImage) -> None:
+    daemon = restored_xenstored((DATA / "pending_input.img").read_bytes())
     fds = list(daemon.conn_peers)  # image order: holder, parked, LU requester, partial
     holder, parked, requester, partial = (daemon.peer_client(fd) for fd in fds)
     assert requester.receive().encode() == LU_OK
@@ -74,8 +55,8 @@ def test_pending_input_runs_after_restore(restore: RestoredXenstoredFactory) -> 
     assert holder.call(Op.TRANSACTION_END, "F", tx_id=1).payload == b"ENOENT\0"
 
 
-def test_pending_output_is_delivered_after_restore(restore: RestoredXenstoredFactory) -> None:
-    daemon = restore("pending_output.img")
+def test_pending_output_is_delivered_after_restore(restored_xenstored: RestoreImage) -> None:
+    daemon = restored_xenstored((DATA / "pending_output.img").read_bytes())
     stalled_fd, requester_fd = daemon.conn_peers
     assert daemon.peer_client(requester_fd).receive().encode() == LU_OK
     stalled = daemon.peer_client(stalled_fd)
@@ -92,9 +73,9 @@ def test_pending_output_is_delivered_after_restore(restore: RestoredXenstoredFac
 
 
 def test_watches_survive_restore_without_initial_events(
-    restore: RestoredXenstoredFactory,
+    restored_xenstored: RestoreImage,
 ) -> None:
-    daemon = restore("many_watches.img")
+    daemon = restored_xenstored((DATA / "many_watches.img").read_bytes())
     first_fd, second_fd, requester_fd = daemon.conn_peers
     first, second = daemon.peer_client(first_fd), daemon.peer_client(second_fd)
     assert first.is_silent() and second.is_silent()
@@ -109,8 +90,8 @@ def test_watches_survive_restore_without_initial_events(
     assert daemon.peer_client(requester_fd).receive().encode() == LU_OK
 
 
-def test_domains_and_targets_survive_restore(restore: RestoredXenstoredFactory) -> None:
-    daemon = restore("domains5.img")
+def test_domains_and_targets_survive_restore(restored_xenstored: RestoreImage) -> None:
+    daemon = restored_xenstored((DATA / "domains5.img").read_bytes())
     with daemon.connect() as dom0:
         for domid in range(1, 6):
             assert dom0.call(Op.IS_DOMAIN_INTRODUCED, str(domid)).payload == b"T\0"
@@ -121,8 +102,8 @@ def test_domains_and_targets_survive_restore(restore: RestoredXenstoredFactory) 
         assert dom0.call(Op.GET_PERMS, "/shared").payload == payload("r0", "b1", "r2", "w3", "n4")
 
 
-def test_big_tree_values_survive_restore(restore: RestoredXenstoredFactory) -> None:
-    daemon = restore("big_tree.img")
+def test_big_tree_values_survive_restore(restored_xenstored: RestoreImage) -> None:
+    daemon = restored_xenstored((DATA / "big_tree.img").read_bytes())
     rng = random.Random(5)
     expected = {
         f"/big/d{i}/n{j}": bytes(rng.randrange(256) for _ in range(rng.randrange(301)))
