@@ -85,6 +85,11 @@ def test_set_perms_rules(dom0: EngineClient, guest: Guest) -> None:
     assert g4.error(Op.SET_PERMS, "/s", "b4") == "EACCES"
     assert dom0.error(Op.SET_PERMS, "/s") == "EINVAL"
     assert dom0.error(Op.SET_PERMS, "/s", "x1") == "EINVAL"
+    assert dom0.error(Op.SET_PERMS, "/s", "n0 ") == "EINVAL"
+    assert dom0.error(Op.SET_PERMS, "/s", "r") == "EINVAL"
+    # Naming a domain that cannot exist: C's hypervisor lookup fails with ENOENT.
+    assert dom0.error(Op.SET_PERMS, "/s", "r-1") == "ENOENT"
+    assert dom0.error(Op.SET_PERMS, "/s", "r32752") == "ENOENT"
     assert dom0.ok(Op.SET_PERMS, "/s", "r0x5") == b"OK\0"
     assert dom0.ok(Op.GET_PERMS, "/s") == b"r5\0"
 

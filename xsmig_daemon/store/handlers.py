@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Engine", "Connection", Message, Transaction | None], None]
 OK = b"OK\0"
+_LEADING_INT = re.compile(rb"\s*[-+]?\d*")
 
 
 # -- argument parsing (C's get_strings / onearg) --------------------------------------------
@@ -59,6 +61,12 @@ def parse_u32(raw: bytes) -> int:
     return int(raw)
 
 
+def c_atoi(raw: bytes) -> int:
+    """C's atoi: optional sign and leading digits, anything else ignored (0 if none)."""
+    match = _LEADING_INT.match(raw)
+    return int(match.group()) if match and match.group() not in (b"", b"-", b"+") else 0
+
+
 def require_privileged(conn: Connection, message: Message) -> None:
     if not conn.privileged:
         raise XsError("EACCES", f"{message.describe()} needs a privileged caller")
@@ -86,7 +94,7 @@ def do_directory_part(
 ) -> None:
     raw_path, raw_offset = exact_args(message, 2)
     path = engine.path_arg(conn, raw_path)
-    offset = parse_u32(raw_offset)
+    offset = max(c_atoi(raw_offset), 0)
     node = engine.get_node(conn, tx, path, Access.READ)
     listing = b"".join(c.encode() + b"\0" for c in node.children)
     generation = str(node.generation).encode() + b"\0"
@@ -297,6 +305,8 @@ def do_introduce(
     domid = guest_domid(args[0])
     parse_u32(args[1])
     port = parse_u32(args[2])
+    if port == 0:
+        raise XsError("EINVAL", "event channel port 0")
     engine.introduce(domid, port)
     engine.reply(conn, message, OK)
 
@@ -327,7 +337,8 @@ def do_is_domain_introduced(
 def do_get_domain_path(
     engine: Engine, conn: Connection, message: Message, tx: Transaction | None
 ) -> None:
-    domid = parse_domid(one_arg(message))
+    # C formats atoi() of the argument as unsigned, without any range check.
+    domid = c_atoi(one_arg(message)) & 0xFFFFFFFF
     engine.reply(conn, message, domain_home(domid).encode() + b"\0")
 
 

@@ -241,4 +241,3 @@ def _rebuild_tx_children(engine: Engine, tx: Transaction) -> None:
             elif other_entry.node is not None and name not in children:
                 children.append(name)
         entry.node.children = children
-

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 
 from ..image.records import DOMID_ANY, Permission
+from .domains import DOMID_FIRST_RESERVED
 from .errors import XsError
 
 PermList = tuple[Permission, ...]
+_WIRE_PERM = re.compile(rb"([nrwb])([-+]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*))")
 
 
 class Access(enum.IntFlag):
@@ -33,15 +36,25 @@ def letter_access(letter: str) -> Access:
 
 
 def parse_wire_perm(raw: bytes) -> Permission:
-    """One ``r5`` style entry; the number is parsed like C's strtol(base 0)."""
-    try:
-        text = raw.decode("ascii")
-        letter, number = text[0], text[1:]
-        domid = int(number, 0) if number else -1
-    except (UnicodeDecodeError, IndexError, ValueError):
-        raise XsError("EINVAL", f"bad permission {raw!r}") from None
-    if letter not in _LETTER_ACCESS or not 0 <= domid <= 0xFFFF:
+    """One ``r5`` style entry; the number is read like C's strtol(base 0).
+
+    Any domid may be named as long as such a domain could exist (below the reserved range,
+    or DOMID_ANY); C asks the hypervisor and answers ENOENT otherwise.
+    """
+    match = _WIRE_PERM.fullmatch(raw)
+    if match is None:
         raise XsError("EINVAL", f"bad permission {raw!r}")
+    letter, number = match.group(1).decode(), match.group(2).decode()
+    negative = number.startswith("-")
+    digits = number.lstrip("+-")
+    if digits.lower().startswith("0x"):
+        domid = int(digits, 16)
+    elif digits.startswith("0") and len(digits) > 1:
+        domid = int(digits, 8)
+    else:
+        domid = int(digits)
+    if negative or not (domid < DOMID_FIRST_RESERVED or domid == DOMID_ANY):
+        raise XsError("ENOENT", f"permission names domain {number}")
     return Permission(letter, domid)
 
 
