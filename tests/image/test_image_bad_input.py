@@ -11,7 +11,7 @@ import pytest
 from golden_vectors import HEADER_V1_LE, HEADER_V2_BE, WORKED_EXAMPLE_V1, unhex
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_image_real import IMAGE_IDS, IMAGES, walk_frames
+from real_images import IMAGE_IDS, IMAGES, walk_frames
 
 from xsmig_daemon.image.decoder import ImageDecoder, Located
 from xsmig_daemon.image.errors import FramingError, ImageError, TruncatedImageError
