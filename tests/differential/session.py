@@ -502,15 +502,6 @@ _deviations: tuple[Action, ...] = (
     ),
     Deviation(
         X,
-        Op.GET_DOMAIN_PATH,
-        ("x",),
-        reason="4.17 parses the domid with atoi (garbage -> 0); current Xen rejects a "
-        "domid that is not decimal with EINVAL (spec 4)",
-        xen417=((Op.GET_DOMAIN_PATH, payload("/local/domain/0")),),
-        current=(_err("EINVAL"),),
-    ),
-    Deviation(
-        X,
         Op.CONTROL,
         ("quota", "set", "node-permissions", "5"),
         reason="the per-node permission quota is 'permissions' in 4.17 and "
