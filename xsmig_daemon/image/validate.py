@@ -159,6 +159,8 @@ class StreamValidator:
                 "when it re-introduces dom0)"
             )
         if record.conn_id:
+            if not self.profile.keeps_transactions:
+                self._not_loaded(record)  # C ignores conn-id/tx-id: it would commit the node
             self._transaction_node(record)
             return
         path = record.path
