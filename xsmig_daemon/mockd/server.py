@@ -20,6 +20,7 @@ from pathlib import Path
 
 import trio
 
+from ..image.records import ConnType
 from ..store.connection import Connection
 from ..store.domains import Domain
 from ..store.engine import Engine
@@ -127,21 +128,30 @@ class MockDaemon:
                 if found is None or found in self._links:
                     return  # domain gone, or its ring already has a client
                 conn = found
-            link = _Link(sock, conn)
-            self._links[conn] = link
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write_loop, link)
-                    await self._read_loop(link)
-                    nursery.cancel_scope.cancel()
-            finally:
-                del self._links[conn]
-                if domid is None:
-                    self.engine.disconnect(conn)
-                elif conn.broken:
-                    # C stops using a ring that broke the protocol; the stand-in resets it.
-                    conn.broken = False
-                    conn.decoder = type(conn.decoder)()
+            await self.serve_connection(sock, conn)
+
+    async def serve_connection(self, sock: trio.socket.SocketType, conn: Connection) -> None:
+        """Serve an engine connection over a connected socket until either side ends it.
+
+        Used for accepted clients, and for adopting a socket connection of a restored
+        engine (for instance one inherited across a live update). A socket connection is
+        removed from the engine afterwards; a domain's connection stays.
+        """
+        link = _Link(sock, conn)
+        self._links[conn] = link
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write_loop, link)
+                await self._read_loop(link)
+                nursery.cancel_scope.cancel()
+        finally:
+            del self._links[conn]
+            if conn.kind is ConnType.SOCKET:
+                self.engine.disconnect(conn)
+            elif conn.broken:
+                # C stops using a ring that broke the protocol; the stand-in resets it.
+                conn.broken = False
+                conn.decoder = type(conn.decoder)()
 
     async def _read_loop(self, link: _Link) -> None:
         engine, conn = self.engine, link.conn

@@ -303,9 +303,7 @@ class Engine:
     ) -> None:
         """Fire watches for a change of ``path`` (queued until commit inside a transaction)."""
         if tx is not None:
-            tx.events.append(QueuedEvent(path, exact, old_perms or perms))
-            if old_perms is not None and perms is not None:
-                tx.events.append(QueuedEvent(path, exact, perms))
+            tx.events.append(QueuedEvent(path, exact, perms, old_perms))
             return
         candidates = [p for p in (old_perms, perms) if p is not None]
         for watcher in self.connections:

@@ -281,7 +281,7 @@ def do_transaction_end(
             raise XsError("EAGAIN", f"transaction {tx.tx_id} conflicts")
         tx.apply(engine.tree)
         for event in tx.events:
-            engine.fire(conn, None, event.path, event.exact, event.perms)
+            engine.fire(conn, None, event.path, event.exact, event.perms, old_perms=event.old_perms)
     engine.reply(conn, message, OK)
 
 

@@ -29,6 +29,7 @@ class QueuedEvent:
     path: str
     exact: bool
     perms: PermList | None
+    old_perms: PermList | None = None
 
 
 @dataclass(slots=True)
