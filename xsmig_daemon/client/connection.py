@@ -282,13 +282,20 @@ async def open_connection(
 ) -> AsyncIterator[Connection]:
     """Run a connection over an already connected stream; closed when the block ends."""
     connection = Connection(stream, name=name, timeout=timeout, event_buffer=event_buffer)
+    body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(connection._read_loop)
         try:
             yield connection
+        except BaseException as exc:
+            # Re-raised below, outside the nursery: callers see the error itself, not an
+            # ExceptionGroup around it.
+            body_error = exc
         finally:
             nursery.cancel_scope.cancel()
             await connection.aclose()
+    if body_error is not None:
+        raise body_error
 
 
 async def connect_unix_stream(path: str, timeout: float = DEFAULT_TIMEOUT) -> trio.SocketStream:

@@ -1,0 +1,266 @@
+"""``xsmig snapshot``: export a running xenstored (or an image) as a migration stream.
+
+Every expected failure is one line on stderr and exit 1 (2 for usage errors); nothing is ever
+left at the ``--output`` path on failure, SIGTERM or Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import trio
+
+from ..cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from ..client import ClientError
+from ..export import (
+    Destination,
+    ExportError,
+    ExportPlan,
+    ExportResult,
+    ImageSource,
+    Source,
+    WireSource,
+    run_export,
+)
+from ..export.imagesource import peek_header
+from ..export.introspect import answers_introspect
+from ..export.run import Progress
+from ..export.sinks import UNIX_PREFIX, check_output_target
+from ..image.errors import EncodeError, ImageError
+from ..image.profiles import PROFILES, Profile, get_profile
+from ..image.records import Header
+from ..imagefile import ImageFileError
+
+NAME = "snapshot"
+EXIT_TERMINATED = 128 + signal.SIGTERM
+DEFAULT_SOCKET = "/var/run/xenstored/socket"
+#: GLOBAL_DATA evtchn-fd for C loaders (they refuse -1): the first fd after stdio.
+C_EVTCHN_FD = 3
+
+
+def default_socket() -> str:
+    """Where libxenstore looks: $XENSTORED_PATH, $XENSTORED_RUNDIR/socket, the default."""
+    if path := os.environ.get("XENSTORED_PATH"):
+        return path
+    if rundir := os.environ.get("XENSTORED_RUNDIR"):
+        return os.path.join(rundir, "socket")
+    return DEFAULT_SOCKET
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        NAME,
+        help="export a running xenstored (or an image) as a migration stream",
+        description=(
+            "Snapshot xenstored into a migration image: a file (written atomically, with "
+            "FILE.manifest.json next to it), standard output, or a successor listening on a "
+            "unix socket. Exit 0 written, 1 failed, 2 usage error. See docs/export.md."
+        ),
+    )
+    parser.add_argument(
+        "--socket", default=None, help="daemon socket (default: $XENSTORED_PATH, ...)"
+    )
+    parser.add_argument(
+        "--source",
+        choices=("auto", "wire", "image", "introspect"),
+        default="auto",
+        help="where state comes from (default auto: introspect if the daemon offers it, "
+        "else wire; image if --image is given)",
+    )
+    parser.add_argument("--image", metavar="FILE", help="image file for --source image")
+    parser.add_argument("--domain", type=int, metavar="N", help="migration stream of domain N only")
+    parser.add_argument(
+        "--target", choices=tuple(PROFILES), default="spec", help="loader the image is for"
+    )
+    parser.add_argument(
+        "--version",
+        dest="stream_version",
+        type=int,
+        choices=(1, 2),
+        help="stream version (default: 1, or the input image's)",
+    )
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--output", metavar="FILE", help="image file, or - for standard output")
+    out.add_argument("--to", metavar="unix:PATH", help="stream to a successor on a unix socket")
+    parser.add_argument("--force", action="store_true", help="replace an existing FILE")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="S", help="max wait for any peer (10)"
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=8, help="wire: transactions tried before giving up (8)"
+    )
+    parser.add_argument(
+        "--dom0-evtchn",
+        type=int,
+        default=1,
+        metavar="PORT",
+        help="wire, live-update: xenstored's local event channel of dom0's ring, written into "
+        "the synthesised dom0 CONNECTION_DATA (invisible over the wire; default 1)",
+    )
+    parser.add_argument(
+        "--socket-fd",
+        type=int,
+        default=-1,
+        metavar="FD",
+        help="live-update: GLOBAL_DATA rw-socket-fd, where the loader finds its listening "
+        "socket (default -1: none)",
+    )
+    parser.add_argument(
+        "--evtchn-fd",
+        type=int,
+        default=None,
+        metavar="FD",
+        help="live-update: GLOBAL_DATA evtchn-fd, where the loader finds its event-channel "
+        f"fd (default {C_EVTCHN_FD} for xen-* targets, which need one; -1 for spec)",
+    )
+    parser.set_defaults(handler=run)
+
+
+class UsageError(Exception):
+    pass
+
+
+def _plan(args: argparse.Namespace, profile: Profile) -> ExportPlan:
+    if args.domain is not None and not 0 <= args.domain < 0x7FF0:
+        raise UsageError(f"--domain {args.domain} is not a domain id (0..32751)")
+    if args.domain is not None and profile.is_c_loader:
+        raise UsageError(
+            f"--target {profile.name} loads live-update images only; --domain needs spec"
+        )
+    version = args.stream_version
+    if version is None:
+        version = 1
+        if args.image and args.source in ("auto", "image"):
+            version = peek_header(args.image).version
+        if version not in profile.versions:
+            version = max(profile.versions)
+    if version not in profile.versions:
+        raise UsageError(f"--target {profile.name} does not load version {version} streams")
+    evtchn_fd = args.evtchn_fd
+    if evtchn_fd is None:
+        evtchn_fd = C_EVTCHN_FD if profile.is_c_loader else -1
+    return ExportPlan(
+        mode="domain" if args.domain is not None else "live-update",
+        socket_fd=args.socket_fd,
+        evtchn_fd=evtchn_fd,
+        profile=profile,
+        header=Header(version, False),
+        domid=args.domain,
+        dom0_evtchn=args.dom0_evtchn,
+        timeout=args.timeout,
+    )
+
+
+def _destination(args: argparse.Namespace) -> Destination:
+    if args.to is not None:
+        if not args.to.startswith(UNIX_PREFIX) or len(args.to) == len(UNIX_PREFIX):
+            raise UsageError(f"--to {args.to!r}: expected unix:PATH")
+        return Destination(args.to[len(UNIX_PREFIX) :], unix=True)
+    if args.output == "-" and args.json:
+        raise UsageError("--json prints on stdout; it cannot be combined with --output -")
+    check_output_target(args.output, force=args.force)
+    return Destination(args.output, force=args.force)
+
+
+async def _source(args: argparse.Namespace) -> Source:
+    kind = args.source
+    if kind == "auto":
+        kind = "image" if args.image else "wire"
+        if not args.image and await answers_introspect(args.socket, args.timeout):
+            kind = "introspect"
+    if kind == "image":
+        if not args.image:
+            raise UsageError("--source image needs --image FILE")
+        return ImageSource(args.image)
+    if args.image:
+        raise UsageError(f"--image is only used with --source image (not {kind})")
+    if kind == "introspect":
+        raise UsageError(
+            f"the introspect source is not available yet ({args.socket}); use --source wire"
+        )
+    return WireSource(args.socket, timeout=args.timeout, max_attempts=args.attempts)
+
+
+async def _main(args: argparse.Namespace, dest: Destination, plan: ExportPlan) -> ExportResult:
+    source = await _source(args)
+    progress = Progress(f"xsmig {NAME}")
+    try:
+        return await run_export(source, plan, dest, progress=progress if progress.enabled else None)
+    finally:
+        progress.done()
+
+
+async def _main_until_sigterm(
+    args: argparse.Namespace, dest: Destination, plan: ExportPlan
+) -> ExportResult | None:
+    """Run the export; SIGTERM cancels it (so the sinks clean up) and returns None."""
+    result: ExportResult | None = None
+    error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+
+        async def until_sigterm() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    return
+
+        async def export() -> None:
+            nonlocal result, error
+            try:
+                result = await _main(args, dest, plan)
+            except Exception as exc:
+                # Raised after the nursery: the CLI reports the error, not a group of one.
+                error = exc
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(until_sigterm)
+        nursery.start_soon(export)
+    if error is not None:
+        raise error
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.socket is None:
+        args.socket = default_socket()
+    try:
+        plan = _plan(args, get_profile(args.target))
+        dest = _destination(args)
+        result = trio.run(_main_until_sigterm, args, dest, plan)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (ExportError, ClientError, ImageFileError, EncodeError) as exc:
+        return _fail(str(exc))
+    except ImageError as exc:
+        return _fail(f"the stream is not valid for --target {args.target}: {exc}")
+    if result is None:
+        where = "" if not dest.is_file else f"; nothing written at {dest.target}"
+        return _fail(f"terminated by SIGTERM{where}", EXIT_TERMINATED)
+    manifest = result.manifest
+    if args.json:
+        sys.stdout.write(json.dumps(manifest, indent=2) + "\n")
+    elif dest.target != "-":
+        print(_summary_line(manifest), file=sys.stderr)
+    return EXIT_OK
+
+
+def _summary_line(manifest: dict[str, Any]) -> str:
+    records = sum(manifest["records"].values())
+    nodes = manifest["records"].get("NODE_DATA", 0)
+    notes = len(manifest["fidelity_notes"])
+    return (
+        f"xsmig {NAME}: {manifest['image']}: {records} records ({nodes} nodes), "
+        f"{manifest['size']} bytes, {manifest['source']['kind']} source, "
+        f"{notes} fidelity notes (see the manifest or --json)"
+    )
+
+
+def _fail(message: str, code: int = EXIT_FAIL) -> int:
+    print(f"xsmig {NAME}: {message}", file=sys.stderr)
+    return code
