@@ -21,7 +21,17 @@ EXIT_FAIL = 1
 EXIT_USAGE = 2
 
 #: Subcommand modules under xsmig_daemon.commands, in --help order.
-COMMAND_MODULES: tuple[str, ...] = ("inspect", "verify", "diff", "convert", "mockd", "serve", "ctl")
+COMMAND_MODULES: tuple[str, ...] = (
+    "inspect",
+    "verify",
+    "diff",
+    "convert",
+    "snapshot",
+    "mockd",
+    "serve",
+    "ctl",
+    "lu_hook",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

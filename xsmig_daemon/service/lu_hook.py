@@ -1,0 +1,400 @@
+"""The live-update hook: checks, keeps and (if asked) converts C xenstored's ``state_dump``
+between the old daemon's exec and the successor's start.
+
+``xenstore-control live-update -f WRAPPER`` makes the old xenstored write
+``$XENSTORED_RUNDIR/state_dump`` and ``execvp`` WRAPPER in its own process, with its own
+argv plus ``-U`` and with the listening socket, the client sockets and the event-channel fd
+still open. The wrapper (``wrapper_script``) runs ``xsmig lu-hook``, which ends by exec'ing
+the successor in the same process, so those descriptors reach it untouched.
+
+What happens to the dump (docs/service.md, "lu-hook"):
+
+* valid for ``lu_hook.profile``: kept as ``lu-TIME.img`` + manifest, successor started with
+  the original arguments (it restores the dump);
+* not valid, ``lu_hook.convert = true`` and the dump decodes: converted for the profile,
+  written back as ``state_dump``, re-checked, successor restores the converted dump (what the
+  conversion dropped is logged and in the manifest);
+* otherwise ``lu_hook.on_invalid`` decides. ``fresh`` (default): the dump is kept as
+  ``lu-rejected-TIME.img``, every inherited descriptor is closed (clients see their
+  connection end instead of hanging) and the successor starts *without* ``-U`` -- a working
+  but empty xenstored, said at priority crit. ``restore``: successor started with ``-U``
+  anyway (for when the operator trusts the successor more than this check).
+
+This module is deliberately synchronous and free of trio: it runs alone, inside xenstored's
+process, while every xenstore client on the host waits for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn
+
+from ..image.convert import ImageConverter
+from ..image.decoder import ImageDecoder, Located
+from ..image.encoder import RecordEncoder
+from ..image.errors import EncodeError, ImageError
+from ..image.profiles import SPEC, Profile, get_profile
+from ..image.records import Header
+from ..image.summary import type_name
+from ..image.validate import StreamValidator
+from ..imagefile import ImageFileError, atomic_output, read_chunks
+from .config import Config, ConfigError, load_config
+from .log import get_logger, setup_logging
+from .runner import manifest_path
+from .snapshot_dir import new_snapshot_path
+
+log = get_logger("lu-hook")
+
+DUMP_NAME = "state_dump"
+DEFAULT_RUNDIR = "/var/run/xenstored"
+LIVE_UPDATE_FLAGS = ("-U", "--live-update")
+MANIFEST_SCHEMA = "xsmig.lu-hook/1"
+
+
+@dataclass
+class DumpCheck:
+    """One pass over a dump: its digest, what it holds and whether the profile loads it."""
+
+    profile: str
+    size: int = 0
+    sha256: str = ""
+    header: Header | None = None
+    records: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        header = self.header
+        return {
+            "profile": self.profile,
+            "valid": self.valid,
+            "error": self.error,
+            "warnings": self.warnings,
+            "size": self.size,
+            "sha256": self.sha256,
+            "version": None if header is None else header.version,
+            "endian": None if header is None else ("big" if header.big_endian else "little"),
+            "records": self.records,
+            "counts": dict(sorted(self.counts.items())),
+        }
+
+
+def check_dump(chunks: Iterable[bytes], profile: Profile, copy: BinaryIO | None) -> DumpCheck:
+    """Validate ``chunks`` against ``profile``, hashing them and writing them to ``copy``.
+
+    Every byte reaches ``copy`` even when validation fails early, so a rejected dump is kept
+    whole for the post-mortem.
+    """
+    result = DumpCheck(profile.name)
+    digest = hashlib.sha256()
+
+    def tee() -> Iterator[bytes]:
+        for chunk in chunks:
+            digest.update(chunk)
+            result.size += len(chunk)
+            if copy is not None:
+                copy.write(chunk)
+            yield chunk
+
+    source = tee()
+    decoder = ImageDecoder()
+    validator: StreamValidator | None = None
+    try:
+        for chunk in source:
+            decoder.feed(chunk)
+            for located in decoder.records():
+                if validator is None:
+                    result.header = decoder.header
+                    assert result.header is not None
+                    validator = StreamValidator(result.header, profile)
+                validator.check(located)
+                result.records += 1
+                result.counts[type_name(located.record.type)] += 1
+            if result.header is None and decoder.header is not None:
+                result.header = decoder.header
+                validator = StreamValidator(result.header, profile)
+        decoder.close()
+        if validator is not None:
+            result.warnings.extend(validator.warnings)
+    except ImageError as exc:
+        result.error = str(exc)
+        for _ in source:  # the rest of the dump still goes to the copy and the digest
+            pass
+    result.sha256 = digest.hexdigest()
+    return result
+
+
+@dataclass
+class Conversion:
+    warnings: list[str]
+    losses: list[str]
+
+
+def convert_dump(chunks: Iterable[bytes], profile: Profile, out: BinaryIO) -> Conversion:
+    """Rewrite a stream valid for the spec into one ``profile`` loads; the output is checked
+    against ``profile`` record by record as it is written. Raises ImageError."""
+    converter: ImageConverter | None = None
+    encoder: RecordEncoder | None = None
+    checker: StreamValidator | None = None
+    index = offset = 0
+    for source_header, located in _records_with_header(chunks):
+        if converter is None:
+            # What a C loader reads: its newest version, little endian (x86 native order).
+            header = Header(max(profile.versions), False)
+            converter = ImageConverter(source_header, header, profile)
+            encoder = RecordEncoder(header)
+            checker = StreamValidator(header, profile)
+            preamble = encoder.preamble()
+            out.write(preamble)
+            offset = len(preamble)
+        assert encoder is not None and checker is not None
+        record = converter.convert(located.record)
+        if record is None:
+            continue
+        checker.check(Located(index, offset, record))
+        data = encoder.encode(record)
+        out.write(data)
+        index += 1
+        offset += len(data)
+    if converter is None or checker is None:
+        raise ImageError("the dump holds no records")
+    return Conversion(checker.warnings, converter.losses.lines())
+
+
+def _records_with_header(chunks: Iterable[bytes]) -> Iterator[tuple[Header, Located]]:
+    """Decode and check against the spec, pairing each record with the stream's header."""
+    decoder = ImageDecoder()
+    validator: StreamValidator | None = None
+    for chunk in chunks:
+        decoder.feed(chunk)
+        for located in decoder.records():
+            header = decoder.header
+            assert header is not None
+            if validator is None:
+                validator = StreamValidator(header, SPEC)
+            validator.check(located)
+            yield header, located
+    decoder.close()
+
+
+# ----------------------------------------------------------------------------- the hook
+
+
+@dataclass
+class HookPlan:
+    """What the hook decided: how to start the successor and why."""
+
+    action: str  # restore | converted | fresh | restore-unchecked | passthrough
+    argv: list[str]
+    close_fds: bool = False
+    remove_dump: bool = False
+
+
+def successor_argv(successor: str, args: Sequence[str], *, live: bool) -> list[str]:
+    kept = [a for a in args if a not in LIVE_UPDATE_FLAGS]
+    return [successor, *kept, "-U"] if live else [successor, *kept]
+
+
+def decide(config: Config, args: Sequence[str], env: Mapping[str, str]) -> HookPlan:
+    """Check, keep and convert the dump; returns how to exec the successor. Never raises for
+    a bad dump (only for an unusable configuration or file system, handled by the caller)."""
+    lu = config.lu_hook
+    original = [lu.successor, *args]
+    if not any(a in LIVE_UPDATE_FLAGS for a in args):
+        log.warning("arguments carry no -U: not a live update, starting %s as asked", lu.successor)
+        return HookPlan("passthrough", original)
+    rundir = Path(env.get("XENSTORED_RUNDIR") or DEFAULT_RUNDIR)
+    dump = rundir / DUMP_NAME
+    profile = get_profile(lu.profile)
+    directory = Path(config.snapshots.directory)
+    now = time.time()
+    copy_path: Path | None = None
+    if lu.keep_copy:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        copy_path = new_snapshot_path(directory, "lu", now)
+    check = _check_and_keep(dump, profile, copy_path)
+    record: dict[str, Any] = {
+        "schema": MANIFEST_SCHEMA,
+        "created": now,
+        "dump": str(dump),
+        "successor": lu.successor,
+        "arguments": list(args),
+        "check": check.to_json(),
+    }
+    plan: HookPlan
+    if check.valid:
+        log.info(
+            "%s: valid for %s (%d records, %d bytes, sha256 %s)",
+            dump,
+            profile.name,
+            check.records,
+            check.size,
+            check.sha256,
+        )
+        for warning in check.warnings:
+            log.warning("%s: %s", dump, warning)
+        plan = HookPlan("restore", original)
+    else:
+        log.error("%s: not loadable by %s: %s", dump, profile.name, check.error)
+        plan = _after_invalid(config, dump, profile, args, record)
+    record["action"] = plan.action
+    record["exec"] = plan.argv
+    if copy_path is not None:
+        if plan.action in ("fresh", "restore-unchecked"):
+            rejected = new_snapshot_path(directory, "lu-rejected", now)
+            os.replace(copy_path, rejected)
+            copy_path = rejected
+        record["copy"] = str(copy_path)
+        _write_manifest(copy_path, record)
+        log.info("kept a copy of the dump: %s (+ .manifest.json)", copy_path)
+    return plan
+
+
+def _after_invalid(
+    config: Config, dump: Path, profile: Profile, args: Sequence[str], record: dict[str, Any]
+) -> HookPlan:
+    lu = config.lu_hook
+    if lu.convert:
+        conversion: Conversion | None = None
+        try:
+            conversion = _convert_in_place(dump, profile)
+        except (ImageError, EncodeError, ImageFileError) as exc:
+            record["conversion"] = {"ok": False, "error": str(exc)}
+        if conversion is None:
+            log.error(
+                "%s: conversion for %s failed: %s",
+                dump,
+                profile.name,
+                record["conversion"]["error"],
+            )
+        else:
+            for line in conversion.losses:
+                log.warning("%s: conversion for %s dropped %s", dump, profile.name, line)
+            record["conversion"] = {
+                "ok": True,
+                "losses": conversion.losses,
+                "warnings": conversion.warnings,
+            }
+            log.warning(
+                "%s: converted for %s; the successor restores the converted dump",
+                dump,
+                profile.name,
+            )
+            return HookPlan("converted", [lu.successor, *args])
+    if lu.on_invalid == "restore":
+        log.critical(
+            "%s is not loadable by %s but lu_hook.on_invalid = restore: starting %s -U on it "
+            "anyway; if it aborts, dom0 has no xenstored (see docs/service.md, recovery)",
+            dump,
+            profile.name,
+            lu.successor,
+        )
+        return HookPlan("restore-unchecked", [lu.successor, *args])
+    log.critical(
+        "%s rejected: starting %s WITHOUT -U as a fresh, EMPTY xenstored; existing client "
+        "connections are closed; all xenstore state (nodes, watches, domains) is lost and must "
+        "be recovered from a snapshot (docs/service.md, recovery)",
+        dump,
+        lu.successor,
+    )
+    return HookPlan(
+        "fresh", successor_argv(lu.successor, args, live=False), close_fds=True, remove_dump=True
+    )
+
+
+def _check_and_keep(dump: Path, profile: Profile, copy_path: Path | None) -> DumpCheck:
+    try:
+        if copy_path is None:
+            return check_dump(read_chunks(str(dump)), profile, None)
+        with atomic_output(str(copy_path)) as out:
+            return check_dump(read_chunks(str(dump)), profile, out)
+    except ImageFileError as exc:
+        result = DumpCheck(profile.name)
+        result.error = str(exc)
+        return result
+
+
+def _convert_in_place(dump: Path, profile: Profile) -> Conversion:
+    """Write the converted stream next to the dump, then rename it over (mode 0600)."""
+    converted = dump.with_name(DUMP_NAME + ".xsmig-converted")
+    with atomic_output(str(converted), force=True) as out:
+        conversion = convert_dump(read_chunks(str(dump)), profile, out)
+    os.replace(converted, dump)
+    return conversion
+
+
+def _write_manifest(image: Path, record: dict[str, Any]) -> None:
+    with atomic_output(str(manifest_path(image)), force=True) as out:
+        out.write(json.dumps(record, indent=2, sort_keys=True).encode() + b"\n")
+
+
+def execute(plan: HookPlan, env: Mapping[str, str]) -> NoReturn:
+    """Become the successor (same pid, inherited descriptors unless the plan closes them)."""
+    if plan.remove_dump:
+        rundir = Path(env.get("XENSTORED_RUNDIR") or DEFAULT_RUNDIR)
+        (rundir / DUMP_NAME).unlink(missing_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if plan.close_fds:
+        os.closerange(3, _max_fd())
+    log.info("exec %s", shlex.join(plan.argv))
+    os.execv(plan.argv[0], plan.argv)
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        return 65536
+
+
+def run_hook(config_path: str, args: Sequence[str]) -> None:
+    """Load the configuration, decide, exec the successor. Returns only on failure (logged);
+    the caller then starts the successor unchecked (``lu_entry``)."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        setup_logging("info")
+        log.critical("%s", exc)
+        return
+    setup_logging(config.log.level)
+    try:
+        plan = decide(config, args, os.environ)
+    except (OSError, ImageFileError) as exc:
+        log.critical("cannot check or keep the dump: %s", exc)
+        return
+    try:
+        execute(plan, os.environ)
+    except OSError as exc:
+        log.critical("cannot exec %s: %s", plan.argv[0], exc.strerror or exc)
+
+
+def wrapper_script(python: str, config_path: str, successor: str) -> str:
+    """The executable given to ``xenstore-control live-update -f``.
+
+    ``exec`` keeps xenstored's pid; lu_entry starts the successor unchecked if the hook
+    fails, and the first line covers a missing interpreter.
+    """
+    q = shlex.quote
+    return f"""#!/bin/sh
+# xsmig live-update hook, written by: xsmig lu-hook --install-wrapper
+# xenstored execs this in its own process with its arguments (including -U). xsmig checks
+# and keeps $XENSTORED_RUNDIR/state_dump, then execs lu_hook.successor from the
+# configuration. Re-run --install-wrapper after changing lu_hook.successor.
+[ -x {q(python)} ] || exec {q(successor)} "$@"
+exec {q(python)} -P -m xsmig_daemon.service.lu_entry {q(successor)} {q(config_path)} "$@"
+"""
