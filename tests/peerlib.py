@@ -635,13 +635,13 @@ def _restored(daemon: RestoredXenstored, dump: Path) -> bool:
 
 
 @contextlib.contextmanager
-def real_xenstored(
+def running_real_xenstored(
     rundir: Path | None = None,
     *,
     args: Sequence[str] = (),
     domids: Sequence[int] | None = None,
 ) -> Iterator[RealXenstored]:
-    """``with real_xenstored() as xs:`` -- started fresh, always stopped."""
+    """``with running_real_xenstored() as xs:`` -- started fresh, always stopped."""
     daemon = start_real_xenstored(rundir, args=args, domids=domids)
     try:
         yield daemon
@@ -709,9 +709,14 @@ def _mock_ready(daemon: MockDaemon) -> bool:
 
 
 @contextlib.contextmanager
-def mockd(rundir: Path | None = None, *, args: Sequence[str] = ()) -> Iterator[MockDaemon]:
-    """``with mockd() as mock:`` -- started fresh, always stopped."""
-    daemon = start_mockd(rundir, args=args)
+def running_mockd(
+    rundir: Path | None = None,
+    *,
+    args: Sequence[str] = (),
+    command: Sequence[str] = MOCKD_COMMAND,
+) -> Iterator[MockDaemon]:
+    """``with running_mockd() as mock:`` -- started fresh, always stopped."""
+    daemon = start_mockd(rundir, args=args, command=command)
     try:
         yield daemon
     finally:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from peerlib import real_xenstored
+from peerlib import running_real_xenstored
 
 from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.records import ConnectionData, ConnType, NodeData, WatchData
@@ -40,6 +40,6 @@ def _content(image: bytes) -> tuple[object, ...]:
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_remade_image_matches_the_committed_one(name: str, tmp_path: Path) -> None:
-    with real_xenstored() as xs:
+    with running_real_xenstored() as xs:
         remade = MAKERS[name](xs, tmp_path / name)
     assert _content(remade) == _content((DATA / name).read_bytes())

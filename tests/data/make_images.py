@@ -25,7 +25,7 @@ from peerlib import (
     RealXenstored,
     WireClient,
     payload,
-    real_xenstored,
+    running_real_xenstored,
     shared_dir,
 )
 
@@ -206,7 +206,7 @@ def main() -> int:
     for name in args.names or MAKERS:
         if name not in MAKERS:
             parser.error(f"unknown image {name}")
-        with real_xenstored() as xs:
+        with running_real_xenstored() as xs:
             image = MAKERS[name](xs, args.out / name)
         (args.out / name).chmod(0o644)
         print(f"{name}: {len(image)} bytes")
