@@ -87,9 +87,12 @@ def test_set_perms_rules(dom0: EngineClient, guest: Guest) -> None:
     assert dom0.error(Op.SET_PERMS, "/s", "x1") == "EINVAL"
     assert dom0.error(Op.SET_PERMS, "/s", "n0 ") == "EINVAL"
     assert dom0.error(Op.SET_PERMS, "/s", "r") == "EINVAL"
-    # Naming a domain that cannot exist: C's hypervisor lookup fails with ENOENT.
-    assert dom0.error(Op.SET_PERMS, "/s", "r-1") == "ENOENT"
+    # An owner that cannot exist is refused; any other such entry is kept but stale.
     assert dom0.error(Op.SET_PERMS, "/s", "r32752") == "ENOENT"
+    assert dom0.ok(Op.SET_PERMS, "/s", "n0", "r32752") == b"OK\0"
+    node = dom0.engine.tree.get("/s")
+    assert node is not None and node.perms[1].stale
+    assert dom0.error(Op.SET_PERMS, "/s", "n0", "r-1") == "EINVAL"
     assert dom0.ok(Op.SET_PERMS, "/s", "r0x5") == b"OK\0"
     assert dom0.ok(Op.GET_PERMS, "/s") == b"r5\0"
 

@@ -119,3 +119,37 @@ def test_errors(dom0: EngineClient) -> None:
 
 def test_watch_ignores_tx_id(dom0: EngineClient) -> None:
     assert dom0.call(Op.WATCH, "/i", "t", tx=42).op == Op.WATCH
+
+
+def test_end_checks_its_argument_before_the_transaction(dom0: EngineClient) -> None:
+    assert dom0.error(Op.TRANSACTION_END, "X") == "EINVAL"
+    assert dom0.error(Op.TRANSACTION_END) == "EINVAL"
+
+
+def test_failed_write_inside_a_transaction_fails_the_commit(
+    dom0: EngineClient, guest: Guest
+) -> None:
+    dom0.write("/local/domain/2", "")
+    dom0.ok(Op.SET_PERMS, "/local/domain/2", "n2")
+    g = guest(2)
+    tx = g.start()
+    assert g.error(Op.WRITE, "big", value=b"x" * 3000, tx=tx) == "ENOSPC"
+    g.write("small", "ok", tx=tx)
+    assert g.error(Op.TRANSACTION_END, "T", tx=tx) == "ENOMEM"
+    assert g.error(Op.READ, "small") == "ENOENT"
+
+
+def test_permission_change_in_a_transaction_reaches_the_watcher_losing_access(
+    dom0: EngineClient, guest: Guest
+) -> None:
+    dom0.write("/pv", "")
+    dom0.ok(Op.SET_PERMS, "/pv", "n0", "r3")
+    g = guest(3)
+    g.ok(Op.WATCH, "/pv", "t")
+    g.take_events()
+    tx = dom0.start()
+    dom0.ok(Op.SET_PERMS, "/pv", "n0", tx=tx)
+    assert g.take_events() == []
+    dom0.ok(Op.TRANSACTION_END, "T", tx=tx)
+    assert g.take_events() == [("/pv", "t")]
+    assert g.error(Op.READ, "/pv") == "EACCES"

@@ -189,6 +189,9 @@ class Engine:
     def write(self, conn: Connection, tx: Transaction | None, path: str, node: Node) -> None:
         limit = self.quota(conn, q.NODE_SIZE)
         if limit and node.size() >= limit:
+            if tx is not None:
+                # C cannot undo a half-done change inside a transaction: it fails it.
+                tx.failed = True
             raise XsError("ENOSPC", f"node {path} would be {node.size()} bytes")
         if tx is None:
             self.tree.put(path, node)

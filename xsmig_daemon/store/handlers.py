@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Engine", "Connection", Message, Transaction | None], None]
 OK = b"OK\0"
+_OWNER_WRITE = Access.WRITE | Access.OWNER
 _LEADING_INT = re.compile(rb"\s*[-+]?\d*")
 
 
@@ -122,6 +123,8 @@ def do_get_perms(
         perms = engine.tree.special_perms.get(path)
         if perms is None:
             raise XsError("ENOENT", path)
+        if not engine.access(conn, perms) & Access.READ:
+            raise XsError("EACCES", path)
     else:
         perms = engine.get_node(conn, tx, path, Access.READ).perms
     engine.reply(conn, message, format_perms(perms))
@@ -180,21 +183,23 @@ def do_set_perms(
     args = strings(message)
     if len(args) < 2:
         raise XsError("EINVAL", f"{message.describe()}: needs a path and permissions")
-    path = engine.path_arg(conn, args[0], allow_special=True)
-    perms = tuple(parse_wire_perm(raw) for raw in args[1:])
     limit = engine.quota(conn, q.NODE_PERMISSIONS)
-    if limit and len(perms) > limit:
-        raise XsError("ENOSPC", f"{len(perms)} permissions for {path}")
+    if limit and len(args) - 1 > limit:
+        raise XsError("ENOSPC", f"{len(args) - 1} permissions")
+    perms = tuple(parse_wire_perm(raw) for raw in args[1:])
+    if perms[0].stale:
+        raise XsError("ENOENT", f"owner domain {perms[0].domid} cannot exist")
+    path = engine.path_arg(conn, args[0], allow_special=True)
     if path.startswith("@"):
         current = engine.tree.special_perms.get(path)
         if current is None:
             raise XsError("ENOENT", path)
-        if not engine.access(conn, current) & Access.OWNER:
+        if engine.access(conn, current) & _OWNER_WRITE != _OWNER_WRITE:
             raise XsError("EACCES", path)
         engine.tree.special_perms[path] = perms
         engine.reply(conn, message, OK)
         return
-    node = engine.get_node(conn, tx, path, Access.WRITE | Access.OWNER)
+    node = engine.get_node(conn, tx, path, _OWNER_WRITE)
     if not conn.privileged and perms[0].domid != node.owner:
         raise XsError("EPERM", f"domain {conn.domid} may not change the owner of {path}")
     updated = node.copy()
@@ -268,11 +273,11 @@ def do_transaction_start(
 def do_transaction_end(
     engine: Engine, conn: Connection, message: Message, tx: Transaction | None
 ) -> None:
-    if tx is None:
-        raise XsError("ENOENT", "not in a transaction")
     verdict = one_arg(message)
     if verdict not in (b"T", b"F"):
         raise XsError("EINVAL", f"transaction end {verdict!r}")
+    if tx is None:
+        raise XsError("ENOENT", "not in a transaction")
     del conn.transactions[tx.tx_id]
     if verdict == b"T":
         if tx.failed:

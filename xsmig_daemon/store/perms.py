@@ -38,14 +38,14 @@ def letter_access(letter: str) -> Access:
 def parse_wire_perm(raw: bytes) -> Permission:
     """One ``r5`` style entry; the number is read like C's strtol(base 0).
 
-    Any domid may be named as long as such a domain could exist (below the reserved range,
-    or DOMID_ANY); C asks the hypervisor and answers ENOENT otherwise.
+    C asks the hypervisor whether the named domain exists and marks an entry for a domain
+    that cannot exist as stale. Without a hypervisor every domid below the reserved range
+    exists; DOMID_ANY is valid too. A number outside 16 bits cannot be represented at all.
     """
     match = _WIRE_PERM.fullmatch(raw)
     if match is None:
         raise XsError("EINVAL", f"bad permission {raw!r}")
     letter, number = match.group(1).decode(), match.group(2).decode()
-    negative = number.startswith("-")
     digits = number.lstrip("+-")
     if digits.lower().startswith("0x"):
         domid = int(digits, 16)
@@ -53,9 +53,10 @@ def parse_wire_perm(raw: bytes) -> Permission:
         domid = int(digits, 8)
     else:
         domid = int(digits)
-    if negative or not (domid < DOMID_FIRST_RESERVED or domid == DOMID_ANY):
-        raise XsError("ENOENT", f"permission names domain {number}")
-    return Permission(letter, domid)
+    if number.startswith("-") or domid > 0xFFFF:
+        raise XsError("EINVAL", f"permission domid {number} out of range")
+    stale = domid >= DOMID_FIRST_RESERVED and domid != DOMID_ANY
+    return Permission(letter, domid, stale)
 
 
 def format_perms(perms: Sequence[Permission]) -> bytes:
