@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import shutil
 import signal
 import socket
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import IO, Protocol
 
 from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.records import ConnectionData, GlobalData, Record, SocketSpec
@@ -320,6 +321,14 @@ class WireClient:
 # --------------------------------------------------------------------------- daemon
 
 
+def read_line(stream: IO[str], timeout: float = DEFAULT_TIMEOUT) -> str:
+    """One line from a child's pipe, or PeerError after ``timeout`` seconds."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    if not ready:
+        raise PeerError(f"no output line within {timeout} s")
+    return stream.readline()
+
+
 def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -368,6 +377,18 @@ class RunningDaemon:
     ) -> subprocess.CompletedProcess[str]:
         """Run a 4.17 ``xenstore-*`` tool or ``xenstore-control`` against this daemon."""
         return run_client(self.install, self.socket_path, tool, *args, check=check, timeout=timeout)
+
+    def start_client(self, tool: str, *args: str) -> subprocess.Popen[str]:
+        """Start a long-running tool (e.g. ``xenstore-watch``); stdout and stderr are pipes.
+        The caller must wait for or kill it."""
+        return subprocess.Popen(
+            [str(self.install.tool(tool)), *args],
+            env=self.install.client_env(self.socket_path),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def stop(self, timeout: float = 5.0) -> int:
         """SIGTERM, then SIGKILL after ``timeout``; returns the exit status."""

@@ -3,7 +3,7 @@ the mock as against the real 4.17 xenstored, command for command."""
 
 from __future__ import annotations
 
-from peerlib import MockDaemon, RealXenstored, RunningDaemon
+from peerlib import MockDaemon, RealXenstored, RunningDaemon, read_line
 
 #: (tool, args...) run in this order against a fresh daemon.
 TOOL_SESSION: tuple[tuple[str, ...], ...] = (
@@ -56,3 +56,26 @@ def test_the_4_17_tools_cannot_tell_the_mock_from_the_real_daemon(
         if ours != theirs
     ]
     assert not differences, "\n".join(differences)
+
+
+def _watch(daemon: RunningDaemon) -> tuple[int, str, str]:
+    """``xenstore-watch -n 4 /w`` while another tool writes /w/a, /w/b and removes /w."""
+    watcher = daemon.start_client("xenstore-watch", "-n", "4", "/w")
+    assert watcher.stdout is not None
+    try:
+        first = read_line(watcher.stdout)
+        daemon.client("xenstore-write", "/w/a", "1", "/w/b", "2")
+        daemon.client("xenstore-rm", "/w")
+        out, err = watcher.communicate(timeout=10)
+    finally:
+        watcher.kill()
+        watcher.wait()
+    return watcher.returncode, first + out, err
+
+
+def test_xenstore_watch_sees_the_same_events(
+    real_xenstored: RealXenstored, mockd: MockDaemon
+) -> None:
+    real = _watch(real_xenstored)
+    assert real == (0, "/w\n/w/a\n/w/b\n/w\n", "")
+    assert _watch(mockd) == real
