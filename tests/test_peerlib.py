@@ -14,6 +14,7 @@ from peerlib import (
     RestoreFds,
     WireClient,
     payload,
+    shared_dir,
     start_real_xenstored,
     start_restored_xenstored,
 )
@@ -125,3 +126,13 @@ def test_a_killed_daemon_is_reported(peer_install: PeerInstall) -> None:
         assert not daemon.alive()
     finally:
         assert daemon.stop() == -signal.SIGKILL
+
+
+def test_shared_is_found_beside_the_repository_or_in_xsmig_shared(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("XSMIG_SHARED", raising=False)
+    assert shared_dir() == Path(__file__).resolve().parent.parent.parent / "shared"
+    monkeypatch.setenv("XSMIG_SHARED", str(tmp_path))
+    assert shared_dir() == tmp_path
+    assert PeerInstall.locate().capture_script == tmp_path / "peer/capture-image.sh"
