@@ -49,7 +49,9 @@ def test_domain_usage(dom0: EngineClient, guest: Guest) -> None:
     g.ok(Op.WATCH, "/x", "t")
     usage = text(dom0.ok(Op.CONTROL, "quota", "3"))
     assert usage.splitlines()[0] == "Domain 3:"
-    assert "watches         :        1" in usage
+    assert "watches          :        1 (max        1)" in usage
+    assert dom0.error(Op.CONTROL, "quota", "77") == "ENOENT"
+    assert dom0.error(Op.CONTROL, "quota", "set", "nodes", "0") == "EINVAL"
 
 
 def test_guests_may_not_control(guest: Guest) -> None:

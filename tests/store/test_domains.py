@@ -48,6 +48,7 @@ def test_release_and_resume(dom0: EngineClient, guest: Guest) -> None:
     assert dom0.ok(Op.IS_DOMAIN_INTRODUCED, "2") == b"F\0"
     assert dom0.error(Op.RELEASE, "2") == "ENOENT"
     assert dom0.error(Op.RESUME, "2") == "ENOENT"
+    assert dom0.error(Op.RELEASE, "0") == "EINVAL"
     assert dom0.engine.domain_connection(2) is None
 
 

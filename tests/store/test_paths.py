@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from xsmig_daemon.store.wireargs import c_atoi
 from xsmig_daemon.wire import paths
 
 
@@ -62,3 +63,15 @@ def test_tree_relations() -> None:
 def test_non_ascii_bytes_are_invalid() -> None:
     with pytest.raises(paths.InvalidPathError):
         paths.decode_path(b"/\xff")
+
+
+def test_c_atoi() -> None:
+    assert [c_atoi(raw) for raw in (b"12", b" 7x", b"-3", b"x", b"", b"  ", b"+")] == [
+        12,
+        7,
+        -3,
+        0,
+        0,
+        0,
+        0,
+    ]

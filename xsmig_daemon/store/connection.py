@@ -95,6 +95,10 @@ class Connection:
         return len(self.out_partial) + self._out_bytes
 
     @property
+    def queued_replies(self) -> int:
+        return self._queued_replies
+
+    @property
     def queued_messages(self) -> list[bytes]:
         return [item.data for item in self._out_queue]
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import quotas as q
 from .errors import XsError
+from .wireargs import c_atoi
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -39,26 +40,28 @@ def _quota_table(engine: Engine, specs: tuple[q.QuotaSpec, ...]) -> str:
 
 def _domain_usage(engine: Engine, domid: int) -> str:
     if domid not in engine.domains and not engine.tree.owned[domid]:
-        raise XsError("EINVAL", f"domain {domid} unknown")
+        raise XsError("ENOENT", f"domain {domid} unknown")
     conn = engine.domain_connection(domid)
-    memory = sum(node.size() for _, node in engine.tree.walk() if node.owner == domid)
-    usage = {
-        "nodes": engine.tree.owned[domid],
-        "watches": len(conn.watches) if conn else 0,
-        "transactions": len(conn.transactions) if conn else 0,
-        "outstanding": conn.output_size and len(conn.queued_messages) if conn else 0,
-        "memory": memory,
-    }
-    return f"Domain {domid}:\n" + "".join(f"{k:<16}: {v:8d}\n" for k, v in usage.items())
+    usage = dict.fromkeys((spec.name for spec in q.HARD_QUOTAS), 0)
+    usage[q.NODES] = engine.tree.owned[domid]
+    usage[q.MEMORY] = sum(node.size() for _, node in engine.tree.walk() if node.owner == domid)
+    if conn is not None:
+        usage[q.WATCHES] = len(conn.watches)
+        usage[q.TRANSACTIONS] = len(conn.transactions)
+        usage[q.OUTSTANDING] = conn.queued_replies
+    # The mock keeps no history: "max" is the current value.
+    lines = "".join(f"{name:<17}: {value:8d} (max {value:8d})\n" for name, value in usage.items())
+    return f"Domain {domid}:\n{lines}"
 
 
 def _set_quota(engine: Engine, args: list[str], specs: tuple[q.QuotaSpec, ...]) -> bytes:
     if len(args) != 3 or args[0] != "set":
         raise XsError("EINVAL", f"quota arguments {args!r}")
     names = {spec.name.removeprefix(q.SOFT_PREFIX): spec.name for spec in specs}
-    if args[1] not in names or not args[2].isdigit():
+    value = c_atoi(args[2].encode())
+    if args[1] not in names or value < 1:
         raise XsError("EINVAL", f"quota {args[1]!r} {args[2]!r}")
-    engine.global_quotas[names[args[1]]] = int(args[2])
+    engine.global_quotas[names[args[1]]] = value
     return _text("OK")
 
 
@@ -80,8 +83,8 @@ def handle_control(engine: Engine, raw_args: list[bytes]) -> bytes:
     if command == "quota":
         if not args:
             return _text(_quota_table(engine, q.HARD_QUOTAS))
-        if len(args) == 1 and args[0].isdigit():
-            return _text(_domain_usage(engine, int(args[0])))
+        if len(args) == 1:
+            return _text(_domain_usage(engine, c_atoi(args[0].encode())))
         return _set_quota(engine, args, q.HARD_QUOTAS)
     if command == "quota-soft":
         if not args:

@@ -347,7 +347,7 @@ class Engine:
     def fire_special(self, name: str, domid: int) -> None:
         perms = self.tree.special_perms[name]
         for watcher in self.connections:
-            if not watcher.watches or not self.access(watcher, perms) & Access.READ:
+            if not watcher.watches or not self.watch_permitted(watcher, name, [perms]):
                 continue
             for watch in watcher.watches:
                 if watch.canonical != name:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from .domains import DOMID_FIRST_RESERVED, DOMID_SELF, SUPPORTED_FEATURES
 from .errors import XsError
 from .perms import Access, format_perms, parse_wire_perm
 from .transaction import Transaction
+from .wireargs import c_atoi, exact_args, one_arg, parse_domid, parse_u32, strings
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -24,48 +24,6 @@ if TYPE_CHECKING:
 Handler = Callable[["Engine", "Connection", Message, Transaction | None], None]
 OK = b"OK\0"
 _OWNER_WRITE = Access.WRITE | Access.OWNER
-_LEADING_INT = re.compile(rb"\s*[-+]?\d*")
-
-
-# -- argument parsing (C's get_strings / onearg) --------------------------------------------
-
-
-def strings(message: Message) -> list[bytes]:
-    """The NUL-terminated strings of the payload; an unterminated tail is not one."""
-    parts = message.payload.split(b"\0")
-    return parts[:-1]
-
-
-def one_arg(message: Message) -> bytes:
-    args = strings(message)
-    if len(args) != 1 or not message.payload.endswith(b"\0"):
-        raise XsError("EINVAL", f"{message.describe()}: expected exactly one string")
-    return args[0]
-
-
-def exact_args(message: Message, count: int) -> list[bytes]:
-    args = strings(message)
-    if len(args) != count or not message.payload.endswith(b"\0"):
-        raise XsError("EINVAL", f"{message.describe()}: expected {count} strings")
-    return args
-
-
-def parse_domid(raw: bytes) -> int:
-    if not raw.isdigit() or int(raw) > 0xFFFF:
-        raise XsError("EINVAL", f"bad domid {raw!r}")
-    return int(raw)
-
-
-def parse_u32(raw: bytes) -> int:
-    if not raw.isdigit() or int(raw) > q.UINT_MAX:
-        raise XsError("EINVAL", f"bad number {raw!r}")
-    return int(raw)
-
-
-def c_atoi(raw: bytes) -> int:
-    """C's atoi: optional sign and leading digits, anything else ignored (0 if none)."""
-    match = _LEADING_INT.match(raw)
-    return int(match.group()) if match and match.group() not in (b"", b"-", b"+") else 0
 
 
 def require_privileged(conn: Connection, message: Message) -> None:
@@ -316,16 +274,23 @@ def do_introduce(
     engine.reply(conn, message, OK)
 
 
+def released_domid(message: Message) -> int:
+    """RELEASE/RESUME argument: dom0 can be neither (EINVAL), others must be introduced."""
+    domid = guest_domid(one_arg(message))
+    if domid == 0:
+        raise XsError("EINVAL", "domain 0 cannot be released or resumed")
+    return domid
+
+
 def do_release(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
     require_privileged(conn, message)
-    domid = guest_domid(one_arg(message))
-    engine.release(domid)
+    engine.release(released_domid(message))
     engine.reply(conn, message, OK)
 
 
 def do_resume(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
     require_privileged(conn, message)
-    engine.introduced(guest_domid(one_arg(message))).shutdown = False
+    engine.introduced(released_domid(message)).shutdown = False
     engine.reply(conn, message, OK)
 
 
@@ -351,8 +316,10 @@ def do_set_target(
     engine: Engine, conn: Connection, message: Message, tx: Transaction | None
 ) -> None:
     require_privileged(conn, message)
-    raw_domid, raw_target = exact_args(message, 2)
-    domid, target = guest_domid(raw_domid), guest_domid(raw_target)
+    args = strings(message)
+    if len(args) < 2:
+        raise XsError("EINVAL", f"{message.describe()}: expected domid and target")
+    domid, target = guest_domid(args[0]), guest_domid(args[1])
     engine.introduced(domid)
     engine.introduced(target)
     acting = engine.domain_connection(domid)
