@@ -26,12 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from peerlib import (
     MOCKD_COMMAND,
-    PeerError,
-    WireClient,
-    payload,
     start_mockd,
     start_real_xenstored,
 )
+from wireclient import PeerError, WireClient, payload
 
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op

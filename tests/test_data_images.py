@@ -8,7 +8,10 @@ import random
 from pathlib import Path
 
 import pytest
-from peerlib import RestoreImage, payload
+from peerlib import (
+    RestoreImage,
+)
+from wireclient import payload
 
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op

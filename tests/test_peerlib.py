@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 from peerlib import (
-    PeerError,
     PeerInstall,
     RealXenstored,
     RestoreFds,
-    WireClient,
-    payload,
     shared_dir,
     start_real_xenstored,
     start_restored_xenstored,
 )
+from wireclient import PeerError, WireClient, payload
 
 from xsmig_daemon.image.records import (
     ConnectionData,
@@ -112,7 +110,7 @@ def test_restore_fds_of_a_real_image(shared_path: Path) -> None:
 
 
 def test_wire_client_times_out_instead_of_hanging(real_xenstored: RealXenstored) -> None:
-    with WireClient(real_xenstored.socket_path, timeout=0.2) as client:
+    with WireClient.connect(real_xenstored.socket_path, timeout=0.2) as client:
         assert client.is_silent(0.05)
         with pytest.raises(PeerError, match="within the timeout"):
             client.receive()

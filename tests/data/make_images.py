@@ -21,13 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from peerlib import (
-    PeerError,
     RealXenstored,
-    WireClient,
-    payload,
     running_real_xenstored,
     shared_dir,
 )
+from wireclient import PeerError, WireClient, payload
 
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op

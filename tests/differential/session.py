@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from peerlib import PeerError, WireClient, payload
+from wireclient import PeerError, WireClient, payload
 
 from xsmig_daemon.wire.framing import HEADER_SIZE, PAYLOAD_MAX, encode_message
 from xsmig_daemon.wire.ops import Op
@@ -145,7 +145,7 @@ class _Session:
     def run(self, action: Action) -> Entry:
         entry = Entry(action)
         if isinstance(action, Connect):
-            self.clients[action.client] = WireClient(self.socket_path, STEP_TIMEOUT)
+            self.clients[action.client] = WireClient.connect(self.socket_path, STEP_TIMEOUT)
             return entry
         if isinstance(action, Disconnect):
             self.clients.pop(action.client).close()
