@@ -1,11 +1,12 @@
 """Issue 3 item 6: one scripted session against the real Xen 4.17 xenstored and the mock,
-every reply compared byte for byte (see session.py for the script and docs/differential.md
-for the steps where the mock follows current Xen on purpose)."""
+every reply and event compared byte for byte. session.py holds the script, replay.py runs
+and compares it; docs/differential.md lists where the mock follows current Xen on purpose."""
 
 from __future__ import annotations
 
 from peerlib import MockDaemon, PeerInstall, RealXenstored, start_real_xenstored
-from session import SESSION, Burst, Deviation, compare_transcripts, run_session
+from replay import Burst, Deviation, compare_transcripts, run_session
+from session import SESSION
 
 
 def test_mock_answers_the_session_like_the_real_daemon(
