@@ -52,6 +52,14 @@ def encode_header(header: Header) -> bytes:
     return _PREAMBLE.pack(IDENT, header.version, 1 if header.big_endian else 0)
 
 
+def _cstring(text: str, what: str) -> bytes:
+    """``text`` NUL-terminated; a NUL inside would make the reader split or reject it."""
+    raw = encode_text(text)
+    if 0 in raw:
+        raise EncodeError(f"{what} {text!r} contains a NUL")
+    return raw + b"\0"
+
+
 def _u16(value: int, what: str) -> int:
     if not 0 <= value <= 0xFFFF:
         raise EncodeError(f"{what} {value} does not fit in 16 bits")
@@ -89,27 +97,30 @@ class RecordEncoder:
 
     def encode(self, record: Record) -> bytes:
         """The bytes of one record: 8-byte record header, body, zero padding."""
-        match record:
-            case NodeData():
-                return self._node_bytes(record)
-            case WatchData():
-                return self._watch_bytes(record)
-            case ConnectionData():
-                return self._connection_bytes(record)
-            case WatchDataExtended():
-                return self._watch_ext_bytes(record)
-            case TransactionData():
-                return self._tx.pack(record.type, 8, record.conn_id, record.tx_id)
-            case GlobalData():
-                return self._global.pack(record.type, 8, record.rw_socket_fd, record.evtchn_fd)
-            case GlobalQuotaData():
-                return self._global_quota_bytes(record)
-            case DomainData():
-                return self._domain_bytes(record)
-            case End():
-                return self._rec.pack(record.type, 0)
-            case UnknownRecord():
-                return self._framed(record.type, record.body)
+        try:
+            match record:
+                case NodeData():
+                    return self._node_bytes(record)
+                case WatchData():
+                    return self._watch_bytes(record)
+                case ConnectionData():
+                    return self._connection_bytes(record)
+                case WatchDataExtended():
+                    return self._watch_ext_bytes(record)
+                case TransactionData():
+                    return self._tx.pack(record.type, 8, record.conn_id, record.tx_id)
+                case GlobalData():
+                    return self._global.pack(record.type, 8, record.rw_socket_fd, record.evtchn_fd)
+                case GlobalQuotaData():
+                    return self._global_quota_bytes(record)
+                case DomainData():
+                    return self._domain_bytes(record)
+                case End():
+                    return self._rec.pack(record.type, 0)
+                case UnknownRecord():
+                    return self._framed(record.type, record.body)
+        except (struct.error, UnicodeEncodeError) as exc:  # a field out of its range
+            raise EncodeError(f"{type(record).__name__}: {exc}") from None
         raise EncodeError(f"not a record: {record!r}")
 
     def encode_all(self, records: Iterable[Record]) -> Iterator[bytes]:
@@ -158,7 +169,11 @@ class RecordEncoder:
         padding = -size & 7
         if path_len > 0xFFFF or len(value) > 0xFFFF or len(perms) > 0xFFFF:
             raise EncodeError(f"node {node.path!r}: path, value or perm count too long")
+        if 0 in path:
+            raise EncodeError(f"node path {node.path!r} contains a NUL")
         conn_id = node.conn_id
+        if conn_id and node.access & ~3:
+            raise EncodeError(f"node {node.path!r}: reserved access bits 0x{node.access:x}")
         head = self._node.pack(
             5,  # RecordType.NODE_DATA
             size + padding,
@@ -172,8 +187,8 @@ class RecordEncoder:
         return b"".join((head, perm_bytes, path, b"\0", value, _ZEROS[:padding]))
 
     def _watch_bytes(self, watch: WatchData) -> bytes:
-        path = encode_text(watch.path) + b"\0"
-        token = encode_text(watch.token) + b"\0"
+        path = _cstring(watch.path, "wpath")
+        token = _cstring(watch.token, "token")
         size = 8 + len(path) + len(token)
         padding = -size & 7
         head = self._watch.pack(
@@ -188,8 +203,8 @@ class RecordEncoder:
     def _watch_ext_bytes(self, watch: WatchDataExtended) -> bytes:
         if self.header.version < 2:
             raise EncodeError("WATCH_DATA_EXTENDED needs a version 2 stream")
-        path = encode_text(watch.path) + b"\0"
-        token = encode_text(watch.token) + b"\0"
+        path = _cstring(watch.path, "wpath")
+        token = _cstring(watch.token, "token")
         size = 12 + len(path) + len(token)
         padding = -size & 7
         depth = DEPTH_UNLIMITED if watch.depth < 0 else watch.depth
@@ -212,6 +227,11 @@ class RecordEncoder:
             )
         else:
             spec_bytes = self._sock.pack(spec.fd, 0)
+        if conn.out_resp_len > len(conn.out_data):
+            raise EncodeError(
+                f"conn-id {conn.conn_id}: out-resp-len {conn.out_resp_len} exceeds the "
+                f"{len(conn.out_data)} bytes of out_data"
+            )
         data_size = 24 + len(conn.in_data) + len(conn.out_data)
         padding = -data_size & 7
         has_uid = conn.unique_id is not None
@@ -235,7 +255,9 @@ class RecordEncoder:
 
     def _quota_tail(self, quotas: tuple[Quota, ...]) -> bytes:
         values = b"".join(self._u32.pack(value) for _, value in quotas)
-        names = b"".join(encode_text(name) + b"\0" for name, _ in quotas)
+        if any(not name for name, _ in quotas):
+            raise EncodeError("empty quota name")
+        names = b"".join(_cstring(name, "quota name") for name, _ in quotas)
         return values + names
 
     def _global_quota_bytes(self, record: GlobalQuotaData) -> bytes:
