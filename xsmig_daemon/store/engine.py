@@ -179,7 +179,7 @@ class Engine:
             return self.tree.get(path)
         if path not in tx.touched:
             limit = self.quota(conn, q.TRANSACTION_NODES)
-            if limit and len(tx.touched) >= limit:
+            if q.exceeds(len(tx.touched) + 1, limit):
                 tx.failed = True
                 raise XsError("ENOSPC", f"transaction {tx.tx_id} touches too many nodes")
         entry = tx.entry(self.tree, path)
@@ -188,7 +188,7 @@ class Engine:
 
     def write(self, conn: Connection, tx: Transaction | None, path: str, node: Node) -> None:
         limit = self.quota(conn, q.NODE_SIZE)
-        if limit and node.size() >= limit:
+        if q.exceeds(node.size(), limit):
             if tx is not None:
                 # C cannot undo a half-done change inside a transaction: it fails it.
                 tx.failed = True
@@ -251,7 +251,7 @@ class Engine:
         if not conn.privileged:
             perms = (Permission(perms[0].access, conn.domid), *perms[1:])
         limit = self.quota(conn, q.NODES)
-        if limit and self.owned_count(conn.domid, tx) + len(missing) > limit:
+        if q.exceeds(self.owned_count(conn.domid, tx) + len(missing), limit):
             raise XsError("ENOSPC", f"domain {conn.domid} owns too many nodes")
         parent_node = ancestor.copy()
         parent_node.children.append(basename(missing[-1]))

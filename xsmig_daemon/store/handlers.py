@@ -142,7 +142,7 @@ def do_set_perms(
     if len(args) < 2:
         raise XsError("EINVAL", f"{message.describe()}: needs a path and permissions")
     limit = engine.quota(conn, q.NODE_PERMISSIONS)
-    if limit and len(args) - 1 > limit:
+    if q.exceeds(len(args) - 1, limit):
         raise XsError("ENOSPC", f"{len(args) - 1} permissions")
     perms = tuple(parse_wire_perm(raw) for raw in args[1:])
     if perms[0].stale:
@@ -182,7 +182,7 @@ def do_watch(engine: Engine, conn: Connection, message: Message, tx: Transaction
     if any(w.canonical == canonical and w.token == token for w in conn.watches):
         raise XsError("EEXIST", f"watch {canonical} already registered")
     limit = engine.quota(conn, q.WATCHES)
-    if limit and len(conn.watches) >= limit:
+    if q.exceeds(len(conn.watches) + 1, limit):
         raise XsError("ENOSPC", f"domain {conn.domid} has too many watches")
     watch = Watch(given.decode("ascii"), token, canonical, depth)
     conn.watches.append(watch)
@@ -218,7 +218,7 @@ def do_transaction_start(
     if tx is not None:
         raise XsError("EBUSY", "nested transaction")
     limit = engine.quota(conn, q.TRANSACTIONS)
-    if limit and len(conn.transactions) >= limit:
+    if q.exceeds(len(conn.transactions) + 1, limit):
         raise XsError("ENOSPC", f"domain {conn.domid} has too many transactions")
     tx_id = conn.next_tx_id
     while tx_id == 0 or tx_id in conn.transactions:

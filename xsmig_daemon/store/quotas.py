@@ -18,6 +18,11 @@ SOFT_PREFIX = "soft-"
 UINT_MAX = 0xFFFFFFFF
 
 
+def exceeds(new_value: int, quota: int) -> bool:
+    """Current Xen's rule: a quota is exceeded once the new value reaches it (0 = off)."""
+    return quota != 0 and new_value >= quota
+
+
 @dataclass(frozen=True, slots=True)
 class QuotaSpec:
     name: str

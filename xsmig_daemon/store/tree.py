@@ -11,6 +11,8 @@ from ..wire.paths import INTRODUCE_DOMAIN, RELEASE_DOMAIN, SPECIAL_PATHS, join
 from .perms import PermList
 
 ROOT_PERMS: PermList = (Permission("n", 0),)
+#: sizeof(struct node_hdr) in current Xen: generation, perm count, data and child lengths.
+NODE_HEADER_SIZE = 16
 
 
 @dataclass(slots=True)
@@ -30,8 +32,13 @@ class Node:
         return self.perms[0].domid
 
     def size(self) -> int:
-        """Bytes charged against the node-size quota: perms, value and child names."""
-        return 4 * len(self.perms) + len(self.value) + sum(len(c) + 1 for c in self.children)
+        """Bytes charged against node-size: C's 16-byte header, perms, value, child names."""
+        return (
+            NODE_HEADER_SIZE
+            + 4 * len(self.perms)
+            + len(self.value)
+            + sum(len(c) + 1 for c in self.children)
+        )
 
 
 def default_special_perms() -> dict[str, PermList]:
