@@ -19,6 +19,7 @@ from xsmig_daemon.client import (
     XenstoreError,
     open_connection,
 )
+from xsmig_daemon.client.xenstore import parse_directory_part
 from xsmig_daemon.wire.framing import Message, MessageDecoder, encode_message
 from xsmig_daemon.wire.ops import Op
 
@@ -189,3 +190,11 @@ async def test_transaction_commits_with_t_and_reports_eagain_as_conflict() -> No
         with pytest.raises(RuntimeError, match="boom"):
             async with xs.transaction():
                 raise RuntimeError("boom")
+
+
+def test_directory_part_reply_parsing() -> None:
+    assert parse_directory_part(b"7\0a\0b\0") == (7, ["a", "b"], False)
+    assert parse_directory_part(b"7\0a\0b\0\0") == (7, ["a", "b"], True)
+    assert parse_directory_part(b"9\0\0") == (9, [], True)
+    with pytest.raises(ClientProtocolError):
+        parse_directory_part(b"x\0a\0")

@@ -39,13 +39,9 @@ def parse_directory_part(payload: bytes) -> tuple[int, list[str], bool]:
     head, _, rest = payload.partition(b"\0")
     if not head.isdigit():
         raise ClientProtocolError(f"DIRECTORY_PART reply without a generation: {payload[:40]!r}")
-    names: list[str] = []
-    complete = False
-    for raw in rest.split(b"\0"):
-        if raw == b"":
-            complete = True
-            break
-        names.append(decode_text(raw))
+    # Every name ends with a NUL; the end of the list is marked by one more (an empty name).
+    complete = rest == b"\0" or rest.endswith(b"\0\0")
+    names = [decode_text(raw) for raw in rest.split(b"\0") if raw]
     return int(head), names, complete
 
 

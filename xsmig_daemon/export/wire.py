@@ -25,7 +25,7 @@ from ..client import (
     retry_backoff,
     strings_payload,
 )
-from ..client.xenstore import parse_int, path_request
+from ..client.xenstore import parse_bool, parse_int
 from ..image.records import (
     DOMID_INVALID,
     ConnectionData,
@@ -78,14 +78,6 @@ class _Capabilities:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Attempt:
-    """What one transaction's walk collected besides the nodes it emitted."""
-
-    domain_candidates: list[int] = field(default_factory=list)
-    nodes: int = 0
-
-
 class WireSource:
     kind = "wire"
 
@@ -112,6 +104,13 @@ class WireSource:
         return report
 
 
+@dataclass(frozen=True, slots=True)
+class _Domain:
+    domid: int
+    #: The guest-side port published by the toolstack at /local/domain/N/store/port (0 if not).
+    guest_port: int
+
+
 class _WireExport:
     """One export from one connection: probes, the transaction attempts, the domains."""
 
@@ -130,10 +129,11 @@ class _WireExport:
         self.plan = plan
         self.out = out
         self.report = report
+        self.caps = _Capabilities()
 
     async def run(self) -> None:
-        xs, plan, out, report = self.xs, self.plan, self.out, self.report
-        caps = await self._probe(xs)
+        plan, report = self.plan, self.report
+        await self._probe()
         if plan.mode == "live-update":
             report.fidelity_notes.extend(
                 note.format(
@@ -143,13 +143,15 @@ class _WireExport:
                 )
                 for note in LIVE_UPDATE_LIMITS
             )
-        report.fidelity_notes.extend(caps.notes)
-        quotas = await self._global_quotas(xs, plan, caps)
-        migrated_ring = await self._migrated_ring(xs, plan, report)
+        report.fidelity_notes.extend(self.caps.notes)
+        quotas = await self._global_quotas()
+        domains = await self._introduced_domains()
+        report.domains = [d.domid for d in domains]
+        rings = self._rings(domains)
         for attempt in range(1, self.max_attempts + 1):
             report.attempts = attempt
             try:
-                walked = await self._attempt(quotas, migrated_ring)
+                report.nodes = await self._attempt(quotas, rings)
                 break
             except (TreeChanged, TransactionConflictError) as exc:
                 if attempt == self.max_attempts:
@@ -157,127 +159,141 @@ class _WireExport:
                         f"wire source {self.location}: no consistent snapshot after "
                         f"{attempt} transactions (last: {exc})"
                     ) from None
-                await out.rewind()
+                await self.out.rewind()
                 await trio.sleep(retry_backoff(attempt))
-        report.nodes = walked.nodes
-        await self._domains(caps, walked)
+        await self._domain_records(domains)
 
     # ---------------------------------------------------------------- probes
 
-    async def _probe(self, xs: Xenstore) -> _Capabilities:
-        caps = _Capabilities()
+    async def _probe(self) -> None:
+        caps = self.caps
         try:
-            caps.quota_names = (await xs.get_quota()).rstrip(b"\0").decode().split()
+            caps.quota_names = (await self.xs.get_quota()).rstrip(b"\0").decode().split()
         except XenstoreError as exc:
             caps.notes.append(
                 f"quotas: GET_QUOTA answered {exc.name}; global and per-domain quotas omitted"
             )
         try:
-            await xs.get_feature()
+            await self.xs.get_feature()
             caps.features = True
         except XenstoreError as exc:
             caps.notes.append(
                 f"features: GET_FEATURE answered {exc.name}; domain feature bits omitted"
             )
-        return caps
 
-    async def _global_quotas(
-        self, xs: Xenstore, plan: ExportPlan, caps: _Capabilities
-    ) -> GlobalQuotaData | None:
+    async def _global_quotas(self) -> GlobalQuotaData | None:
+        plan, caps = self.plan, self.caps
         if plan.mode != "live-update" or caps.quota_names is None:
             return None
         if RecordType.GLOBAL_QUOTA_DATA not in plan.profile.record_types:
-            caps.notes.append(
+            self.report.fidelity_notes.append(
                 f"quotas: target {plan.profile.name} has no GLOBAL_QUOTA_DATA; global quotas "
                 "omitted"
             )
             return None
-        values = await self._quota_values(xs, caps.quota_names, ())
-        return GlobalQuotaData(domain_quotas=values)
+        return GlobalQuotaData(domain_quotas=await self._quota_values(caps.quota_names, None))
 
-    async def _quota_values(
-        self, xs: Xenstore, names: list[str], prefix: tuple[str, ...]
-    ) -> tuple[Quota, ...]:
-        handles = await xs.conn.submit_many(
-            [path_request(Op.GET_QUOTA, name, 0) for name in names]
-            if not prefix
-            else [_quota_request(prefix[0], name) for name in names]
+    async def _quota_values(self, names: list[str], domid: int | None) -> tuple[Quota, ...]:
+        args = [(name,) if domid is None else (str(domid), name) for name in names]
+        handles = await self.xs.conn.submit_many(
+            Request(Op.GET_QUOTA, strings_payload(a)) for a in args
         )
         values: list[Quota] = []
         for name, handle in zip(names, handles, strict=True):
-            try:
+            with suppress(XenstoreError):
                 values.append((name, parse_int(await handle.payload(), f"GET_QUOTA {name}")))
-            except XenstoreError:
-                continue
         return tuple(values)
 
-    async def _migrated_ring(
-        self, xs: Xenstore, plan: ExportPlan, report: SourceReport
-    ) -> ConnectionData | None:
-        """Domain mode: the migrated domain's ring, if the daemon knows the domain."""
-        if plan.mode != "domain":
-            return None
-        assert plan.domid is not None
-        if not await _introduced(xs, plan.domid):
-            report.fidelity_notes.append(
+    async def _introduced_domains(self) -> list[_Domain]:
+        """Domains the daemon has introduced, probed just before the transaction.
+
+        Introduction is not transactional in xenstore and the C loader needs a domain's ring
+        before the nodes it owns, so this is read first; the candidates are the numeric
+        children of /local/domain (live-update) or the migrated domain."""
+        xs, plan = self.xs, self.plan
+        if plan.mode == "domain":
+            candidates = [_domid(plan)]
+        else:
+            try:
+                names = await xs.directory("/local/domain")
+            except XenstoreError:
+                names = []
+            candidates = sorted(int(n) for n in names if n.isdigit() and 0 < int(n) < 0x7FF0)
+        handles = await xs.conn.submit_many(
+            Request(Op.IS_DOMAIN_INTRODUCED, strings_payload((str(d),))) for d in candidates
+        )
+        domains = []
+        for domid, handle in zip(candidates, handles, strict=True):
+            try:
+                introduced = parse_bool(await handle.payload(), "IS_DOMAIN_INTRODUCED")
+            except XenstoreError:
+                introduced = False
+            if introduced:
+                port = 0
+                with suppress(XenstoreError, ValueError):
+                    port = int(await xs.read(f"{domain_home(domid)}/store/port"))
+                domains.append(_Domain(domid, port))
+        if plan.mode == "domain" and not domains:
+            self.report.fidelity_notes.append(
                 f"domain {plan.domid} is not introduced: no ring CONNECTION_DATA for it"
             )
-            return None
-        port = 0
-        with suppress(XenstoreError, ValueError):
-            port = int(await xs.read(f"{domain_home(plan.domid)}/store/port"))
-        report.fidelity_notes.append(
-            f"domain {plan.domid} ring: evtchn {port} is the guest-side port published at "
-            f"{domain_home(plan.domid)}/store/port (xenstored's local port is invisible; 0 if "
-            "unpublished); its watches, transactions and pending data are invisible"
+        return domains
+
+    def _rings(self, domains: list[_Domain]) -> list[ConnectionData]:
+        """Ring CONNECTION_DATA for each introduced guest (conn-id 1 is dom0's in
+        live-update mode)."""
+        if not domains:
+            return []
+        listed = ", ".join(f"{d.domid} (port {d.guest_port})" for d in domains)
+        self.report.fidelity_notes.append(
+            f"ring connections of introduced domains {listed}: evtchn is the guest-side port "
+            "published at /local/domain/N/store/port (0 if unpublished), because xenstored's "
+            "local port is invisible over the wire; their watches, transactions and pending "
+            "data are invisible too"
         )
-        return ConnectionData(1, RingSpec(plan.domid, DOMID_INVALID, port))
+        first = 2 if self.plan.mode == "live-update" else 1
+        return [
+            ConnectionData(first + i, RingSpec(d.domid, DOMID_INVALID, d.guest_port))
+            for i, d in enumerate(domains)
+        ]
 
     # ---------------------------------------------------------------- the walk
 
-    async def _attempt(
-        self, quotas: GlobalQuotaData | None, migrated_ring: ConnectionData | None
-    ) -> _Attempt:
-        xs, plan, out, report = self.xs, self.plan, self.out, self.report
-        walked = _Attempt()
+    async def _attempt(self, quotas: GlobalQuotaData | None, rings: list[ConnectionData]) -> int:
+        """One transaction: every record up to the special nodes; returns the nodes walked."""
+        xs, plan, out = self.xs, self.plan, self.out
+        walked = 0
         async with xs.transaction() as tx_id:
-            specials = await self._special_nodes(xs, tx_id, report)
+            specials = [n for n in await self._special_nodes(tx_id) if _wanted(n, plan)]
             if plan.mode == "live-update":
                 await out.write(GlobalData(plan.socket_fd, plan.evtchn_fd))
                 if quotas is not None:
                     await out.write(quotas)
                 await out.write(ConnectionData(1, RingSpec(0, DOMID_INVALID, plan.dom0_evtchn)))
-            elif migrated_ring is not None:
-                await out.write(migrated_ring)
-            specials = [node for node in specials if _wanted(node, plan)]
+            for ring in rings:
+                await out.write(ring)
             specials_first = plan.profile.name in _SPECIALS_FIRST
             if specials_first:
                 for node in specials:
                     await out.write(node)
 
-            async def emit(node: NodeData, children: list[str]) -> None:
-                walked.nodes += 1
-                if node.path == "/local/domain":
-                    walked.domain_candidates = sorted(
-                        int(name) for name in children if name.isdigit() and int(name) < 0x7FF0
-                    )
+            async def emit(node: NodeData, _children: list[str]) -> None:
+                nonlocal walked
+                walked += 1
                 if _wanted(node, plan):
                     await out.write(node)
 
-            walker = TreeWalker(xs.conn, tx_id, self.window)
-            await walker.walk(emit)
+            await TreeWalker(xs.conn, tx_id, self.window).walk(emit)
             if not specials_first:
                 for node in specials:
                     await out.write(node)
         return walked
 
-    async def _special_nodes(
-        self, xs: Xenstore, tx_id: int, report: SourceReport
-    ) -> list[NodeData]:
+    async def _special_nodes(self, tx_id: int) -> list[NodeData]:
         nodes = []
         for path in (RELEASE_DOMAIN, INTRODUCE_DOMAIN):
             try:
-                perms = await xs.get_perms(path, tx_id)
+                perms = await self.xs.get_perms(path, tx_id)
             except XenstoreError as exc:
                 if exc.name != "EINVAL":
                     raise SourceError(f"wire source: {exc}") from None
@@ -286,54 +302,27 @@ class _WireExport:
                     f"{path}: GET_PERMS answered EINVAL (Xen 4.17 does); written with the "
                     "default permissions n0, its real ones are unknown"
                 )
-                if note not in report.fidelity_notes:
-                    report.fidelity_notes.append(note)
+                if note not in self.report.fidelity_notes:
+                    self.report.fidelity_notes.append(note)
             nodes.append(NodeData(path, b"", perms or _DEFAULT_SPECIAL_PERMS))
         return nodes
 
     # ---------------------------------------------------------------- domains
 
-    async def _domains(self, caps: _Capabilities, walked: _Attempt) -> None:
-        """Introduced domains, probed right after the commit (introduction is not
-        transactional in xenstore, so this is the closest instant available)."""
-        xs, plan, out, report = self.xs, self.plan, self.out, self.report
-        candidates = [plan.domid] if plan.mode == "domain" else walked.domain_candidates
-        introduced = [d for d in candidates if d is not None and await _introduced(xs, d)]
-        report.domains = introduced
-        if not introduced:
+    async def _domain_records(self, domains: list[_Domain]) -> None:
+        """DOMAIN_DATA (quotas, features) where the target has it, after the nodes."""
+        plan, caps = self.plan, self.caps
+        if not domains or RecordType.DOMAIN_DATA not in plan.profile.record_types:
             return
-        if RecordType.DOMAIN_DATA not in plan.profile.record_types:
-            if plan.mode == "live-update":
-                listed = ", ".join(str(d) for d in introduced)
-                report.fidelity_notes.append(
-                    f"introduced domains {listed}: target {plan.profile.name} records a domain "
-                    "only through its ring CONNECTION_DATA, whose xenstored-local event "
-                    "channel is invisible over the wire; they are not in the image and must "
-                    "be introduced again by the toolstack"
-                )
-            return
-        for domid in introduced:
+        for domain in domains:
             features = 0
             if caps.features and plan.header.version >= 2:
-                try:
-                    features = await xs.get_feature(domid)
-                except XenstoreError:
-                    features = 0
+                with suppress(XenstoreError):
+                    features = await self.xs.get_feature(domain.domid)
             quotas: tuple[Quota, ...] = ()
             if caps.quota_names:
-                quotas = await self._quota_values(xs, caps.quota_names, (str(domid),))
-            await out.write(DomainData(domid, features, quotas))
-
-
-def _quota_request(domid: str, name: str) -> Request:
-    return Request(Op.GET_QUOTA, strings_payload((domid, name)))
-
-
-async def _introduced(xs: Xenstore, domid: int) -> bool:
-    try:
-        return await xs.is_domain_introduced(domid)
-    except XenstoreError:
-        return False
+                quotas = await self._quota_values(caps.quota_names, domain.domid)
+            await self.out.write(DomainData(domain.domid, features, quotas))
 
 
 def _wanted(node: NodeData, plan: ExportPlan) -> bool:
