@@ -121,6 +121,8 @@ def test_special_watches(dom0: EngineClient, guest: Guest) -> None:
     dom0.ok(Op.WATCH, "@introduceDomain", "in")
     dom0.ok(Op.WATCH, "@releaseDomain", "out")
     dom0.ok(Op.WATCH, "@releaseDomain", "outd", "1")
+    dom0.ok(Op.WATCH, "@releaseDomain/4", "four")
+    dom0.ok(Op.WATCH, "@releaseDomain/5", "five")
     dom0.take_events()
     guest(4)
     dom0.ok(Op.RELEASE, "4")
@@ -128,6 +130,7 @@ def test_special_watches(dom0: EngineClient, guest: Guest) -> None:
         ("@introduceDomain", "in"),
         ("@releaseDomain", "out"),
         ("@releaseDomain/4", "outd"),
+        ("@releaseDomain/4", "four"),
     ]
 
 

@@ -345,14 +345,23 @@ class Engine:
             self.on_output(watcher)
 
     def fire_special(self, name: str, domid: int) -> None:
+        """Fire ``@introduceDomain``/``@releaseDomain`` for ``domid``.
+
+        A plain watch on the special path gets the bare name; one with a depth of 1 or
+        more, and one placed on ``<name>/<domid>``, gets ``<name>/<domid>``.
+        """
         perms = self.tree.special_perms[name]
+        with_domid = f"{name}/{domid}"
         for watcher in self.connections:
             if not watcher.watches or not self.watch_permitted(watcher, name, [perms]):
                 continue
             for watch in watcher.watches:
-                if watch.canonical != name:
+                if watch.canonical == name:
+                    shown = with_domid if watch.depth else name
+                elif watch.canonical == with_domid:
+                    shown = with_domid
+                else:
                     continue
-                shown = name if not watch.depth else f"{name}/{domid}"
                 if watcher.queue_event(shown.encode() + b"\0" + watch.token + b"\0", dedup=False):
                     self.on_output(watcher)
 
