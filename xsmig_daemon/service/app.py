@@ -74,13 +74,14 @@ class Service:
         """Re-read the configuration file; a bad file keeps the running configuration."""
         self.notifier.reloading()
         path = self.config.path
-        try:
-            new = load_config(path) if path is not None else None
-        except ConfigError as exc:
-            problem = str(exc)
-        else:
-            problem = "started without a configuration file" if new is None else ""
-        if new is None or problem:
+        new: Config | None = None
+        problem = "started without a configuration file"
+        if path is not None:
+            try:
+                new = load_config(path)
+            except ConfigError as exc:
+                problem = str(exc)
+        if new is None:
             message = f"reload failed, keeping the running configuration: {problem}"
             log.error("%s", message)
             self.notifier.ready(message)
