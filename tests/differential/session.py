@@ -273,6 +273,9 @@ _domains: tuple[Action, ...] = (
     Step(A, Op.SET_PERMS, ("/local/domain/1", "n1", "r2")),
     Step(A, Op.GET_PERMS, ("/local/domain/1",)),
     Step(A, Op.WRITE, ("/local/domain/3/data",), b"of dom3"),
+    Step(A, Op.SET_PERMS, ("/local/domain/3", "n3", "r0")),
+    Step(A, Op.WRITE, ("/shared/by-dom3",), b"x"),
+    Step(A, Op.SET_PERMS, ("/shared/by-dom3", "n0", "r3")),
     Step(A, Op.RESUME, ("1",)),
     Step(A, Op.RESUME, ("9",)),
     # Domain 3 takes no part in SET_TARGET: releasing it avoids the 4.17 crash (spec 14).
@@ -281,7 +284,10 @@ _domains: tuple[Action, ...] = (
     Step(A, Op.RELEASE, ("3",)),
     Step(A, Op.RELEASE, ("9",)),
     Step(A, Op.RELEASE, ("0",)),
+    # C removes the nodes a released domain owns (with their events); entries naming it stay.
     Step(A, Op.READ, ("/local/domain/3/data",)),
+    Step(A, Op.DIRECTORY, ("/local/domain",)),
+    Step(A, Op.GET_PERMS, ("/shared/by-dom3",)),
     Step(A, Op.INTRODUCE, ("3", "4099", "13")),
     Step(A, Op.IS_DOMAIN_INTRODUCED, ("3",)),
     # Introducing an introduced domain again: OK, no new @introduceDomain event.
