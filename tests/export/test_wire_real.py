@@ -48,7 +48,9 @@ def populate(xs: RealXenstored) -> None:
     write_many(sock, {f"/wide/child-number-{i:05d}": str(i).encode() for i in range(300)})
 
 
-def test_image_nodes_and_perms_equal_xenstore_ls(real_xenstored: RealXenstored, tmp_path: Path):
+def test_image_nodes_and_perms_equal_xenstore_ls(
+    real_xenstored: RealXenstored, tmp_path: Path
+) -> None:
     populate(real_xenstored)
     out = tmp_path / "snap.img"
     run = snapshot(real_xenstored.socket_path, "--source", "wire", "--output", str(out), "--json")
@@ -82,7 +84,7 @@ def test_image_nodes_and_perms_equal_xenstore_ls(real_xenstored: RealXenstored, 
 
 def test_real_417_loads_the_xen_417_image(
     real_xenstored: RealXenstored, restored_xenstored: RestoreImage, tmp_path: Path
-):
+) -> None:
     populate(real_xenstored)
     out = tmp_path / "lu.img"
     run = snapshot(
@@ -112,7 +114,7 @@ def test_real_417_loads_the_xen_417_image(
 
 def test_domain_stream_holds_only_what_relates_to_the_domain(
     real_xenstored: RealXenstored, tmp_path: Path
-):
+) -> None:
     populate(real_xenstored)
     out = tmp_path / "dom2.img"
     run = snapshot(real_xenstored.socket_path, "--domain", "2", "--output", str(out), "--json")
@@ -139,7 +141,7 @@ def test_domain_stream_holds_only_what_relates_to_the_domain(
     assert json.loads(run.stdout)["domains"] == [2]
 
 
-def test_stdout_sink_streams_the_same_tree(real_xenstored: RealXenstored, tmp_path: Path):
+def test_stdout_sink_streams_the_same_tree(real_xenstored: RealXenstored, tmp_path: Path) -> None:
     tool(real_xenstored.socket_path, XENSTORE_WRITE, "/a/b", "1", "/a/c", "2")
     run = snapshot(real_xenstored.socket_path, "--source", "wire", "--output", "-")
     assert run.returncode == 0, run.stderr
