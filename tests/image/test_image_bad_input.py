@@ -11,11 +11,13 @@ import pytest
 from golden_vectors import HEADER_V1_LE, HEADER_V2_BE, WORKED_EXAMPLE_V1, unhex
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from image_strategies import streams
 from real_images import IMAGE_IDS, IMAGES, walk_frames
 
 from xsmig_daemon.image.decoder import ImageDecoder, Located
+from xsmig_daemon.image.encoder import encode_image
 from xsmig_daemon.image.errors import FramingError, ImageError, TruncatedImageError
-from xsmig_daemon.image.records import End, UnknownRecord
+from xsmig_daemon.image.records import End, Header, Record, UnknownRecord
 from xsmig_daemon.image.validate import read_image
 
 EXAMPLE = unhex(WORKED_EXAMPLE_V1)
@@ -413,3 +415,44 @@ def test_error_positions_count_from_the_stream_start_after_compaction() -> None:
 
 def test_struct_layout_of_a_record_header_is_little_endian_here() -> None:
     assert struct.unpack_from("<II", EXAMPLE, CONN) == (2, 24)
+
+
+# ---- random damage to random valid streams (every record type, both orders) ----------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(stream=streams(), data=st.data())
+def test_hypothesis_damage_to_random_valid_streams(
+    stream: tuple[Header, list[Record]], data: st.DataObject
+) -> None:
+    header, records = stream
+    damaged = bytearray(b"".join(encode_image(records, header)))
+    positions = st.integers(16, len(damaged) - 1)
+    flips = st.lists(st.tuples(positions, st.integers(0, 255)), min_size=1, max_size=4)
+    for position, value in data.draw(flips, label="flips"):
+        damaged[position] = value
+    _decode_or_image_error(bytes(damaged))
+    for profile in ("spec", "xen-4.17", "xen-4.21"):
+        try:
+            list(read_image([bytes(damaged)], profile))
+        except ImageError as error:
+            assert "\n" not in str(error)
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=streams(), data=st.data())
+def test_hypothesis_truncated_random_valid_streams(
+    stream: tuple[Header, list[Record]], data: st.DataObject
+) -> None:
+    header, records = stream
+    written = b"".join(encode_image(records, header))
+    size = data.draw(st.integers(0, len(written) - 1), label="size")
+    with pytest.raises(TruncatedImageError) as info:
+        decode_all([written[:size]])
+    if size >= 16:
+        order = ">" if header.big_endian else "<"
+        offset, index = 16, 0
+        while size >= offset + 8 + struct.unpack_from(order + "I", written, offset + 4)[0]:
+            offset += 8 + struct.unpack_from(order + "I", written, offset + 4)[0]
+            index += 1
+        assert_at_record(info.value, index, offset)

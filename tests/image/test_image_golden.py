@@ -34,6 +34,11 @@ def test_every_record_type_has_a_vector() -> None:
     assert types == set(range(9))
 
 
+def test_c_head_default_quotas_make_a_160_byte_body() -> None:
+    (vector,) = [v for v in VECTORS if v.name == "global-quota-c-head-defaults"]
+    assert len(vector.hex_for(False)) == len(vector.hex_for(True)) == 8 + 160
+
+
 def test_vectors_are_8_byte_aligned_and_len_matches() -> None:
     for vector in VECTORS:
         for big_endian in (False, True):
