@@ -1,0 +1,237 @@
+"""``xsmig lu-hook`` inside real Xen 4.17 live updates (shared/peer): the update passes through
+it, the copy and manifest are kept, clients keep working; a damaged dump is caught and dom0
+keeps a working xenstored; a dump the successor cannot load is converted when asked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from peerlib import PeerInstall, RealXenstored
+
+from xsmig_daemon.image.decoder import decode_image
+from xsmig_daemon.image.records import NodeData
+from xsmig_daemon.wire.ops import Op
+
+from .conftest import write_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.peer
+
+
+def install_hook(base: Path, install: PeerInstall, **lu_hook: Any) -> tuple[Path, Path]:
+    """A configuration under ``base`` and its wrapper, installed by the real CLI."""
+    wrapper = base / "lu-hook"
+    config = write_config(
+        base / "config.toml",
+        base,
+        lu_hook={"successor": str(install.xenstored_bin), "wrapper": str(wrapper), **lu_hook},
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xsmig_daemon",
+            "lu-hook",
+            "--config",
+            str(config),
+            "--install-wrapper",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(wrapper)
+    assert os.access(wrapper, os.X_OK)
+    return config, wrapper
+
+
+def tamper_wrapper(base: Path, wrapper: Path, step: str) -> Path:
+    """A test-only 'binary' that damages or rewrites state_dump, then execs the real wrapper."""
+    path = base / "tamper"
+    path.write_text(f'#!/bin/sh\nD="$XENSTORED_RUNDIR/state_dump"\n{step}\nexec {wrapper} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def live_update(xs: RealXenstored, binary: Path) -> subprocess.CompletedProcess[str]:
+    return xs.client("xenstore-control", "live-update", "-f", str(binary), check=False, timeout=60)
+
+
+def kept(base: Path, prefix: str) -> tuple[Path, dict[str, Any]]:
+    images = sorted((base / "snaps").glob(f"{prefix}-*.img"))
+    assert len(images) == 1, sorted(p.name for p in (base / "snaps").iterdir())
+    manifest = json.loads(images[0].with_name(images[0].name + ".manifest.json").read_text())
+    return images[0], manifest
+
+
+def node_paths(image: bytes) -> set[str]:
+    _, located = decode_image(image)
+    return {item.record.path for item in located if isinstance(item.record, NodeData)}
+
+
+def exe_of(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/exe")
+
+
+def test_live_update_passes_through_the_hook(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    _, wrapper = install_hook(short_dir, peer_install)
+    xs.client("xenstore-write", "/test/a", "one", "/test/b", "two")
+    pid = xs.pid
+    with xs.connect() as watcher:
+        assert watcher.call(Op.WATCH, "/test/a", "tok").payload == b"OK\0"
+        assert watcher.event().op == Op.WATCH_EVENT  # the initial event
+
+        result = live_update(xs, wrapper)
+        assert result.returncode == 0, (result.stdout, result.stderr, xs.log()[-2000:])
+
+        # Same process, now the real xenstored again, serving the restored state.
+        assert xs.alive() and exe_of(pid) == str(peer_install.xenstored_bin)
+        assert not (xs.rundir / "state_dump").exists()
+        assert xs.client("xenstore-read", "/test/b").stdout == "two\n"
+        # The connection opened before the update still works, its watch too.
+        assert watcher.call(Op.READ, "/test/a").payload == b"one"
+        xs.client("xenstore-write", "/test/a", "changed")
+        event = watcher.event()
+        assert event.strings[:2] == [b"/test/a", b"tok"]
+
+    image, manifest = kept(short_dir, "lu")
+    data = image.read_bytes()
+    assert {"/test/a", "/test/b"} <= node_paths(data)
+    assert manifest["action"] == "restore"
+    assert manifest["check"]["valid"] is True
+    assert manifest["check"]["profile"] == "xen-4.17"
+    assert manifest["check"]["version"] == 1 and manifest["check"]["endian"] == "little"
+    assert manifest["check"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert manifest["check"]["size"] == len(data)
+    assert manifest["exec"] == [str(peer_install.xenstored_bin), "-N", "-U"]
+    verify = subprocess.run(
+        [sys.executable, "-m", "xsmig_daemon", "verify", "--target", "xen-4.17", str(image)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stderr
+    assert f"<6>lu-hook: {xs.rundir}/state_dump: valid for xen-4.17" in xs.log()
+
+
+def test_corrupted_dump_is_caught_and_dom0_keeps_a_working_xenstored(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    _, wrapper = install_hook(short_dir, peer_install)
+    xs.client("xenstore-write", "/test/a", "one")
+    pid = xs.pid
+    # Overwrite the first CONNECTION_DATA's conn-type: 4.17 would abort on this dump.
+    tamper = tamper_wrapper(
+        short_dir,
+        wrapper,
+        "printf 'garbage!' | dd of=\"$D\" bs=1 seek=40 conv=notrunc 2>/dev/null",
+    )
+    result = live_update(xs, tamper)
+    # The requester's connection was closed, so the tool reports a failure ...
+    assert result.returncode != 0
+    # ... but the same process is a working xenstored, started fresh (the state is lost).
+    assert xs.alive() and exe_of(pid) == str(peer_install.xenstored_bin)
+    assert xs.client("xenstore-read", "/test/a", check=False).returncode != 0
+    xs.client("xenstore-write", "/after", "works")
+    assert xs.client("xenstore-read", "/after").stdout == "works\n"
+    assert not (xs.rundir / "state_dump").exists()
+
+    image, manifest = kept(short_dir, "lu-rejected")
+    assert manifest["action"] == "fresh"
+    assert manifest["check"]["valid"] is False
+    assert "reserved conn-type" in manifest["check"]["error"]
+    assert manifest["exec"] == [str(peer_install.xenstored_bin), "-N"]
+    assert b"garbage!" in image.read_bytes()
+    log = xs.log()
+    assert "<3>lu-hook: " in log and "not loadable by xen-4.17" in log
+    assert "<2>lu-hook: " in log and "WITHOUT -U as a fresh, EMPTY xenstored" in log
+
+
+def test_dump_the_successor_cannot_load_is_converted(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    _, wrapper = install_hook(short_dir, peer_install, convert=True)
+    xs.client("xenstore-write", "/test/a", "one")
+    # Rewrite the dump as a version 2 stream, which 4.17 refuses.
+    convert = (
+        f'{sys.executable} -m xsmig_daemon convert --version 2 --target spec "$D" "$D.v2" '
+        f'&& mv "$D.v2" "$D"'
+    )
+    result = live_update(xs, tamper_wrapper(short_dir, wrapper, f"cd {REPO} && {convert}"))
+    assert result.returncode == 0, (result.stderr, xs.log()[-2000:])
+    assert xs.client("xenstore-read", "/test/a").stdout == "one\n"
+    image, manifest = kept(short_dir, "lu")
+    assert manifest["action"] == "converted"
+    assert manifest["check"]["version"] == 2
+    assert "loads stream version 1 only" in manifest["check"]["error"]
+    assert manifest["conversion"]["ok"] is True
+    assert decode_image(image.read_bytes())[0].version == 2  # the copy is the original dump
+
+
+def test_ctl_live_update_through_the_service(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    config, _ = install_hook(short_dir, peer_install)
+    # Point the service at the real daemon.
+    text = config.read_text().replace(str(short_dir / "xs.sock"), str(xs.socket_path))
+    config.write_text(text)
+    xs.client("xenstore-write", "/test/a", "one")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "xsmig_daemon", "serve", "--config", str(config)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ctl = [sys.executable, "-m", "xsmig_daemon", "ctl", "--config", str(config)]
+        for _ in range(100):
+            probe = subprocess.run([*ctl, "status"], capture_output=True, timeout=30, check=False)
+            if probe.returncode == 0:
+                break
+            time.sleep(0.1)
+        result = subprocess.run(
+            [*ctl, "live-update", "--lu-timeout", "5"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, (result.stderr, xs.log()[-2000:])
+        reply = json.loads(result.stdout)
+        assert reply["reply"] == "OK"
+        image, manifest = kept(short_dir, "lu")
+        assert reply["copies"] == [str(image)]
+        assert manifest["action"] == "restore"
+        assert xs.client("xenstore-read", "/test/a").stdout == "one\n"
+        status = json.loads(
+            subprocess.run(
+                [*ctl, "status"], capture_output=True, text=True, timeout=30, check=True
+            ).stdout
+        )
+        assert status["counters"]["live_updates"] == 1
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=30)
