@@ -14,6 +14,7 @@ like a ring outlives a guest that stops looking at it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket as stdlib_socket
 from pathlib import Path
@@ -28,6 +29,8 @@ from ..store.engine import Engine
 DEFAULT_SOCKET = "/var/run/xenstored/socket"
 READ_SIZE = 8192
 BACKLOG = 1024
+ACCEPT_RETRY_DELAY = 0.1
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 def default_socket_path(environ: dict[str, str] | None = None) -> str:
@@ -116,7 +119,15 @@ class MockDaemon:
     async def _accept_loop(self, listener: trio.socket.SocketType, domid: int | None) -> None:
         async with trio.open_nursery() as clients:
             while True:
-                sock, _ = await listener.accept()
+                try:
+                    sock, _ = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _RESOURCE_ERRNOS:
+                        raise
+                    # Out of fds: existing clients go on; retry once some are closed.
+                    self.engine.log.append(f"accept on {self.socket_path}: {exc}")
+                    await trio.sleep(ACCEPT_RETRY_DELAY)
+                    continue
                 clients.start_soon(self._serve, sock, domid)
 
     async def _serve(self, sock: trio.socket.SocketType, domid: int | None) -> None:

@@ -118,6 +118,10 @@ class Engine:
             self.reply(conn, message, exc.name.encode() + b"\0", op=Op.ERROR)
         except InvalidPathError:
             self.reply(conn, message, b"EINVAL\0", op=Op.ERROR)
+        except Exception as exc:
+            # EIO is what C answers for an internal inconsistency.
+            self.log.append(f"{conn!r}: internal error on {message.describe()}: {exc!r}")
+            self.reply(conn, message, b"EIO\0", op=Op.ERROR)
 
     def _dispatch(self, conn: Connection, message: Message) -> None:
         handler = HANDLERS.get(message.op)
