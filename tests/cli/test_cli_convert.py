@@ -209,3 +209,20 @@ def test_convert_pipes_stdin_to_stdout() -> None:
     assert run.code == 0
     assert run.stderr == ""
     assert run.stdout.encode("utf-8", "surrogateescape")[:16] == basic[:11] + b"\x02" + basic[12:16]
+
+
+def test_rule_violation_names_the_input_record(tmp_path: Path) -> None:
+    records: list[Record] = [
+        NodeData("/", b"", (Permission("n", 0),)),
+        NodeData("/a/b", b"", (Permission("n", 0),)),  # before its parent (spec section 6)
+        NodeData("/a", b"", (Permission("n", 0),)),
+        End(),
+    ]
+    source = write_image(tmp_path / "orphan.img", records, Header(1, False))
+    run = xsmig("convert", source, tmp_path / "out.img", "--endian", "big")
+    assert run.code == 1
+    assert run.stderr_lines == [
+        f"xsmig convert: {source}: record 1 (NODE_DATA) at byte 48 (0x30): "
+        "node '/a/b' before its parent '/a'"
+    ]
+    assert sorted(os.listdir(tmp_path)) == ["orphan.img"]
