@@ -394,7 +394,9 @@ class RestoredXenstored(RealXenstored):
 
     def peer_client(self, image_fd: int, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
         """Act as the client of the restored socket connection that had ``image_fd``."""
-        return WireClient(self.conn_peers[image_fd], f"restored conn fd {image_fd}", timeout)
+        return WireClient.on_socket(
+            self.conn_peers[image_fd], f"restored conn fd {image_fd}", timeout
+        )
 
     def stop(self, timeout: float = 5.0) -> int:
         for sock in self.conn_peers.values():

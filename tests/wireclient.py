@@ -11,6 +11,7 @@ import time
 from collections import deque
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from xsmig_daemon.wire.framing import Message, MessageDecoder, encode_message
 from xsmig_daemon.wire.ops import Op
@@ -51,26 +52,60 @@ def _connect_unix(path: str, timeout: float) -> socket.socket:
         return sock
 
 
+class ByteStream(Protocol):
+    """Where a WireClient's bytes go: a socket, or a guest's shared ring (ringclient.py)."""
+
+    def sendall(self, data: bytes) -> None: ...
+
+    def recv_within(self, timeout: float) -> bytes | None:
+        """Some bytes; ``b""`` once the peer closed; None if nothing came within ``timeout``."""
+
+    def close(self) -> None: ...
+
+
+class SocketStream:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def sendall(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv_within(self, timeout: float) -> bytes | None:
+        self.sock.settimeout(max(timeout, 1e-6))
+        try:
+            return self.sock.recv(65536)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class WireClient:
-    """A blocking xenstore client on a connected stream socket, for scripted sessions.
+    """A blocking xenstore client on a byte stream, for scripted sessions.
 
     Replies and watch events are separated: ``reply`` returns the next non-event message
     and keeps events in ``events`` in arrival order. Every wait is bounded by ``timeout``.
     ``name`` appears in error messages.
     """
 
-    def __init__(self, sock: socket.socket, name: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.sock = sock
+    def __init__(self, stream: ByteStream, name: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.stream = stream
         self.name = name
         self.timeout = timeout
-        sock.settimeout(timeout)
         self._decoder = MessageDecoder()
         self._next_req_id = 1
         self.events: deque[Message] = deque()
 
     @classmethod
     def connect(cls, path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
-        return cls(_connect_unix(str(path), timeout), str(path), timeout)
+        return cls(SocketStream(_connect_unix(str(path), timeout)), str(path), timeout)
+
+    @classmethod
+    def on_socket(
+        cls, sock: socket.socket, name: str, timeout: float = DEFAULT_TIMEOUT
+    ) -> WireClient:
+        return cls(SocketStream(sock), name, timeout)
 
     def __enter__(self) -> WireClient:
         return self
@@ -84,7 +119,7 @@ class WireClient:
         self.close()
 
     def close(self) -> None:
-        self.sock.close()
+        self.stream.close()
 
     def send(
         self, op: Op | int, body: bytes = b"", *, tx_id: int = 0, req_id: int | None = None
@@ -93,11 +128,11 @@ class WireClient:
         if req_id is None:
             req_id = self._next_req_id
             self._next_req_id += 1
-        self.sock.sendall(encode_message(int(op), req_id, tx_id, body))
+        self.stream.sendall(encode_message(int(op), req_id, tx_id, body))
         return req_id
 
     def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        self.stream.sendall(data)
 
     def receive(self, timeout: float | None = None) -> Message:
         """The next message of any type; raises PeerError on EOF or timeout."""
@@ -106,11 +141,9 @@ class WireClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PeerError(f"no message from {self.name} within the timeout")
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError as exc:
-                raise PeerError(f"no message from {self.name} within the timeout") from exc
+            chunk = self.stream.recv_within(remaining)
+            if chunk is None:
+                raise PeerError(f"no message from {self.name} within the timeout")
             if not chunk:
                 raise PeerError(f"{self.name} closed the connection")
             self._decoder.feed(chunk)
@@ -143,12 +176,8 @@ class WireClient:
         """True when nothing was queued and nothing arrives within ``wait`` seconds."""
         if self.events or self._decoder.pending:
             return False
-        self.sock.settimeout(wait)
-        try:
-            chunk = self.sock.recv(65536)
-        except TimeoutError:
+        chunk = self.stream.recv_within(wait)
+        if chunk is None:
             return True
-        finally:
-            self.sock.settimeout(self.timeout)
         self._decoder.feed(chunk)
         return False
