@@ -58,7 +58,9 @@ def text(min_size: int = 0, max_size: int = 12, *, slash: bool = True) -> st.Sea
     return st.one_of(readable, raw.map(_text))
 
 
-PERMISSION = st.builds(Permission, st.sampled_from("nrwb"), DOMID, st.booleans())
+# Mostly the four letters of spec 5.7; any other byte is kept verbatim by the reader.
+LETTER = st.one_of(st.sampled_from("nrwb"), st.characters(min_codepoint=0, max_codepoint=255))
+PERMISSION = st.builds(Permission, LETTER, DOMID, st.booleans())
 PERMS = st.lists(PERMISSION, min_size=1, max_size=4).map(tuple)
 QUOTAS: st.SearchStrategy[tuple[Quota, ...]] = st.lists(
     st.tuples(text(1, 10), U32), max_size=4

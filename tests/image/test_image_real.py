@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from golden_vectors import VECTORS
 from real_images import IMAGE_IDS, IMAGES, PEER_IMAGES, chunked, walk_frames
 
 from xsmig_daemon.image.decoder import ImageDecoder, Located, decode_image
@@ -130,3 +131,14 @@ def test_domains_image_content_matches_its_description() -> None:
     intro = next(r for r in records if isinstance(r, NodeData) and r.path == "@introduceDomain")
     assert intro.perms == (Permission("n", 0), Permission("r", 1))
     assert all(r.type != RecordType.DOMAIN_DATA for r in records)
+
+
+def test_hand_written_vectors_occur_verbatim_in_a_real_image() -> None:
+    # The golden vectors were typed from the spec; C 4.17 wrote the same bytes.
+    data = (PEER_IMAGES / "domains.img").read_bytes()
+    by_name = {vector.name: vector.hex_for(False) for vector in VECTORS}
+    assert data[0x80:0xA0] == by_name["conn-ring-tdomid"]
+    assert data[0xA0:0xD8] == by_name["conn-socket-lu-reply"]
+    assert data[0xD8:0x108] == by_name["node-special"]
+    assert data[0x140:0x160] == by_name["node-root"]
+    assert data[-8:] == by_name["end"]
