@@ -6,7 +6,7 @@ import socket
 
 import trio
 
-from xsmig_daemon.image.records import ConnectionData, NodeData, SocketSpec
+from xsmig_daemon.image.records import ConnectionData, NodeData, Record, SocketSpec
 from xsmig_daemon.mockd import MockDaemon
 from xsmig_daemon.store.image_state import restore_engine
 from xsmig_daemon.wire.framing import MessageDecoder, encode_message
@@ -16,7 +16,7 @@ from xsmig_daemon.wire.ops import Op
 async def test_adopted_socket_connection_continues_its_byte_stream() -> None:
     queued_reply = encode_message(Op.READ, 5, 0, b"value")
     half_request = encode_message(Op.READ, 6, 0, b"/kept\0")
-    records = [
+    records: list[Record] = [
         ConnectionData(
             1,
             SocketSpec(42),

@@ -5,17 +5,30 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
-from peerlib import MockDaemon, PeerInstall, short_tempdir, start_mockd
+from peerlib import MockDaemon, PeerInstall, read_line, short_tempdir, start_mockd
+
+from xsmig_daemon.wire.framing import MessageDecoder, encode_message
+from xsmig_daemon.wire.ops import Op
 
 TOOLS = Path("/usr/bin")
 TIMEOUT = 10.0
 
 
 def xs(daemon: MockDaemon, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, XENSTORED_PATH=str(daemon.socket_path))
+    return run_at(daemon.socket_path, tool, *args)
+
+
+def ok(daemon: MockDaemon, tool: str, *args: str) -> str:
+    return ok_at(daemon.socket_path, tool, *args)
+
+
+def run_at(socket_path: Path, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, XENSTORED_PATH=str(socket_path))
     return subprocess.run(
         [str(TOOLS / tool), *args],
         env=env,
@@ -26,8 +39,22 @@ def xs(daemon: MockDaemon, tool: str, *args: str) -> subprocess.CompletedProcess
     )
 
 
-def ok(daemon: MockDaemon, tool: str, *args: str) -> str:
-    result = xs(daemon, tool, *args)
+def request(socket_path: Path, op: Op, payload: bytes) -> bytes:
+    """One request over a plain blocking socket; returns the reply payload."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(TIMEOUT)
+        sock.connect(str(socket_path))
+        sock.sendall(encode_message(op, 1, 0, payload))
+        decoder = MessageDecoder()
+        while (reply := decoder.next_message()) is None:
+            data = sock.recv(65536)
+            assert data, "daemon closed the connection"
+            decoder.feed(data)
+        return reply.payload
+
+
+def ok_at(socket_path: Path, tool: str, *args: str) -> str:
+    result = run_at(socket_path, tool, *args)
     assert result.returncode == 0, f"{tool} {args}: {result.stderr}"
     return result.stdout
 
@@ -108,4 +135,66 @@ def test_sigterm_stops_gracefully(peer_install: PeerInstall) -> None:
         if daemon.alive():
             daemon.process.kill()
             daemon.process.wait()
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def test_socket_from_environment_and_sigint() -> None:
+    rundir = short_tempdir()
+    socket_path = rundir / "from-env"
+    env = dict(os.environ, XENSTORED_PATH=str(socket_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xsmig_daemon", "mockd"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert read_line(process.stdout) == f"xsmig mockd: listening on {socket_path}\n"
+        assert ok_at(socket_path, "xenstore-read", "/tool/xenstored") == "\n"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=TIMEOUT) == 0
+        assert not socket_path.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def test_rundir_option_and_domain_endpoint() -> None:
+    rundir = short_tempdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xsmig_daemon", "mockd", "--rundir", str(rundir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert read_line(process.stdout) == f"xsmig mockd: listening on {rundir / 'socket'}\n"
+        socket_path = rundir / "socket"
+        ok_at(socket_path, "xenstore-write", "/local/domain/5/name", "guest")
+        ok_at(socket_path, "xenstore-chmod", "-r", "/local/domain/5", "n5")
+        assert request(socket_path, Op.INTRODUCE, b"5\x001\x007\x00") == b"OK\0"
+        # Debian's tools act as domain 5 through its stand-in ring socket.
+        endpoint = rundir / "domain" / "5"
+        assert ok_at(endpoint, "xenstore-read", "name") == "guest\n"
+        ok_at(endpoint, "xenstore-write", "data/x", "1")
+        denied = run_at(endpoint, "xenstore-read", "/tool/xenstored")
+        assert denied.returncode != 0
+        assert request(endpoint, Op.READ, b"/tool/xenstored\0") == b"EACCES\0"
+        assert ok_at(socket_path, "xenstore-ls", "-f", "-p", "/local/domain/5/data") == (
+            '/local/domain/5/data/x = "1"   (n5)\n'
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=TIMEOUT) == 0
+        assert not endpoint.exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
         shutil.rmtree(rundir, ignore_errors=True)

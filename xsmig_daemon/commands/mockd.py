@@ -35,10 +35,11 @@ def register(subparsers: Any) -> None:
 
 
 async def serve(daemon: MockDaemon) -> None:
-    async with trio.open_nursery() as nursery:
-        path = await nursery.start(daemon.run)
-        print(f"xsmig mockd: listening on {path}", flush=True)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    # Catch the signals before announcing readiness, so none is missed in between.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            path = await nursery.start(daemon.run)
+            print(f"xsmig mockd: listening on {path}", flush=True)
             async for signum in signals:
                 print(f"xsmig mockd: {signal.Signals(signum).name}, stopping", file=sys.stderr)
                 nursery.cancel_scope.cancel()

@@ -67,17 +67,26 @@ class _Link:
         self.input_ready = _Signal()
 
 
-async def _listen(path: str) -> trio.socket.SocketType:
-    """A listening socket that appears at ``path`` only once it accepts connections."""
+def _listen(path: str) -> trio.socket.SocketType:
+    """A listening socket that appears at ``path`` only once it accepts connections.
+
+    Binding a unix socket is a local file operation, so it is done synchronously: a domain's
+    endpoint then exists before the reply to its INTRODUCE is sent.
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     staging = f"{path}.{os.getpid()}.new"
     _unlink_quietly(staging)
-    sock = trio.socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
-    await sock.bind(staging)
-    os.chmod(staging, 0o600)
-    sock.listen(BACKLOG)
-    os.replace(staging, path)
-    return sock
+    sock = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    try:
+        sock.bind(staging)
+        os.chmod(staging, 0o600)
+        sock.listen(BACKLOG)
+        os.replace(staging, path)
+    except OSError:
+        sock.close()
+        _unlink_quietly(staging)
+        raise
+    return trio.socket.from_stdlib_socket(sock)
 
 
 class MockDaemon:
@@ -101,7 +110,7 @@ class MockDaemon:
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, report the socket path through ``task_status``, serve until cancelled."""
-        listener = await _listen(self.socket_path)
+        listener = _listen(self.socket_path)
         self.engine.listen_fd = listener.fileno()
         try:
             async with trio.open_nursery() as nursery:
@@ -204,19 +213,29 @@ class MockDaemon:
     def _domain_introduced(self, domain: Domain) -> None:
         if self._nursery is None or domain.domid in self._domain_scopes:
             return
+        path = self.domain_socket_path(domain.domid)
+        try:
+            listener = _listen(path)
+        except OSError as exc:
+            self.engine.log.append(f"domain {domain.domid}: no endpoint at {path}: {exc}")
+            return
         scope = trio.CancelScope()
         self._domain_scopes[domain.domid] = scope
-        self._nursery.start_soon(self._serve_domain, domain.domid, scope)
+        self._nursery.start_soon(self._serve_domain, domain.domid, listener, path, scope)
 
     def _domain_released(self, domain: Domain) -> None:
         scope = self._domain_scopes.pop(domain.domid, None)
         if scope is not None:
             scope.cancel()
 
-    async def _serve_domain(self, domid: int, scope: trio.CancelScope) -> None:
-        path = self.domain_socket_path(domid)
+    async def _serve_domain(
+        self,
+        domid: int,
+        listener: trio.socket.SocketType,
+        path: str,
+        scope: trio.CancelScope,
+    ) -> None:
         with scope:
-            listener = await _listen(path)
             try:
                 await self._accept_loop(listener, domid)
             finally:
