@@ -13,7 +13,7 @@ import trio
 
 from xsmig_daemon.imagefile import atomic_output
 from xsmig_daemon.service.config import Config
-from xsmig_daemon.service.runner import ProgressCallback, manifest_path
+from xsmig_daemon.service.runner import ProgressCallback, manifest_of
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 IMAGE = DATA / "basic.img"
@@ -61,7 +61,7 @@ class FakeRunner:
                 "size": len(data),
                 "target": target,
             }
-            with atomic_output(str(manifest_path(output)), force=force) as out:
+            with atomic_output(str(manifest_of(output)), force=force) as out:
                 out.write(json.dumps(manifest).encode())
             return manifest
         finally:

@@ -25,7 +25,7 @@ from .control import bind_control_socket, remove_control_socket, serve_control
 from .control_protocol import Request
 from .errors import OperationError
 from .log import get_logger, set_level
-from .runner import SnapshotRunner, manifest_path
+from .runner import SnapshotRunner, manifest_of
 from .scheduler import run_schedule
 from .sd_notify import Notifier
 from .snapshot_dir import list_snapshots, new_snapshot_path, remove_snapshot, select_expired
@@ -174,7 +174,7 @@ class Service:
             self.counters["snapshots"] += 1
             result: dict[str, Any] = {
                 "image": str(path),
-                "manifest": str(manifest_path(path)),
+                "manifest": str(manifest_of(path)),
                 "finished": self.wall_clock(),
             }
             result.update({k: manifest[k] for k in _SUMMARY_KEYS if k in manifest})

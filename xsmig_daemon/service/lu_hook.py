@@ -49,7 +49,7 @@ from ..image.validate import StreamValidator
 from ..imagefile import ImageFileError, atomic_output, read_chunks
 from .config import Config, ConfigError, load_config
 from .log import get_logger, setup_logging
-from .runner import manifest_path
+from .runner import manifest_of
 from .snapshot_dir import new_snapshot_path
 
 log = get_logger("lu-hook")
@@ -338,7 +338,7 @@ def _convert_in_place(dump: Path, profile: Profile) -> Conversion:
 
 
 def _write_manifest(image: Path, record: dict[str, Any]) -> None:
-    with atomic_output(str(manifest_path(image)), force=True) as out:
+    with atomic_output(str(manifest_of(image)), force=True) as out:
         out.write(json.dumps(record, indent=2, sort_keys=True).encode() + b"\n")
 
 

@@ -19,11 +19,15 @@ class SnapshotRunner(Protocol):
         self, output: Path, *, target: str, force: bool, progress: ProgressCallback
     ) -> dict[str, Any]:
         """Write a complete image at ``output`` and its manifest at
-        ``manifest_path(output)``, or nothing at all (cancellation included); return the
+        ``manifest_of(output)``, or nothing at all (cancellation included); return the
         manifest."""
         ...
 
 
-def manifest_path(image: Path) -> Path:
-    """``FILE.manifest.json`` next to an image (the exporter's convention, issue 4)."""
+def manifest_of(image: Path) -> Path:
+    """Where the manifest of ``image`` is: the exporter's ``FILE.manifest.json``.
+
+    Spelled out here rather than imported from export/manifest.py because lu-hook, which
+    runs inside xenstored's exec, must not import the exporter package (a test checks that
+    both agree)."""
     return image.with_name(image.name + ".manifest.json")

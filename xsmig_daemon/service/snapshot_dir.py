@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runner import manifest_path
+from .runner import manifest_of
 
 KINDS = ("scheduled", "manual", "lu", "lu-rejected")
 IMAGE_SUFFIX = ".img"
@@ -52,7 +52,7 @@ def new_snapshot_path(directory: Path, kind: str, wall_time: float) -> Path:
     base = f"{kind}-{stamp(wall_time)}"
     candidate = directory / f"{base}{IMAGE_SUFFIX}"
     sequence = 1
-    while candidate.exists() or manifest_path(candidate).exists():
+    while candidate.exists() or manifest_of(candidate).exists():
         candidate = directory / f"{base}.{sequence}{IMAGE_SUFFIX}"
         sequence += 1
     return candidate
@@ -67,7 +67,7 @@ def list_snapshots(directory: Path, kind: str) -> list[SnapshotEntry]:
         return []
     for name in names:
         entry = parse_name(directory / name)
-        if entry is not None and entry.kind == kind and manifest_path(entry.path).exists():
+        if entry is not None and entry.kind == kind and manifest_of(entry.path).exists():
             entries.append(entry)
     entries.sort()
     return entries
@@ -90,6 +90,6 @@ def select_expired(
 
 def remove_snapshot(entry: SnapshotEntry) -> None:
     """Delete the manifest first: a snapshot without manifest is never listed as complete."""
-    for path in (manifest_path(entry.path), entry.path):
+    for path in (manifest_of(entry.path), entry.path):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
