@@ -15,6 +15,7 @@ vanished daemon.
 
 from __future__ import annotations
 
+import errno
 import itertools
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -37,6 +38,7 @@ DEFAULT_TIMEOUT = 10.0
 #: Watch events buffered before the reader stops reading the socket.
 DEFAULT_EVENT_BUFFER = 1024
 _RECEIVE_SIZE = 1 << 16
+_CONNECT_RETRY = 0.01
 _REQ_ID_LIMIT = 1 << 32
 
 
@@ -299,10 +301,29 @@ async def open_connection(
 
 
 async def connect_unix_stream(path: str, timeout: float = DEFAULT_TIMEOUT) -> trio.SocketStream:
-    """Connect to a daemon's unix socket; one-line ``DaemonGoneError`` if nobody listens there."""
+    """Connect to a daemon's unix socket; one-line ``DaemonGoneError`` if nobody listens.
+
+    A non-blocking AF_UNIX connect to a daemon whose listen backlog is full (C xenstored's
+    is small) fails with EAGAIN or leaves an unconnected socket; that is retried until
+    ``timeout``, like a blocking connect would wait.
+    """
     try:
         with trio.fail_after(timeout):
-            return await trio.open_unix_socket(path)
+            while True:
+                try:
+                    stream = await trio.open_unix_socket(path)
+                except BlockingIOError:
+                    await trio.sleep(_CONNECT_RETRY)
+                    continue
+                try:
+                    stream.socket.getpeername()
+                except OSError as exc:
+                    if exc.errno != errno.ENOTCONN:
+                        raise
+                    await stream.aclose()
+                    await trio.sleep(_CONNECT_RETRY)
+                    continue
+                return stream
     except trio.TooSlowError:
         raise ClientTimeoutError(f"{path}: connect did not complete within {timeout:g} s") from None
     except OSError as exc:
