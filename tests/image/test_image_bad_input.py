@@ -456,3 +456,24 @@ def test_hypothesis_truncated_random_valid_streams(
             offset += 8 + struct.unpack_from(order + "I", written, offset + 4)[0]
             index += 1
         assert_at_record(info.value, index, offset)
+
+
+@pytest.mark.parametrize("record_type", range(1, 9))
+@pytest.mark.parametrize("length", [0, 4, 8])
+def test_short_len_is_reported_the_same_under_any_chunking(record_type: int, length: int) -> None:
+    # A record whose len cannot hold its fixed fields, followed by more bytes that a careless
+    # reader would take as the rest of its fields.
+    record = struct.pack("<II", record_type, length) + bytes(length)
+    follower = unhex("08000000 18000000 01000000 0400 0200 0200 0000 2f766d00 7400") + bytes(14)
+    data = HEADER_V2_BE[:15] + b"\0" + record + follower
+    cut = 16 + len(record)
+    messages = set()
+    for chunks in ([data], [data[:cut], data[cut:]], [data[i : i + 1] for i in range(len(data))]):
+        try:
+            decode_all(chunks)
+        except FramingError as error:
+            assert_at_record(error, 0, 16)
+            messages.add(error.reason)
+        else:
+            assert (record_type, length) in {(1, 8), (4, 8), (6, 8), (7, 8)}  # all fields fit
+    assert len(messages) <= 1, messages

@@ -245,6 +245,11 @@ class ImageDecoder:
             raise _BodyError("non-zero padding")
 
     @staticmethod
+    def _short(body: int, end: int, fixed: int) -> _BodyError:
+        # Checked before unpacking: the fields must not be read from the next record's bytes.
+        return _BodyError(f"len {end - body} is shorter than the {fixed} fixed body bytes")
+
+    @staticmethod
     def _cstring(buf: bytearray, start: int, length: int, what: str) -> str:
         if length == 0:
             raise _BodyError(f"{what} length 0 (must include the NUL)")
@@ -307,6 +312,8 @@ class ImageDecoder:
         )
 
     def _parse_watch(self, buf: bytearray, body: int, end: int) -> Record:
+        if end - body < 8:
+            raise self._short(body, end, 8)
         conn_id, path_len, token_len = self._watch.unpack_from(buf, body)
         path_at = body + 8
         token_at = path_at + path_len
@@ -318,6 +325,8 @@ class ImageDecoder:
         )
 
     def _parse_watch_ext(self, buf: bytearray, body: int, end: int) -> Record:
+        if end - body < 12:
+            raise self._short(body, end, 12)
         conn_id, path_len, token_len, depth, pad = self._watch_ext.unpack_from(buf, body)
         if pad:
             raise _BodyError(
@@ -340,6 +349,8 @@ class ImageDecoder:
         return TransactionData(conn_id, tx_id)
 
     def _parse_node(self, buf: bytearray, body: int, end: int) -> Record:
+        if end - body < 16:
+            raise self._short(body, end, 16)
         conn_id, tx_id, path_len, value_len, access, perm_count = self._node.unpack_from(buf, body)
         perms_at = body + 16
         path_at = perms_at + 4 * perm_count
@@ -403,12 +414,16 @@ class ImageDecoder:
         return tuple(zip(names, values, strict=True)), at
 
     def _parse_global_quota(self, buf: bytearray, body: int, end: int) -> Record:
+        if end - body < 4:
+            raise self._short(body, end, 4)
         n_dom, n_glob = self._two_u16.unpack_from(buf, body)
         quotas, content_end = self._parse_quota_list(buf, body + 4, n_dom + n_glob, end)
         self._check_tail(buf, content_end, end)
         return GlobalQuotaData(quotas[:n_dom], quotas[n_dom:])
 
     def _parse_domain(self, buf: bytearray, body: int, end: int) -> Record:
+        if end - body < 8:
+            raise self._short(body, end, 8)
         domid, n_quota, features = self._domain.unpack_from(buf, body)
         quotas, content_end = self._parse_quota_list(buf, body + 8, n_quota, end)
         self._check_tail(buf, content_end, end)
