@@ -130,3 +130,34 @@ def test_outstanding_quota_stops_processing_a_guest(dom0: EngineClient, guest: G
         g.conn.output_sent(len(g.conn.output_chunk()))
         dom0.engine.process(g.conn)
     assert g.conn.decoder.pending == b""
+
+
+def test_memory_quota_is_enomem(dom0: EngineClient, guest: Guest) -> None:
+    home_for(dom0, 3)
+    dom0.ok(Op.SET_QUOTA, "memory", "3000")
+    g = guest(3)
+    g.write("a", b"x" * 1000)
+    g.write("b", b"x" * 1000)
+    assert g.error(Op.WRITE, "c", value=b"x" * 1000) == "ENOMEM"
+    # Shrinking is always allowed; dom0 is never limited.
+    g.write("a", "")
+    g.write("c", b"x" * 1000)
+    dom0.write("/local/domain/3/d", b"x" * 3000)
+    usage = dom0.ok(Op.CONTROL, "quota", "3").decode()
+    # dom0 created d below a node owned by 3, so 3 owns d too (as in C). Per node:
+    # header 16 + 4 per permission + value + child names + path length.
+    home = 16 + 4 + len("a\0b\0c\0d\0") + len("/local/domain/3")
+    values = {"a": 0, "b": 1000, "c": 1000, "d": 3000}
+    nodes = sum(16 + 4 + size + len(f"/local/domain/3/{name}") for name, size in values.items())
+    assert "nodes            :        5" in usage
+    assert f"memory           : {home + nodes:8d}" in usage
+
+
+def test_a_refused_creation_leaves_no_trace(dom0: EngineClient, guest: Guest) -> None:
+    home_for(dom0, 3)
+    g = guest(3)
+    assert g.error(Op.WRITE, "x/y", value=b"v" * 3000) == "ENOSPC"
+    dom0.ok(Op.SET_QUOTA, "3", "memory", "200")
+    assert g.error(Op.WRITE, "z", value=b"v" * 300) == "ENOMEM"
+    assert dom0.ok(Op.DIRECTORY, "/local/domain/3") == b""
+    assert dom0.engine.tree.owned[3] == 1

@@ -44,7 +44,7 @@ def _domain_usage(engine: Engine, domid: int) -> str:
     conn = engine.domain_connection(domid)
     usage = dict.fromkeys((spec.name for spec in q.HARD_QUOTAS), 0)
     usage[q.NODES] = engine.tree.owned[domid]
-    usage[q.MEMORY] = sum(node.size() for _, node in engine.tree.walk() if node.owner == domid)
+    usage[q.MEMORY] = engine.memory_used(domid)
     if conn is not None:
         usage[q.WATCHES] = len(conn.watches)
         usage[q.TRANSACTIONS] = len(conn.transactions)

@@ -156,6 +156,15 @@ class Engine:
         quotas = conn.domain.quotas if conn.domain is not None else self.global_quotas
         return quotas.get(name, 0)
 
+    def memory_used(self, domid: int) -> int:
+        """Memory charged to a domain: its nodes, its watches, its queued output."""
+        used = self.tree.owned_memory[domid]
+        conn = self.domain_connection(domid)
+        if conn is not None:
+            used += sum(len(w.canonical) + len(w.token) for w in conn.watches)
+            used += conn.output_size
+        return used
+
     def domain_connection(self, domid: int) -> Connection | None:
         for conn in self.connections:
             if conn.kind is ConnType.RING and conn.domid == domid:
@@ -190,13 +199,42 @@ class Engine:
         entry.access |= NodeAccess.READ
         return entry.node
 
-    def write(self, conn: Connection, tx: Transaction | None, path: str, node: Node) -> None:
+    def check_writes(
+        self, conn: Connection, tx: Transaction | None, writes: list[tuple[str, Node]]
+    ) -> None:
+        """Quota checks for a set of node writes, all done before any of them happens."""
         limit = self.quota(conn, q.NODE_SIZE)
-        if q.exceeds(node.size(), limit):
-            if tx is not None:
-                # C cannot undo a half-done change inside a transaction: it fails it.
-                tx.failed = True
-            raise XsError("ENOSPC", f"node {path} would be {node.size()} bytes")
+        for path, node in writes:
+            if q.exceeds(node.size(), limit):
+                if tx is not None:
+                    # C cannot undo a half-done change inside a transaction: it fails it.
+                    tx.failed = True
+                raise XsError("ENOSPC", f"node {path} would be {node.size()} bytes")
+        limit = self.quota(conn, q.MEMORY)
+        if tx is not None or not limit:
+            return
+        growth = 0
+        for path, node in writes:
+            old = self.tree.get(path)
+            if node.owner == conn.domid:
+                growth += node.size() + len(path)
+            if old is not None and old.owner == conn.domid:
+                growth -= old.size() + len(path)
+        if growth > 0 and q.exceeds(self.memory_used(conn.domid) + growth, limit):
+            raise XsError("ENOMEM", f"domain {conn.domid} memory quota ({limit} bytes)")
+
+    def write(
+        self,
+        conn: Connection,
+        tx: Transaction | None,
+        path: str,
+        node: Node,
+        *,
+        checked: bool = False,
+    ) -> None:
+        """Store ``node``; quota checks unless the caller ``checked`` them already."""
+        if not checked:
+            self.check_writes(conn, tx, [(path, node)])
         if tx is None:
             self.tree.put(path, node)
             return
@@ -259,14 +297,14 @@ class Engine:
             raise XsError("ENOSPC", f"domain {conn.domid} owns too many nodes")
         parent_node = ancestor.copy()
         parent_node.children.append(basename(missing[-1]))
-        self.write(conn, tx, above, parent_node)
-        created = None
+        writes = [(above, parent_node)]
         for index in range(len(missing) - 1, -1, -1):
-            here = missing[index]
             children = [basename(missing[index - 1])] if index else []
-            created = Node(value if index == 0 else b"", perms, children)
-            self.write(conn, tx, here, created)
-        assert created is not None
+            writes.append((missing[index], Node(value if index == 0 else b"", perms, children)))
+        self.check_writes(conn, tx, writes)
+        for here, node in writes:
+            self.write(conn, tx, here, node, checked=True)
+        created = writes[-1][1]
         return created
 
     def delete_tree(
@@ -294,7 +332,8 @@ class Engine:
             name = basename(path)
             if name in updated.children:
                 updated.children.remove(name)
-            self.write(_SYSTEM if conn.privileged else conn, tx, above, updated)
+            # Removing a child entry only shrinks the parent: C skips quota checks here.
+            self.write(conn, tx, above, updated, checked=True)
 
     # -- watches ------------------------------------------------------------------------
 

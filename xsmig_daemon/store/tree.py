@@ -56,6 +56,8 @@ class Tree:
         self.nodes: dict[str, Node] = {}
         self.generation = 0
         self.owned: Counter[int] = Counter()
+        #: Bytes of node memory charged to each owner (node size + path), as C accounts it.
+        self.owned_memory: Counter[int] = Counter()
         self.special_perms: dict[str, PermList] = default_special_perms()
         self.put("/", Node(b"", ROOT_PERMS, []))
         self.put("/tool", Node(b"", ROOT_PERMS, []))
@@ -75,14 +77,17 @@ class Tree:
         old = self.nodes.get(path)
         if old is not None:
             self.owned[old.owner] -= 1
+            self.owned_memory[old.owner] -= old.size() + len(path)
         node.generation = self.next_generation()
         self.nodes[path] = node
         self.owned[node.owner] += 1
+        self.owned_memory[node.owner] += node.size() + len(path)
 
     def remove(self, path: str) -> None:
         old = self.nodes.pop(path, None)
         if old is not None:
             self.owned[old.owner] -= 1
+            self.owned_memory[old.owner] -= old.size() + len(path)
             self.next_generation()
 
     def walk(self, path: str = "/") -> Iterator[tuple[str, Node]]:
