@@ -7,10 +7,12 @@ the exporter itself.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
-from peerlib import RealXenstored, RestoreImage
+from peerlib import REPO_ROOT, RealXenstored, RestoreImage, short_tempdir
 from snaplib import (
     XENSTORE_CHMOD,
     XENSTORE_WRITE,
@@ -19,6 +21,7 @@ from snaplib import (
     introduce,
     nodes_as_listing,
     snapshot,
+    snapshot_command,
     tool,
     write_many,
     xenstore_ls,
@@ -147,3 +150,44 @@ def test_stdout_sink_streams_the_same_tree(real_xenstored: RealXenstored, tmp_pa
     assert run.returncode == 0, run.stderr
     assert nodes_as_listing(image_nodes(run.stdout)) == xenstore_ls(real_xenstored.socket_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_to_unix_streams_to_a_listening_successor(real_xenstored: RealXenstored) -> None:
+    write_many(real_xenstored.socket_path, {f"/s/d{i // 100}/n{i}": b"z" * 50 for i in range(6000)})
+    listen_dir = short_tempdir()
+    path = listen_dir / "succ"
+    received = bytearray()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+        listener.listen(1)
+        listener.settimeout(30)
+        exporter = subprocess.Popen(
+            snapshot_command(real_xenstored.socket_path, "--to", f"unix:{path}", "--json"),
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(30)
+                while chunk := conn.recv(65536):
+                    received += chunk
+                    # The first bytes arrive while the exporter is still walking the tree.
+                    if len(received) == len(chunk):
+                        assert exporter.poll() is None
+            out, err = exporter.communicate(timeout=30)
+        finally:
+            if exporter.poll() is None:
+                exporter.kill()
+                exporter.communicate()
+    finally:
+        listener.close()
+        path.unlink(missing_ok=True)
+        listen_dir.rmdir()
+    assert exporter.returncode == 0, err
+    manifest = json.loads(out)
+    assert manifest["image"] == f"unix:{path}"
+    assert manifest["size"] == len(received)
+    assert nodes_as_listing(image_nodes(bytes(received))) == xenstore_ls(real_xenstored.socket_path)
