@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
+from ringclient import RingGuests
 from wireclient import DEFAULT_TIMEOUT, PeerError, WireClient
 
 from xsmig_daemon.image.decoder import decode_image
@@ -230,6 +231,10 @@ class RunningDaemon:
         """Run a 4.17 ``xenstore-*`` tool or ``xenstore-control`` against this daemon."""
         return run_client(self.install, self.socket_path, tool, *args, check=check, timeout=timeout)
 
+    def guest(self, domid: int, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
+        """A client speaking as introduced domain ``domid`` (call right after INTRODUCE)."""
+        raise NotImplementedError
+
     def start_client(self, tool: str, *args: str) -> subprocess.Popen[str]:
         """Start a long-running tool (e.g. ``xenstore-watch``); stdout and stderr are pipes.
         The caller must wait for or kill it."""
@@ -262,6 +267,13 @@ class RealXenstored(RunningDaemon):
     """The real 4.17 xenstored (``xenstored -N`` under the shim)."""
 
     log_name: str = "xenstored.log"
+    guests: RingGuests | None = None
+
+    def guest(self, domid: int, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
+        """The domain's shared ring page, mapped from the daemon (see ringclient.py)."""
+        if self.guests is None:
+            raise PeerError("guest rings need a daemon started by start_real_xenstored")
+        return self.guests.connect(domid, timeout)
 
     def start_capture(self, dest: Path, *lu_args: str) -> subprocess.Popen[str]:
         """Begin a live update through capture-image.sh; finish with ``finish_capture``."""
@@ -339,6 +351,7 @@ def start_real_xenstored(
     except PeerError:
         daemon.stop()
         raise PeerError(f"xenstored in {rundir} did not start: {daemon.log().strip()}") from None
+    daemon.guests = RingGuests(daemon.pid, daemon.socket_path)
     return daemon
 
 
@@ -532,6 +545,10 @@ class MockDaemon(RunningDaemon):
     """``xsmig mockd --socket rundir/socket`` as a subprocess."""
 
     log_name: str = "mockd.log"
+
+    def guest(self, domid: int, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
+        """The mock's stand-in ring for ``domid``: a unix socket at rundir/domain/DOMID."""
+        return WireClient.connect(self.rundir / "domain" / str(domid), timeout)
 
 
 #: What the mock prints (stdout or stderr) once its socket is listening.

@@ -16,6 +16,7 @@ leak into later steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,11 +65,18 @@ class Step:
 @dataclass(frozen=True)
 class Deviation(Step):
     """A step where Xen 4.17 and current Xen answer differently and the mock follows current
-    Xen. ``xen417`` / ``current`` are the messages the issuing client receives."""
+    Xen. ``xen417`` / ``current`` are the messages ``differing_client`` receives (replies
+    carry the step's req_id only when that client sent the step)."""
 
     reason: str = ""
     xen417: tuple[Expected, ...] = ()
     current: tuple[Expected, ...] = ()
+    #: The client whose messages differ, when it is not the one sending the request.
+    observer: str | None = None
+
+    @property
+    def differing_client(self) -> str:
+        return self.observer or self.client
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,17 @@ class Connect:
 
 
 @dataclass(frozen=True)
+class ConnectGuest:
+    """Attach ``client`` to introduced domain ``domid``'s ring (right after its INTRODUCE)."""
+
+    client: str
+    domid: int
+
+    def describe(self) -> str:
+        return f"{self.client}: attach as dom{self.domid}"
+
+
+@dataclass(frozen=True)
 class Disconnect:
     client: str
 
@@ -99,7 +118,10 @@ class Disconnect:
         return f"{self.client}: disconnect"
 
 
-Action = Step | Burst | Connect | Disconnect
+Action = Step | Burst | Connect | ConnectGuest | Disconnect
+
+#: Opens a client acting as domain ``domid`` (RunningDaemon.guest of peerlib).
+GuestFactory = Callable[[int, float], WireClient]
 
 
 @dataclass
@@ -128,8 +150,9 @@ def _step_bytes(step: Step, req_id: int, tx_ids: dict[str, int]) -> bytes:
 
 
 class _Session:
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path, guest: GuestFactory | None) -> None:
         self.socket_path = socket_path
+        self.guest = guest
         self.clients: dict[str, WireClient] = {}
         self.next_req: dict[str, int] = {}
         self.tx_ids: dict[str, int] = {}
@@ -146,6 +169,11 @@ class _Session:
         entry = Entry(action)
         if isinstance(action, Connect):
             self.clients[action.client] = WireClient.connect(self.socket_path, STEP_TIMEOUT)
+            return entry
+        if isinstance(action, ConnectGuest):
+            if self.guest is None:
+                raise PeerError(f"{action.describe()}: no way to act as a guest given")
+            self.clients[action.client] = self.guest(action.domid, STEP_TIMEOUT)
             return entry
         if isinstance(action, Disconnect):
             self.clients.pop(action.client).close()
@@ -196,8 +224,10 @@ class _Session:
         return received
 
 
-def run_session(socket_path: Path, actions: tuple[Action, ...]) -> list[Entry]:
-    session = _Session(socket_path)
+def run_session(
+    socket_path: Path, actions: tuple[Action, ...], guest: GuestFactory | None = None
+) -> list[Entry]:
+    session = _Session(socket_path, guest)
     try:
         return [session.run(action) for action in actions]
     finally:
@@ -216,7 +246,7 @@ def compare_transcripts(real: list[Entry], mock: list[Entry]) -> list[str]:
         for client in sorted(set(ours.received) | set(theirs.received)):
             got_real = _normalise(ours.received.get(client, []), real_gens)
             got_mock = _normalise(theirs.received.get(client, []), mock_gens)
-            if isinstance(action, Deviation) and client == action.client:
+            if isinstance(action, Deviation) and client == action.differing_client:
                 want_417 = expected_bytes(action.xen417, ours.req_id)
                 want_now = expected_bytes(action.current, theirs.req_id)
                 if got_real != want_417:
