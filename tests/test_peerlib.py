@@ -134,3 +134,24 @@ def test_shared_is_found_beside_the_repository_or_in_xsmig_shared(
     monkeypatch.setenv("XSMIG_SHARED", str(tmp_path))
     assert shared_dir() == tmp_path
     assert PeerInstall.locate().capture_script == tmp_path / "peer/capture-image.sh"
+
+
+def test_a_guest_speaks_over_its_ring_page(real_xenstored: RealXenstored) -> None:
+    with real_xenstored.connect() as dom0:
+        dom0.call(Op.WRITE, "/local/domain/1/name")
+        assert dom0.call(Op.SET_PERMS, "/local/domain/1", "n1").payload == b"OK\0"
+        assert dom0.call(Op.INTRODUCE, "1", "4097", "11").payload == b"OK\0"
+        with real_xenstored.guest(1) as guest:
+            # Relative to /local/domain/1, checked against dom1's rights.
+            assert guest.call(Op.WRITE, "data").payload == b"OK\0"
+            assert guest.call(Op.GET_PERMS, "data").payload == payload("n1")
+            assert guest.call(Op.READ, "/tool/xenstored").payload == b"EACCES\0"
+            # More than one ring's worth of reply (the ring holds 1024 bytes).
+            dom0.request(Op.WRITE, payload("/local/domain/1/big", value=b"b" * 3000))
+            assert guest.call(Op.READ, "big").payload == b"b" * 3000
+            assert guest.call(Op.WATCH, "data", "tok").payload == b"OK\0"
+            assert guest.event().payload == payload("data", "tok")
+            dom0.call(Op.RM, "/local/domain/1/data")
+            assert guest.event().payload == payload("data", "tok")
+        with pytest.raises(PeerError, match="one new ring page"):
+            real_xenstored.guest(2)
