@@ -1,0 +1,189 @@
+"""Exporter benchmark, wire source: ``xsmig snapshot --source wire`` of 10k / 100k-node stores.
+
+For each daemon (the real Xen 4.17 xenstored from shared/peer, and the xsmig mock if it
+starts) and each size: a fresh daemon, 100 introduced domains, ``N`` nodes spread over
+``/local/domain/D/data/dI/nJ`` (values of 40 bytes) written with pipelined WRITEs; then one
+``xsmig snapshot --source wire --output FILE --json`` run as a subprocess, timed from exec
+to exit. Reported: wall time, records/s, transactions needed, image size, peak RSS of the
+exporter (``ru_maxrss`` of the child) and of the daemon (``VmHWM``).
+
+A run that exceeds ``--max-seconds`` is stopped and reported as such: the real 4.17
+daemon's cost of a read inside a transaction grows with the number of nodes the transaction
+has touched already, so one transaction over 100k nodes takes minutes there.
+
+Usage: ``.venv/bin/python benchmarks/export.py [--sizes 10000,100000] [--daemons real,mock]
+[--max-seconds 900]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from peerlib import REPO_ROOT, RunningDaemon, start_mockd, start_real_xenstored
+from wireclient import WireClient, payload
+
+from xsmig_daemon.wire.ops import Op
+
+DOMAINS = 100
+VALUE = b"v" * 40
+PIPELINE = 1000
+
+
+@dataclass
+class Row:
+    daemon: str
+    nodes: int
+    seconds: float | None
+    records_per_s: float | None
+    attempts: int | None
+    image_bytes: int | None
+    exporter_rss_mib: float | None
+    daemon_rss_mib: float | None
+    note: str = ""
+
+
+@contextmanager
+def daemon(kind: str) -> Iterator[RunningDaemon]:
+    started = start_real_xenstored() if kind == "real" else start_mockd()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def populate(socket_path: Path, nodes: int) -> None:
+    per_domain = max(1, nodes // DOMAINS)
+    with WireClient.connect(socket_path, timeout=120) as client:
+        for domid in range(1, DOMAINS + 1):
+            reply = client.call(Op.INTRODUCE, str(domid), str(0x1000 + domid), str(10 + domid))
+            if reply.op != Op.INTRODUCE:
+                raise RuntimeError(f"INTRODUCE {domid}: {reply.payload!r}")
+        paths = (
+            f"/local/domain/{d}/data/d{i // 100}/n{i % 100}"
+            for d in range(1, DOMAINS + 1)
+            for i in range(per_domain)
+        )
+        pending = 0
+        for path in paths:
+            client.send(Op.WRITE, payload(path, value=VALUE))
+            pending += 1
+            if pending == PIPELINE:
+                drain(client, pending)
+                pending = 0
+        drain(client, pending)
+
+
+def drain(client: WireClient, count: int) -> None:
+    for _ in range(count):
+        reply = client.reply()
+        if reply.op != Op.WRITE:
+            raise RuntimeError(f"WRITE failed: {reply.payload!r}")
+
+
+def vm_hwm_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def snapshot_once(kind: str, nodes: int, max_seconds: float, workdir: Path) -> Row:
+    with daemon(kind) as running:
+        populate(running.socket_path, nodes)
+        out = workdir / f"{kind}-{nodes}.img"
+        argv = [
+            sys.executable,
+            "-m",
+            "xsmig_daemon",
+            "snapshot",
+            *("--socket", str(running.socket_path), "--source", "wire"),
+            *("--output", str(out), "--json", "--timeout", "60", "--force"),
+        ]
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+        timed_out = False
+        deadline = start + max_seconds
+        # wait4 rather than poll(): the child's own peak RSS comes with its exit status.
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        while pid == 0:
+            if time.perf_counter() > deadline and not timed_out:
+                timed_out = True
+                child.terminate()
+            time.sleep(0.05)
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        elapsed = time.perf_counter() - start
+        returncode = os.waitstatus_to_exitcode(status)
+        child.returncode = returncode
+        stdout = child.stdout.read() if child.stdout else ""
+        daemon_rss = vm_hwm_mib(running.pid)
+        exporter_rss = usage.ru_maxrss / 1024
+        if timed_out or returncode != 0:
+            note = f"stopped after {max_seconds:g} s" if timed_out else f"exit {returncode}"
+            return Row(kind, nodes, None, None, None, None, exporter_rss, daemon_rss, note)
+        manifest = json.loads(stdout)
+        records = sum(manifest["records"].values())
+        return Row(
+            kind,
+            nodes,
+            round(elapsed, 2),
+            round(records / elapsed),
+            manifest["attempts"],
+            manifest["size"],
+            round(exporter_rss, 1),
+            None if daemon_rss is None else round(daemon_rss, 1),
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--daemons", default="real,mock")
+    parser.add_argument("--max-seconds", type=float, default=900.0)
+    args = parser.parse_args()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="xsbench") as tmp:
+        for kind in args.daemons.split(","):
+            for size in (int(s) for s in args.sizes.split(",")):
+                try:
+                    row = snapshot_once(kind, size, args.max_seconds, Path(tmp))
+                except Exception as exc:
+                    row = Row(kind, size, None, None, None, None, None, None, f"failed: {exc}")
+                rows.append(row)
+                print(json.dumps(asdict(row)), flush=True)
+    print(
+        "\n| daemon | nodes | time s | records/s | tx | image bytes | exporter RSS MiB "
+        "| daemon RSS MiB | note |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        cells = [
+            r.daemon,
+            r.nodes,
+            r.seconds,
+            r.records_per_s,
+            r.attempts,
+            r.image_bytes,
+            r.exporter_rss_mib,
+            r.daemon_rss_mib,
+            r.note,
+        ]
+        print("| " + " | ".join("-" if c is None else str(c) for c in cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
