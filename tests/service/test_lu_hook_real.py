@@ -27,13 +27,16 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.peer
 
 
-def install_hook(base: Path, install: PeerInstall, **lu_hook: Any) -> tuple[Path, Path]:
+def install_hook(
+    base: Path, install: PeerInstall, snapshots_dir: Path | None = None, **lu_hook: Any
+) -> tuple[Path, Path]:
     """A configuration under ``base`` and its wrapper, installed by the real CLI."""
     wrapper = base / "lu-hook"
     config = write_config(
         base / "config.toml",
         base,
         lu_hook={"successor": str(install.xenstored_bin), "wrapper": str(wrapper), **lu_hook},
+        snapshots={"directory": str(snapshots_dir or base / "snaps")},
     )
     result = subprocess.run(
         [
@@ -79,6 +82,14 @@ def kept(base: Path, prefix: str) -> tuple[Path, dict[str, Any]]:
 def node_paths(image: bytes) -> set[str]:
     _, located = decode_image(image)
     return {item.record.path for item in located if isinstance(item.record, NodeData)}
+
+
+def wait_until_serving(xs: RealXenstored, timeout: float = 10.0) -> None:
+    """A fresh start re-creates the socket: until then, new clients are refused."""
+    deadline = time.monotonic() + timeout
+    while xs.client("xenstore-write", "/after", "works", check=False).returncode != 0:
+        assert xs.alive() and time.monotonic() < deadline, xs.log()[-2000:]
+        time.sleep(0.05)
 
 
 def exe_of(pid: int) -> str:
@@ -148,9 +159,9 @@ def test_corrupted_dump_is_caught_and_dom0_keeps_a_working_xenstored(
     # The requester's connection was closed, so the tool reports a failure ...
     assert result.returncode != 0
     # ... but the same process is a working xenstored, started fresh (the state is lost).
+    wait_until_serving(xs)  # (the tool returns when its connection closes, before the exec)
     assert xs.alive() and exe_of(pid) == str(peer_install.xenstored_bin)
     assert xs.client("xenstore-read", "/test/a", check=False).returncode != 0
-    xs.client("xenstore-write", "/after", "works")
     assert xs.client("xenstore-read", "/after").stdout == "works\n"
     assert not (xs.rundir / "state_dump").exists()
 
@@ -235,3 +246,52 @@ def test_ctl_live_update_through_the_service(
     finally:
         serve.terminate()
         serve.communicate(timeout=30)
+
+
+def test_an_unusable_snapshot_directory_does_not_stop_the_update(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    blocker = short_dir / "file"
+    blocker.write_text("a file where a directory should be")
+    _, wrapper = install_hook(short_dir, peer_install, snapshots_dir=blocker / "snaps")
+    xs.client("xenstore-write", "/test/a", "one")
+    result = live_update(xs, wrapper)
+    assert result.returncode == 0, (result.stderr, xs.log()[-2000:])
+    assert xs.client("xenstore-read", "/test/a").stdout == "one\n"
+    log = xs.log()
+    assert f"<4>lu-hook: cannot keep a copy in {blocker / 'snaps'}: Not a directory" in log
+    assert "valid for xen-4.17" in log
+
+
+def test_a_broken_configuration_still_hands_over_to_the_successor(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    config, wrapper = install_hook(short_dir, peer_install)
+    config.write_text(config.read_text() + "\n[lu_hook]\nsuccessor = 1\n")  # now invalid
+    xs.client("xenstore-write", "/test/a", "one")
+    pid = xs.pid
+    result = live_update(xs, wrapper)
+    assert result.returncode == 0, (result.stderr, xs.log()[-2000:])
+    assert exe_of(pid) == str(peer_install.xenstored_bin)
+    assert xs.client("xenstore-read", "/test/a").stdout == "one\n"
+    log = xs.log()
+    assert "<2>lu-hook: " in log and "not valid TOML" in log
+    assert (
+        f"<2>lu-hook: the hook returned without starting the successor; starting "
+        f"{peer_install.xenstored_bin} WITHOUT checks" in log
+    )
+
+
+def test_without_a_copy_a_rejected_dump_is_kept_in_the_run_directory(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    _, wrapper = install_hook(short_dir, peer_install, keep_copy=False)
+    tamper = tamper_wrapper(short_dir, wrapper, ': > "$D"')  # an empty dump
+    assert live_update(xs, tamper).returncode != 0
+    wait_until_serving(xs)
+    assert xs.client("xenstore-read", "/after").stdout == "works\n"
+    assert (xs.rundir / "state_dump.rejected").stat().st_size == 0
+    assert not (short_dir / "snaps").exists()

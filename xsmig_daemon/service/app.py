@@ -19,7 +19,6 @@ from typing import Any
 import trio
 
 from ..client import ClientError, connect
-from ..wire.ops import Op
 from .config import Config, ConfigError, load_config
 from .control import bind_control_socket, remove_control_socket, serve_control
 from .control_protocol import Request
@@ -343,15 +342,15 @@ async def _request_live_update(
     """The CONTROL requests ``xenstore-control live-update -f WRAPPER -t N [-F]`` sends."""
     # The "-s" reply comes from the new daemon, after dump + hook + exec + restore.
     async with connect(socket_path, timeout=seconds + 30 + connect_timeout) as xs:
-        reply = await xs.conn.call(Op.CONTROL, "live-update", "-f", wrapper)
+        reply = await xs.control("live-update", "-f", wrapper)
         if _text(reply) != "OK":
             return _text(reply)
         start = ["live-update", "-s", "-t", str(seconds), *(["-F"] if force else [])]
         with trio.move_on_after(seconds + 1):
-            while (text := _text(await xs.conn.call(Op.CONTROL, *start))) == "BUSY":
+            while (text := _text(await xs.control(*start))) == "BUSY":
                 await trio.sleep(1)  # oxenstored asks to be asked again
             return text
-        await xs.conn.call(Op.CONTROL, "live-update", "-a")
+        await xs.control("live-update", "-a")
         return f"still busy after {seconds} s; aborted"
 
 

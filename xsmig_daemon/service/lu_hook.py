@@ -201,7 +201,9 @@ class HookPlan:
     action: str  # restore | converted | fresh | restore-unchecked | passthrough
     argv: list[str]
     close_fds: bool = False
+    #: fresh start: the dump must not be restored later; removed, or renamed to this path.
     remove_dump: bool = False
+    dump_kept_as: Path | None = None
 
 
 def successor_argv(successor: str, args: Sequence[str], *, live: bool) -> list[str]:
@@ -222,11 +224,8 @@ def decide(config: Config, args: Sequence[str], env: Mapping[str, str]) -> HookP
     profile = get_profile(lu.profile)
     directory = Path(config.snapshots.directory)
     now = time.time()
-    copy_path: Path | None = None
-    if lu.keep_copy:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        copy_path = new_snapshot_path(directory, "lu", now)
-    check = _check_and_keep(dump, profile, copy_path)
+    copy_path = _copy_target(directory, now) if lu.keep_copy else None
+    check, copied = _check_and_keep(dump, profile, copy_path)
     record: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA,
         "created": now,
@@ -253,15 +252,33 @@ def decide(config: Config, args: Sequence[str], env: Mapping[str, str]) -> HookP
         plan = _after_invalid(config, dump, profile, args, record)
     record["action"] = plan.action
     record["exec"] = plan.argv
-    if copy_path is not None:
+    if copy_path is not None and copied:
         if plan.action in ("fresh", "restore-unchecked"):
             rejected = new_snapshot_path(directory, "lu-rejected", now)
             os.replace(copy_path, rejected)
             copy_path = rejected
         record["copy"] = str(copy_path)
-        _write_manifest(copy_path, record)
+        try:
+            _write_manifest(copy_path, record)
+        except ImageFileError as exc:
+            log.warning("cannot write the manifest of %s: %s", copy_path, exc)
         log.info("kept a copy of the dump: %s (+ .manifest.json)", copy_path)
+    elif plan.action == "fresh":
+        # No copy anywhere: keep the rejected dump itself for the post-mortem.
+        plan.dump_kept_as = dump.with_name(DUMP_NAME + ".rejected")
+        log.warning("the rejected dump stays at %s", plan.dump_kept_as)
     return plan
+
+
+def _copy_target(directory: Path, now: float) -> Path | None:
+    """A fresh name for the copy, or None (logged) if the directory cannot be used: keeping
+    a copy must never stop the update."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return new_snapshot_path(directory, "lu", now)
+    except OSError as exc:
+        log.warning("cannot keep a copy in %s: %s", directory, exc.strerror or exc)
+        return None
 
 
 def _after_invalid(
@@ -316,16 +333,26 @@ def _after_invalid(
     )
 
 
-def _check_and_keep(dump: Path, profile: Profile, copy_path: Path | None) -> DumpCheck:
+def _check_and_keep(dump: Path, profile: Profile, copy_path: Path | None) -> tuple[DumpCheck, bool]:
+    """Check the dump, copying it on the way if ``copy_path``; (result, copy made)."""
+    if copy_path is not None:
+        try:
+            with atomic_output(str(copy_path)) as out:
+                return check_dump(read_chunks(str(dump)), profile, out), True
+        except ImageFileError as exc:
+            if exc.path == str(dump):
+                return _unreadable(profile, exc), False
+            log.warning("cannot keep a copy of the dump: %s", exc)
     try:
-        if copy_path is None:
-            return check_dump(read_chunks(str(dump)), profile, None)
-        with atomic_output(str(copy_path)) as out:
-            return check_dump(read_chunks(str(dump)), profile, out)
+        return check_dump(read_chunks(str(dump)), profile, None), False
     except ImageFileError as exc:
-        result = DumpCheck(profile.name)
-        result.error = str(exc)
-        return result
+        return _unreadable(profile, exc), False
+
+
+def _unreadable(profile: Profile, exc: ImageFileError) -> DumpCheck:
+    result = DumpCheck(profile.name)
+    result.error = str(exc)
+    return result
 
 
 def _convert_in_place(dump: Path, profile: Profile) -> Conversion:
@@ -345,8 +372,11 @@ def _write_manifest(image: Path, record: dict[str, Any]) -> None:
 def execute(plan: HookPlan, env: Mapping[str, str]) -> NoReturn:
     """Become the successor (same pid, inherited descriptors unless the plan closes them)."""
     if plan.remove_dump:
-        rundir = Path(env.get("XENSTORED_RUNDIR") or DEFAULT_RUNDIR)
-        (rundir / DUMP_NAME).unlink(missing_ok=True)
+        dump = Path(env.get("XENSTORED_RUNDIR") or DEFAULT_RUNDIR) / DUMP_NAME
+        if plan.dump_kept_as is not None:
+            os.replace(dump, plan.dump_kept_as)
+        else:
+            dump.unlink(missing_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     if plan.close_fds:
