@@ -12,13 +12,23 @@ wire-protocol.md section 9).
 
 from __future__ import annotations
 
-from replay import Action, Connect, ConnectGuest, Deviation, Step
+from replay import (
+    Action,
+    Connect,
+    ConnectGuest,
+    Deviation,
+    Disconnect,
+    Expected,
+    Step,
+    err,
+    ok,
+)
 from wireclient import payload
 
 from xsmig_daemon.wire.ops import Op
 
 A, R = "dom0", "root-watcher"
-G1, G2, G3 = "guest1", "guest2", "guest3"
+G1, G2, G3, G5 = "guest1", "guest2", "guest3", "guest5"
 
 
 def _home(domid: int, owner_perms: tuple[str, ...]) -> tuple[Action, ...]:
@@ -28,6 +38,76 @@ def _home(domid: int, owner_perms: tuple[str, ...]) -> tuple[Action, ...]:
         Step(A, Op.SET_PERMS, (home, *owner_perms)),
         Step(A, Op.WRITE, (f"{home}/name",), f"guest{domid}".encode()),
         Step(A, Op.INTRODUCE, (str(domid), str(0x1000 + domid), str(10 + domid))),
+    )
+
+
+def _over(step: Step, xen417: tuple[Expected, ...], current: tuple[Expected, ...]) -> Deviation:
+    return Deviation(
+        step.client,
+        step.op,
+        step.args,
+        step.value,
+        reason="at a per-domain limit 4.17 refuses only above the quota, current Xen already "
+        "at it (spec 9, 'Boundary'); 4.17's watch limit error is E2BIG, current Xen's ENOSPC",
+        xen417=xen417,
+        current=current,
+    )
+
+
+def _boundaries() -> tuple[Action, ...]:
+    """Quotas at their edge, on a domain of its own introduced after they were set (4.17
+    applies CONTROL quota to every domain at once, so nothing else may act afterwards)."""
+    tx_start = Step(G5, Op.TRANSACTION_START, ("",))
+    nospace = (err("ENOSPC"),)
+
+    def watch(i: int) -> Step:
+        return Step(G5, Op.WATCH, (f"w{i}", "t"))
+
+    def watched(i: int) -> tuple[Expected, ...]:
+        return (ok(Op.WATCH), (Op.WATCH_EVENT, payload(f"w{i}", "t")))
+
+    def node(i: int) -> Step:
+        return Step(G5, Op.WRITE, (f"n{i}",), b"x")
+
+    five_perms = ("n5", "r1", "r2", "r3", "r4")
+    return (
+        # What succeeds on one daemon only would also differ in the events on /.
+        Disconnect(R),
+        Step(A, Op.CONTROL, ("quota", "set", "transactions", "3")),
+        Step(A, Op.CONTROL, ("quota", "set", "watches", "3")),
+        Step(A, Op.CONTROL, ("quota", "set", "nodes", "6")),
+        *_home(5, ("n5",)),
+        ConnectGuest(G5, 5),
+        tx_start,
+        tx_start,
+        _over(tx_start, ((Op.TRANSACTION_START, payload("3")),), nospace),
+        _over(tx_start, ((Op.TRANSACTION_START, payload("4")),), nospace),
+        tx_start,
+        watch(0),
+        watch(1),
+        _over(watch(2), watched(2), nospace),
+        _over(watch(3), watched(3), nospace),
+        _over(watch(4), (err("E2BIG"),), nospace),
+        node(0),
+        Step(G5, Op.SET_PERMS, ("n0", *five_perms[:4])),
+        _over(Step(G5, Op.SET_PERMS, ("n0", *five_perms)), (ok(Op.SET_PERMS),), nospace),
+        Step(G5, Op.SET_PERMS, ("n0", *five_perms, "r6")),
+        # dom5 owns its home and name already: two more nodes under quota 6 for 4.17.
+        node(1),
+        node(2),
+        _over(node(3), (ok(Op.WRITE),), nospace),
+        node(4),
+        Deviation(
+            G5,
+            Op.WRITE,
+            ("d/" + "p" * 2046,),
+            b"",
+            reason="a relative path of exactly path-max (2048) bytes: 4.17 refuses only longer "
+            "ones and then fails to create the nodes (ENOSPC: the domain is at its node "
+            "quota here); current Xen refuses the path itself (EINVAL, spec 5)",
+            xen417=(err("ENOSPC"),),
+            current=(err("EINVAL"),),
+        ),
     )
 
 
@@ -146,4 +226,5 @@ GUEST_SESSION: tuple[Action, ...] = (
     Step(G1, Op.RESET_WATCHES, ("",)),
     Step(A, Op.WRITE, ("/local/domain/1/data/e",), b"no event for guest1 now"),
     Step(A, Op.DIRECTORY, ("/local/domain/1/data",)),
+    *_boundaries(),
 )

@@ -54,5 +54,5 @@ def test_every_deviation_says_why() -> None:
     deviations = [a for a in (*SESSION, *GUEST_SESSION) if isinstance(a, Deviation)]
     assert len(deviations) >= 5
     for deviation in deviations:
-        assert deviation.reason and deviation.xen417 and deviation.current
+        assert deviation.reason
         assert deviation.xen417 != deviation.current
