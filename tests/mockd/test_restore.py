@@ -33,9 +33,7 @@ async def test_adopted_socket_connection_continues_its_byte_stream() -> None:
     ours, theirs = socket.socketpair()
     with ours, trio.fail_after(5):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                daemon.serve_connection, trio.socket.from_stdlib_socket(theirs), conn
-            )
+            nursery.start_soon(daemon.serve_connection, theirs, conn)
             stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
             await stream.send_all(half_request[9:])
             received = b""

@@ -1,14 +1,19 @@
-"""trio shell of the mock xenstored: listeners, one task per client, domain endpoints.
+"""trio shell of the mock xenstored: listeners, one task pair per client, domain endpoints.
 
-The engine does all xenstore work synchronously; this module only moves bytes. A client
-task runs a reader (which reads only while the engine wants input, so a client that never
-reads its replies stops being read, as C does) and a writer (which sends whatever output the
-engine queued, then lets the engine continue with buffered requests).
+The engine does all xenstore work synchronously; this module only moves bytes. Sockets are
+plain non-blocking stdlib sockets and trio is asked only to wait for readiness
+(``trio.lowlevel.wait_readable``/``wait_writable``), so a request costs one wakeup: the
+reader task wakes on input, lets the engine process it and sends the replies at once when
+the socket can take them. A writer task per client sends whatever could not go out at once
+and the watch events that other clients' requests queued for it.
+
+The reader reads only while the engine wants input. A client that never reads its replies
+therefore stops being read, as C does (see "Output bounding" in docs/mockd.md).
 
 Every introduced domain gets a stand-in for its shared ring: a unix socket at
 ``<rundir>/domain/<domid>``. One client at a time may attach there and then speaks *as that
-domain*; the domain's connection (watches, transactions, queued output) outlives the client,
-like a ring outlives a guest that stops looking at it.
+domain*. The domain's connection (watches, transactions, queued output) outlives the client,
+as a ring outlives a guest that stops looking at it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import socket as stdlib_socket
+import socket
 from pathlib import Path
 
 import trio
@@ -27,7 +32,7 @@ from ..store.domains import Domain
 from ..store.engine import Engine
 
 DEFAULT_SOCKET = "/var/run/xenstored/socket"
-READ_SIZE = 8192
+READ_SIZE = 65536
 BACKLOG = 1024
 ACCEPT_RETRY_DELAY = 0.1
 _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -60,14 +65,15 @@ class _Signal:
 class _Link:
     """A live socket attached to an engine connection."""
 
-    def __init__(self, sock: trio.socket.SocketType, conn: Connection) -> None:
+    def __init__(self, sock: socket.socket, conn: Connection) -> None:
         self.sock = sock
         self.conn = conn
         self.output_ready = _Signal()
         self.input_ready = _Signal()
+        self.dead = False
 
 
-def _listen(path: str) -> trio.socket.SocketType:
+def _listen(path: str) -> socket.socket:
     """A listening socket that appears at ``path`` only once it accepts connections.
 
     Binding a unix socket is a local file operation, so it is done synchronously: a domain's
@@ -76,17 +82,18 @@ def _listen(path: str) -> trio.socket.SocketType:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     staging = f"{path}.{os.getpid()}.new"
     _unlink_quietly(staging)
-    sock = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(staging)
         os.chmod(staging, 0o600)
         sock.listen(BACKLOG)
+        sock.setblocking(False)
         os.replace(staging, path)
     except OSError:
         sock.close()
         _unlink_quietly(staging)
         raise
-    return trio.socket.from_stdlib_socket(sock)
+    return sock
 
 
 class MockDaemon:
@@ -101,6 +108,8 @@ class MockDaemon:
         self._links: dict[Connection, _Link] = {}
         self._domain_scopes: dict[int, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
+        # The connection whose reader is inside the engine: it sends its own output itself.
+        self._active: Connection | None = None
         self.engine.on_output = self._wake_writer
         self.engine.on_domain_introduced = self._domain_introduced
         self.engine.on_domain_released = self._domain_released
@@ -125,11 +134,14 @@ class MockDaemon:
             listener.close()
             _unlink_quietly(self.socket_path)
 
-    async def _accept_loop(self, listener: trio.socket.SocketType, domid: int | None) -> None:
+    async def _accept_loop(self, listener: socket.socket, domid: int | None) -> None:
         async with trio.open_nursery() as clients:
             while True:
+                await trio.lowlevel.wait_readable(listener)
                 try:
-                    sock, _ = await listener.accept()
+                    sock, _ = listener.accept()
+                except BlockingIOError:
+                    continue
                 except OSError as exc:
                     if exc.errno not in _RESOURCE_ERRNOS:
                         raise
@@ -139,7 +151,7 @@ class MockDaemon:
                     continue
                 clients.start_soon(self._serve, sock, domid)
 
-    async def _serve(self, sock: trio.socket.SocketType, domid: int | None) -> None:
+    async def _serve(self, sock: socket.socket, domid: int | None) -> None:
         with sock:
             if domid is None:
                 conn = self.engine.connect_socket(sock.fileno())
@@ -150,13 +162,14 @@ class MockDaemon:
                 conn = found
             await self.serve_connection(sock, conn)
 
-    async def serve_connection(self, sock: trio.socket.SocketType, conn: Connection) -> None:
+    async def serve_connection(self, sock: socket.socket, conn: Connection) -> None:
         """Serve an engine connection over a connected socket until either side ends it.
 
         Used for accepted clients, and for adopting a socket connection of a restored
         engine (for instance one inherited across a live update). A socket connection is
         removed from the engine afterwards; a domain's connection stays.
         """
+        sock.setblocking(False)
         link = _Link(sock, conn)
         self._links[conn] = link
         try:
@@ -174,38 +187,69 @@ class MockDaemon:
                 conn.decoder = type(conn.decoder)()
 
     async def _read_loop(self, link: _Link) -> None:
-        engine, conn = self.engine, link.conn
+        engine, conn, sock = self.engine, link.conn, link.sock
         # Output queued while no client was attached (a domain connection) goes out first.
-        link.output_ready.set()
-        engine.process(conn)
-        while not conn.broken:
+        self._pump(link)
+        while not (conn.broken or link.dead):
             if not engine.wants_input(conn):
                 await link.input_ready.wait()
                 continue
+            await trio.lowlevel.wait_readable(sock)
             try:
-                data = await link.sock.recv(READ_SIZE)
+                data = sock.recv(READ_SIZE)
+            except BlockingIOError:
+                continue
             except OSError:
                 return
             if not data:
                 return
-            engine.receive(conn, data)
+            self._active = conn
+            try:
+                engine.receive(conn, data)
+            finally:
+                self._active = None
+            self._pump(link)
+
+    def _pump(self, link: _Link) -> None:
+        """Send what the socket takes now; hand the rest to the writer task."""
+        if not self._send_available(link):
+            link.output_ready.set()
+
+    def _send_available(self, link: _Link) -> bool:
+        """Send without blocking, letting the engine go on with buffered requests.
+
+        True once everything is sent, False if the socket is full (or gone).
+        """
+        conn = link.conn
+        while True:
+            while chunk := conn.output_chunk():
+                try:
+                    sent = link.sock.send(chunk)
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    link.dead = True
+                    link.input_ready.set()
+                    return False
+                conn.output_sent(sent)
+            self._active = conn
+            try:
+                self.engine.process(conn)
+            finally:
+                self._active = None
+            if not conn.output_chunk():
+                return True
 
     async def _write_loop(self, link: _Link) -> None:
-        engine, conn = self.engine, link.conn
-        while True:
-            chunk = conn.output_chunk()
-            if not chunk:
-                await link.output_ready.wait()
-                continue
-            try:
-                sent = await link.sock.send(chunk)
-            except OSError:
-                return
-            conn.output_sent(sent)
-            engine.process(conn)
+        while not link.dead:
+            await link.output_ready.wait()
+            while not self._send_available(link) and not link.dead:
+                await trio.lowlevel.wait_writable(link.sock)
             link.input_ready.set()
 
     def _wake_writer(self, conn: Connection) -> None:
+        if conn is self._active:
+            return
         link = self._links.get(conn)
         if link is not None:
             link.output_ready.set()
@@ -229,11 +273,7 @@ class MockDaemon:
             scope.cancel()
 
     async def _serve_domain(
-        self,
-        domid: int,
-        listener: trio.socket.SocketType,
-        path: str,
-        scope: trio.CancelScope,
+        self, domid: int, listener: socket.socket, path: str, scope: trio.CancelScope
     ) -> None:
         with scope:
             try:

@@ -26,6 +26,11 @@ OK = b"OK\0"
 _OWNER_WRITE = Access.WRITE | Access.OWNER
 
 
+def child_listing(children: list[str]) -> bytes:
+    """Child names, each NUL-terminated, as DIRECTORY sends them."""
+    return ("\0".join(children) + "\0").encode() if children else b""
+
+
 def require_privileged(conn: Connection, message: Message) -> None:
     if not conn.privileged:
         raise XsError("EACCES", f"{message.describe()} needs a privileged caller")
@@ -45,7 +50,7 @@ def do_directory(
 ) -> None:
     path = engine.path_arg(conn, one_arg(message))
     node = engine.get_node(conn, tx, path, Access.READ)
-    engine.reply(conn, message, b"".join(c.encode() + b"\0" for c in node.children))
+    engine.reply(conn, message, child_listing(node.children))
 
 
 def do_directory_part(
@@ -55,7 +60,7 @@ def do_directory_part(
     path = engine.path_arg(conn, raw_path)
     offset = max(c_atoi(raw_offset), 0)
     node = engine.get_node(conn, tx, path, Access.READ)
-    listing = b"".join(c.encode() + b"\0" for c in node.children)
+    listing = child_listing(node.children)
     generation = str(node.generation).encode() + b"\0"
     if offset >= len(listing):
         engine.reply(conn, message, generation + b"\0")
