@@ -169,6 +169,7 @@ def test_corrupted_dump_is_caught_and_dom0_keeps_a_working_xenstored(
     assert manifest["action"] == "fresh"
     assert manifest["check"]["valid"] is False
     assert "reserved conn-type" in manifest["check"]["error"]
+    assert manifest["conversion"]["ok"] is False  # tried (convert = true), impossible
     assert manifest["exec"] == [str(peer_install.xenstored_bin), "-N"]
     assert b"garbage!" in image.read_bytes()
     log = xs.log()
@@ -176,18 +177,22 @@ def test_corrupted_dump_is_caught_and_dom0_keeps_a_working_xenstored(
     assert "<2>lu-hook: " in log and "WITHOUT -U as a fresh, EMPTY xenstored" in log
 
 
-def test_dump_the_successor_cannot_load_is_converted(
-    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
-) -> None:
-    xs = real_xenstored
-    _, wrapper = install_hook(short_dir, peer_install, convert=True)
-    xs.client("xenstore-write", "/test/a", "one")
-    # Rewrite the dump as a version 2 stream, which 4.17 refuses.
+def _v2_dump_step() -> str:
+    """Rewrite the dump as a version 2 stream (what a newer xenstored writes): 4.17 refuses it."""
     convert = (
         f'{sys.executable} -m xsmig_daemon convert --version 2 --target spec "$D" "$D.v2" '
         f'&& mv "$D.v2" "$D"'
     )
-    result = live_update(xs, tamper_wrapper(short_dir, wrapper, f"cd {REPO} && {convert}"))
+    return f"cd {REPO} && {convert}"
+
+
+def test_dump_the_successor_cannot_load_is_converted(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    _, wrapper = install_hook(short_dir, peer_install)  # lu_hook.convert defaults to true
+    xs.client("xenstore-write", "/test/a", "one")
+    result = live_update(xs, tamper_wrapper(short_dir, wrapper, _v2_dump_step()))
     assert result.returncode == 0, (result.stderr, xs.log()[-2000:])
     assert xs.client("xenstore-read", "/test/a").stdout == "one\n"
     image, manifest = kept(short_dir, "lu")
@@ -196,6 +201,20 @@ def test_dump_the_successor_cannot_load_is_converted(
     assert "loads stream version 1 only" in manifest["check"]["error"]
     assert manifest["conversion"]["ok"] is True
     assert decode_image(image.read_bytes())[0].version == 2  # the copy is the original dump
+    assert "<4>lu-hook: " in xs.log() and "converted for xen-4.17" in xs.log()
+
+
+def test_without_conversion_such_a_dump_means_a_fresh_start(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    _, wrapper = install_hook(short_dir, peer_install, convert=False)
+    xs.client("xenstore-write", "/test/a", "one")
+    assert live_update(xs, tamper_wrapper(short_dir, wrapper, _v2_dump_step())).returncode != 0
+    wait_until_serving(xs)
+    assert xs.client("xenstore-read", "/test/a", check=False).returncode != 0
+    _, manifest = kept(short_dir, "lu-rejected")
+    assert manifest["action"] == "fresh" and "conversion" not in manifest
 
 
 def test_ctl_live_update_through_the_service(

@@ -231,7 +231,7 @@ OPTIONS: dict[str, dict[str, Option]] = {
             "xen-4.17", one_of(PROFILE_NAMES), "loader profile the dump is checked against"
         ),
         "convert": Option(
-            False, boolean, "convert a dump the successor would refuse into its profile"
+            True, boolean, "convert a dump the successor would refuse into its profile"
         ),
         "keep_copy": Option(True, boolean, "keep a copy + manifest in snapshots.directory"),
         "on_invalid": Option(
