@@ -56,6 +56,7 @@ def test_every_request_gets_exactly_one_reply(script: list[tuple[int, bytes]]) -
     # in order, with its req_id.
     assert [m.req_id for m in socket_replies(engine, socket_conn)] == expected
     assert not any("internal error" in line for line in engine.log), list(engine.log)
+    assert engine.tree.check() == []
 
 
 @settings(max_examples=100, deadline=None)

@@ -145,3 +145,11 @@ def test_fresh_engine_records() -> None:
         "@releaseDomain",
         "@introduceDomain",
     ]
+
+
+def test_restored_tree_is_consistent(dom0: EngineClient, guest: Guest) -> None:
+    build_state(dom0, guest)
+    restored = restore_engine(state_records(dom0.engine))
+    assert restored.tree.check() == []
+    assert restored.tree.owned == dom0.engine.tree.owned
+    assert restored.tree.owned_memory == dom0.engine.tree.owned_memory

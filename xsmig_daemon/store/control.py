@@ -72,6 +72,8 @@ def handle_control(engine: Engine, raw_args: list[bytes]) -> bytes:
     if command == "help" and not args:
         return _text(HELP)
     if command == "check" and not args:
+        # C logs what its check finds (and repairs it); the mock logs it.
+        engine.log.extend(f"check: {problem}" for problem in engine.tree.check())
         return _text("OK")
     if command == "print" and len(args) == 1:
         engine.log.append(args[0])

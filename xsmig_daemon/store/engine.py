@@ -296,7 +296,7 @@ class Engine:
         if q.exceeds(self.owned_count(conn.domid, tx) + len(missing), limit):
             raise XsError("ENOSPC", f"domain {conn.domid} owns too many nodes")
         parent_node = ancestor.copy()
-        parent_node.children.append(basename(missing[-1]))
+        parent_node.add_child(basename(missing[-1]))
         writes = [(above, parent_node)]
         for index in range(len(missing) - 1, -1, -1):
             children = [basename(missing[index - 1])] if index else []
@@ -330,8 +330,7 @@ class Engine:
         if parent_node is not None:
             updated = parent_node.copy()
             name = basename(path)
-            if name in updated.children:
-                updated.children.remove(name)
+            updated.remove_child(name)
             # Removing a child entry only shrinks the parent: C skips quota checks here.
             self.write(conn, tx, above, updated, checked=True)
 

@@ -113,8 +113,7 @@ def _domain_records(engine: Engine) -> Iterator[DomainData]:
 
 def restore_engine(records: Iterable[Record]) -> Engine:
     engine = Engine()
-    engine.tree.nodes.clear()
-    engine.tree.owned.clear()
+    engine.tree.clear()
     by_id: dict[int, Connection] = {}
     tx_nodes: list[tuple[Transaction, NodeData]] = []
     for record in records:
@@ -194,14 +193,12 @@ def _restore_node(engine: Engine, record: NodeData) -> None:
         tree.special_perms[record.path] = record.perms
         return
     existing = tree.get(record.path)
-    children = existing.children if existing is not None else []
+    children = list(existing.children) if existing is not None else []
     tree.put(record.path, Node(record.value, record.perms, children))
-    if record.path != "/":
-        above = tree.get(parent(record.path))
-        if above is None:
+    if record.path != "/" and existing is None:
+        if tree.get(parent(record.path)) is None:
             raise ValueError(f"node {record.path}: parent missing in the restored tree")
-        if basename(record.path) not in above.children:
-            above.children.append(basename(record.path))
+        tree.link_child(parent(record.path), basename(record.path))
 
 
 def _restore_tx_node(engine: Engine, tx: Transaction, record: NodeData) -> None:
@@ -240,4 +237,4 @@ def _rebuild_tx_children(engine: Engine, tx: Transaction) -> None:
                 children.remove(name)
             elif other_entry.node is not None and name not in children:
                 children.append(name)
-        entry.node.children = children
+        entry.node.set_children(children)

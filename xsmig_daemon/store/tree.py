@@ -17,15 +17,37 @@ NODE_HEADER_SIZE = 16
 
 @dataclass(slots=True)
 class Node:
-    """One node. ``children`` keeps creation order (DIRECTORY and the image use it)."""
+    """One node. ``children`` keeps creation order (DIRECTORY and the image use it).
+
+    Change ``children`` only through ``add_child``/``remove_child``/``set_children``: they
+    keep ``childlen`` (bytes of the NUL-separated child list) right, so that sizes are O(1).
+    """
 
     value: bytes
     perms: PermList
     children: list[str] = field(default_factory=list)
     generation: int = 0
+    childlen: int = -1
+
+    def __post_init__(self) -> None:
+        if self.childlen < 0:
+            self.childlen = sum(len(c) + 1 for c in self.children)
 
     def copy(self) -> Node:
         return replace(self, children=list(self.children))
+
+    def add_child(self, name: str) -> None:
+        self.children.append(name)
+        self.childlen += len(name) + 1
+
+    def remove_child(self, name: str) -> None:
+        if name in self.children:
+            self.children.remove(name)
+            self.childlen -= len(name) + 1
+
+    def set_children(self, names: list[str]) -> None:
+        self.children = names
+        self.childlen = sum(len(c) + 1 for c in names)
 
     @property
     def owner(self) -> int:
@@ -33,12 +55,7 @@ class Node:
 
     def size(self) -> int:
         """Bytes charged against node-size: C's 16-byte header, perms, value, child names."""
-        return (
-            NODE_HEADER_SIZE
-            + 4 * len(self.perms)
-            + len(self.value)
-            + sum(len(c) + 1 for c in self.children)
-        )
+        return NODE_HEADER_SIZE + 4 * len(self.perms) + len(self.value) + self.childlen
 
 
 def default_special_perms() -> dict[str, PermList]:
@@ -59,11 +76,9 @@ class Tree:
         #: Bytes of node memory charged to each owner (node size + path), as C accounts it.
         self.owned_memory: Counter[int] = Counter()
         self.special_perms: dict[str, PermList] = default_special_perms()
-        self.put("/", Node(b"", ROOT_PERMS, []))
-        self.put("/tool", Node(b"", ROOT_PERMS, []))
+        self.put("/", Node(b"", ROOT_PERMS, ["tool"]))
+        self.put("/tool", Node(b"", ROOT_PERMS, ["xenstored"]))
         self.put("/tool/xenstored", Node(b"", ROOT_PERMS, []))
-        self.nodes["/"].children = ["tool"]
-        self.nodes["/tool"].children = ["xenstored"]
 
     def get(self, path: str) -> Node | None:
         return self.nodes.get(path)
@@ -90,6 +105,18 @@ class Tree:
             self.owned_memory[old.owner] -= old.size() + len(path)
             self.next_generation()
 
+    def clear(self) -> None:
+        """Forget every node (a restore fills the tree from records)."""
+        self.nodes.clear()
+        self.owned.clear()
+        self.owned_memory.clear()
+
+    def link_child(self, parent_path: str, name: str) -> None:
+        """Append ``name`` to a stored parent's children in place (restore only)."""
+        above = self.nodes[parent_path]
+        above.add_child(name)
+        self.owned_memory[above.owner] += len(name) + 1
+
     def walk(self, path: str = "/") -> Iterator[tuple[str, Node]]:
         """Depth-first pre-order, children in child-list order."""
         stack = [path]
@@ -100,6 +127,31 @@ class Tree:
                 continue
             yield current, node
             stack.extend(join(current, child) for child in reversed(node.children))
+
+    def check(self) -> list[str]:
+        """Consistency problems (CONTROL check): every node reachable, counts right."""
+        problems = []
+        reachable = {path for path, _ in self.walk()}
+        problems += [f"node {p} is not reachable from /" for p in self.nodes if p not in reachable]
+        owned: Counter[int] = Counter()
+        memory: Counter[int] = Counter()
+        for path, node in self.nodes.items():
+            owned[node.owner] += 1
+            memory[node.owner] += node.size() + len(path)
+            if node.childlen != sum(len(c) + 1 for c in node.children):
+                problems.append(f"node {path}: child list length {node.childlen} is wrong")
+            if len(set(node.children)) != len(node.children):
+                problems.append(f"node {path}: duplicate child names")
+            problems += [
+                f"node {path}: child {c} missing"
+                for c in node.children
+                if join(path, c) not in self.nodes
+            ]
+        if +owned != +self.owned:
+            problems.append(f"owner node counts {dict(+self.owned)} != {dict(+owned)}")
+        if +memory != +self.owned_memory:
+            problems.append(f"owner memory {dict(+self.owned_memory)} != {dict(+memory)}")
+        return problems
 
     def is_special(self, path: str) -> bool:
         return path in SPECIAL_PATHS
