@@ -87,7 +87,16 @@ def test_daemon_killed_mid_walk(real_xenstored: RealXenstored, tmp_path: Path) -
     assert leftovers(out_dir) == []
 
 
-def test_sigterm_mid_walk_leaves_nothing(real_xenstored: RealXenstored, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "status", "message"),
+    [
+        (signal.SIGTERM, 128 + signal.SIGTERM, "terminated by SIGTERM; nothing written at"),
+        (signal.SIGINT, 130, "interrupted"),
+    ],
+)
+def test_signal_mid_walk_leaves_nothing(
+    real_xenstored: RealXenstored, tmp_path: Path, signum: int, status: int, message: str
+) -> None:
     big_tree(real_xenstored, 5000)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -95,15 +104,15 @@ def test_sigterm_mid_walk_leaves_nothing(real_xenstored: RealXenstored, tmp_path
     try:
         wait_for_temp_file(out_dir, exporter)
         time.sleep(0.5)
-        assert exporter.poll() is None, "the walk finished before SIGTERM"
-        exporter.send_signal(signal.SIGTERM)
+        assert exporter.poll() is None, "the walk finished before the signal"
+        exporter.send_signal(signum)
         _out, err = exporter.communicate(timeout=30)
     finally:
         if exporter.poll() is None:
             exporter.kill()
             exporter.communicate()
-    assert exporter.returncode == 128 + signal.SIGTERM
-    assert "terminated by SIGTERM; nothing written at" in one_line(err)
+    assert exporter.returncode == status, err
+    assert message in one_line(err)
     assert leftovers(out_dir) == []
     still_serving(real_xenstored)
 

@@ -295,7 +295,8 @@ async def open_connection(
             body_error = exc
         finally:
             nursery.cancel_scope.cancel()
-            await connection.aclose()
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
     if body_error is not None:
         raise body_error
 

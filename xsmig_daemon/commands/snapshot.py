@@ -214,7 +214,9 @@ async def _main_until_sigterm(
             nonlocal result, error
             try:
                 result = await _main(args, dest, plan)
-            except Exception as exc:
+            except BaseException as exc:
+                if _only_cancelled(exc):
+                    raise
                 # Raised after the nursery: the CLI reports the error, not a group of one.
                 error = exc
             nursery.cancel_scope.cancel()
@@ -232,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = _plan(args, get_profile(args.target))
         dest = _destination(args)
-        result = trio.run(_main_until_sigterm, args, dest, plan)
+        result = _run_trio(args, dest, plan)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except (ExportError, ClientError, ImageFileError, EncodeError) as exc:
@@ -248,6 +250,24 @@ def run(args: argparse.Namespace) -> int:
     elif dest.target != "-":
         print(_summary_line(manifest), file=sys.stderr)
     return EXIT_OK
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    """True for trio's cancellation (possibly grouped), which its cancel scope must absorb."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return isinstance(exc, trio.Cancelled)
+
+
+def _run_trio(args: argparse.Namespace, dest: Destination, plan: ExportPlan) -> ExportResult | None:
+    try:
+        return trio.run(_main_until_sigterm, args, dest, plan)
+    except BaseExceptionGroup as group:
+        # Ctrl-C can surface from trio's nursery machinery inside a group; the CLI expects
+        # the plain KeyboardInterrupt (exit 130).
+        if group.subgroup(KeyboardInterrupt) is not None:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _summary_line(manifest: dict[str, Any]) -> str:
