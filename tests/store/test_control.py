@@ -52,6 +52,7 @@ def test_domain_usage(dom0: EngineClient, guest: Guest) -> None:
     assert "watches          :        1 (max        1)" in usage
     assert dom0.error(Op.CONTROL, "quota", "77") == "ENOENT"
     assert dom0.error(Op.CONTROL, "quota", "set", "nodes", "0") == "EINVAL"
+    assert dom0.error(Op.CONTROL, "quota", "set") == "EINVAL"
 
 
 def test_guests_may_not_control(guest: Guest) -> None:

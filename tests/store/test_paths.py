@@ -38,9 +38,11 @@ def test_path_max_counts_after_the_domain_home() -> None:
         paths.validate("/" + "x" * 9, allow_special=False, path_max=10)
 
 
-def test_privileged_callers_have_no_length_limit() -> None:
-    # Current Xen applies path-max to unprivileged domains only (4.17: to everyone).
-    paths.validate("/" + "a" * 4000, allow_special=False)
+def test_absolute_length_limit() -> None:
+    # path-max applies to unprivileged domains only; XENSTORE_ABS_PATH_MAX to everyone.
+    paths.validate("/" + "a" * 3071, allow_special=False)
+    with pytest.raises(paths.InvalidPathError):
+        paths.validate("/" + "a" * 3072, allow_special=False)
 
 
 def test_relative_resolution() -> None:

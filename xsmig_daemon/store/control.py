@@ -85,6 +85,8 @@ def handle_control(engine: Engine, raw_args: list[bytes]) -> bytes:
     if command == "quota":
         if not args:
             return _text(_quota_table(engine, q.HARD_QUOTAS))
+        if args[0] == "set":
+            return _set_quota(engine, args, q.HARD_QUOTAS)
         if len(args) == 1:
             return _text(_domain_usage(engine, c_atoi(args[0].encode())))
         return _set_quota(engine, args, q.HARD_QUOTAS)

@@ -69,6 +69,8 @@ def validate(path: str, *, allow_special: bool, path_max: int = 0) -> None:
         raise InvalidPathError(f"path {path!r} contains '//'")
     if _VALID_CHARS.fullmatch(path) is None:
         raise InvalidPathError(f"path {path!r} contains an invalid character")
+    if len(path) > ABS_PATH_MAX:
+        raise InvalidPathError(f"path of {len(path)} characters exceeds {ABS_PATH_MAX}")
     if path_max and length_for_quota(path) >= path_max:
         raise InvalidPathError(f"path {path[:40]!r}... longer than path-max {path_max}")
 
