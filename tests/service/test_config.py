@@ -180,3 +180,12 @@ def test_example_explains_every_option() -> None:
 def test_build_config_error_type() -> None:
     with pytest.raises(ConfigError, match=r"^lu_hook\.on_invalid: must be one of fresh, restore"):
         build_config({"lu_hook": {"on_invalid": "panic"}})
+
+
+def test_docs_reference_every_option_with_its_default() -> None:
+    docs = (REPO / "docs" / "service.md").read_text()
+    for section, options in OPTIONS.items():
+        for key, option in options.items():
+            default = option.default
+            shown = str(default).lower() if isinstance(default, bool) else str(default)
+            assert f"| `{section}.{key}` | `{shown}` |" in docs, f"{section}.{key}"
