@@ -177,6 +177,18 @@ GUEST_SESSION: tuple[Action, ...] = (
     Step(G1, Op.WRITE, ("data/" + "p" * 2500,), b"x"),
     Step(G1, Op.WRITE, ("data/" + "q" * 1000,), b"x"),
     Step(G1, Op.RM, ("data/" + "q" * 1000,)),
+    # Write-only and read-only parents: creating, removing and SET_PERMS of children.
+    Step(A, Op.MKDIR, ("/drop",)),
+    Step(A, Op.SET_PERMS, ("/drop", "n2", "w1", "r3")),
+    Step(G1, Op.WRITE, ("/drop/box",), b"post"),
+    Step(G1, Op.READ, ("/drop/box",)),
+    Step(G1, Op.DIRECTORY, ("/drop",)),
+    Step(G1, Op.RM, ("/drop/absent",)),
+    Step(G3, Op.RM, ("/drop/absent",)),
+    Step(G3, Op.SET_PERMS, ("/drop/absent", "n3")),
+    Step(G3, Op.READ, ("/drop/absent",)),
+    Step(G3, Op.WRITE, ("/drop/x",), b"x"),
+    Step(G1, Op.RM, ("/drop/box",)),
     # Privileged operations.
     Step(G1, Op.IS_DOMAIN_INTRODUCED, ("1",)),
     Step(G1, Op.INTRODUCE, ("9", "4105", "19")),

@@ -1,36 +1,100 @@
-"""Seeded random sessions for the differential check: many small operations by three socket
-clients on a handful of paths, so that interactions nobody thought to script (a watch and a
-transaction and an RM on overlapping nodes) are compared too.
+"""Seeded random sessions for the differential check: many small operations on a handful of
+paths, so that interactions nobody thought to script (a watch, a transaction and an RM on
+overlapping nodes; a guest's rights after someone changed the permissions) are compared too.
 
-Excluded, as in the scripted session: RM inside a transaction (4.17 answers EIO there at
-random, wire-protocol.md section 14) and malformed payloads.
+``random_session`` uses three dom0 socket clients. ``random_guest_session`` adds domains 1
+and 2 speaking over their rings, their homes among the paths and their domids among the
+permissions.
+
+Excluded, as in the scripted sessions: RM inside a transaction (4.17 answers EIO there at
+random, wire-protocol.md section 14), malformed payloads, and anything near a per-domain
+quota (at most 3 open transactions per client; 4.17 and current Xen differ at the edge).
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
-from replay import Action, Connect, Step
+from replay import Action, Connect, ConnectGuest, Step
 
 from xsmig_daemon.wire.ops import Op
 
-CLIENTS = ("c0", "c1", "c2")
-PATHS = ("/r", "/r/a", "/r/a/b", "/r/a/b/c", "/r/d", "/r/d/e", "/s", "rel", "rel/x")
-PERMS = ("n0", "r0", "w0", "b0", "r1", "w2", "b3", "n4")
-WATCHES = (("/r", "whole"), ("/r/a", "a"), ("/r/a/b/c", "c"), ("rel", "rel"), ("/s", "s"))
+MAX_OPEN_TRANSACTIONS = 3
+
+
+@dataclass(frozen=True)
+class Universe:
+    clients: tuple[str, ...]
+    paths: tuple[str, ...]
+    perms: tuple[str, ...]
+    watches: tuple[tuple[str, str], ...]
+
+
+DOM0_ONLY = Universe(
+    clients=("c0", "c1", "c2"),
+    paths=("/r", "/r/a", "/r/a/b", "/r/a/b/c", "/r/d", "/r/d/e", "/s", "rel", "rel/x"),
+    perms=("n0", "r0", "w0", "b0", "r1", "w2", "b3", "n4"),
+    watches=(("/r", "whole"), ("/r/a", "a"), ("/r/a/b/c", "c"), ("rel", "rel"), ("/s", "s")),
+)
+
+WITH_GUESTS = Universe(
+    clients=("c0", "g1", "g2", "g1", "g2"),
+    paths=(
+        "/r",
+        "/r/a",
+        "/r/a/b",
+        "/local/domain/1",
+        "/local/domain/1/x",
+        "/local/domain/1/x/y",
+        "/local/domain/2/z",
+        "data",
+        "data/v",
+    ),
+    perms=("n0", "r0", "b0", "n1", "r1", "w1", "b1", "n2", "r2", "w2", "b2"),
+    watches=(("/r", "whole"), ("/local/domain/1", "home1"), ("data", "rel"), ("/r/a", "a")),
+)
+
+
+def _prologue_with_guests() -> list[Action]:
+    """dom1 and dom2 own their homes; /r is shared (dom1 both, dom2 read)."""
+    actions: list[Action] = [
+        Connect("c0"),
+        Step("c0", Op.MKDIR, ("/r",)),
+        Step("c0", Op.SET_PERMS, ("/r", "n0", "b1", "r2")),
+    ]
+    for domid in (1, 2):
+        home = f"/local/domain/{domid}"
+        actions += [
+            Step("c0", Op.MKDIR, (home,)),
+            Step("c0", Op.SET_PERMS, (home, f"n{domid}")),
+            Step("c0", Op.INTRODUCE, (str(domid), str(0x1000 + domid), str(10 + domid))),
+            ConnectGuest(f"g{domid}", domid),
+        ]
+    return actions
 
 
 def random_session(seed: int, steps: int) -> tuple[Action, ...]:
-    """The same actions for the same ``seed``; every client's transaction labels are
-    tracked so that its requests name only transactions it started."""
-    rng = random.Random(seed)
-    actions: list[Action] = [Connect(name) for name in CLIENTS]
-    open_tx: dict[str, list[str]] = {name: [] for name in CLIENTS}
+    return _random_actions(
+        random.Random(seed), steps, DOM0_ONLY, [Connect(c) for c in DOM0_ONLY.clients]
+    )
+
+
+def random_guest_session(seed: int, steps: int) -> tuple[Action, ...]:
+    return _random_actions(random.Random(seed), steps, WITH_GUESTS, _prologue_with_guests())
+
+
+def _random_actions(
+    rng: random.Random, steps: int, universe: Universe, actions: list[Action]
+) -> tuple[Action, ...]:
+    """The same actions for the same seed; every client's transaction labels are tracked so
+    that its requests name only transactions it started."""
+    open_tx: dict[str, list[str]] = {name: [] for name in universe.clients}
     for counter in range(steps):
-        client = rng.choice(CLIENTS)
+        client = rng.choice(universe.clients)
         tx = rng.choice(open_tx[client]) if open_tx[client] and rng.random() < 0.6 else None
         roll = rng.random()
-        path = rng.choice(PATHS)
+        path = rng.choice(universe.paths)
         if roll < 0.22:
             value = bytes(rng.randrange(256) for _ in range(rng.randrange(12)))
             actions.append(Step(client, Op.WRITE, (path,), value, tx=tx))
@@ -45,13 +109,13 @@ def random_session(seed: int, steps: int) -> tuple[Action, ...]:
         elif roll < 0.62:
             actions.append(Step(client, Op.GET_PERMS, (path,), tx=tx))
         elif roll < 0.67:
-            perms = rng.sample(PERMS, rng.randrange(1, 4))
+            perms = rng.sample(universe.perms, rng.randrange(1, 4))
             actions.append(Step(client, Op.SET_PERMS, (path, *perms), tx=tx))
         elif roll < 0.74:
-            wpath, token = rng.choice(WATCHES)
+            wpath, token = rng.choice(universe.watches)
             op = Op.WATCH if rng.random() < 0.7 else Op.UNWATCH
             actions.append(Step(client, op, (wpath, token)))
-        elif roll < 0.86:
+        elif roll < 0.86 and len(open_tx[client]) < MAX_OPEN_TRANSACTIONS:
             label = f"{client}-t{counter}"
             open_tx[client].append(label)
             actions.append(Step(client, Op.TRANSACTION_START, ("",), label=label))
@@ -63,5 +127,6 @@ def random_session(seed: int, steps: int) -> tuple[Action, ...]:
             actions.append(Step(client, Op.READ, (path,)))
     for client, labels in open_tx.items():
         actions.extend(Step(client, Op.TRANSACTION_END, ("T",), tx=label) for label in labels)
-    actions.extend(Step(CLIENTS[0], Op.DIRECTORY, (p,)) for p in PATHS)
+    first = universe.clients[0]
+    actions.extend(Step(first, Op.DIRECTORY, (p,)) for p in universe.paths)
     return tuple(actions)

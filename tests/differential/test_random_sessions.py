@@ -1,11 +1,12 @@
 """Seeded random sessions (random_session.py) give byte-identical transcripts on the real
-Xen 4.17 xenstored and on the mock: replies, tx ids, EAGAIN verdicts and watch events."""
+Xen 4.17 xenstored and on the mock: replies, tx ids, EAGAIN verdicts, permission verdicts and
+watch events."""
 
 from __future__ import annotations
 
 import pytest
 from peerlib import MockDaemon, RealXenstored
-from random_session import random_session
+from random_session import random_guest_session, random_session
 from replay import compare_transcripts, run_session
 
 from xsmig_daemon.wire.ops import Op
@@ -28,6 +29,21 @@ def test_random_session_matches_the_real_daemon(
     )
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_guest_session_matches_the_real_daemon(
+    seed: int, real_xenstored: RealXenstored, mockd: MockDaemon
+) -> None:
+    """Domains 1 and 2 over their rings next to a dom0 client, with random permissions."""
+    session = random_guest_session(seed, STEPS)
+    real = run_session(real_xenstored.socket_path, session, real_xenstored.guest)
+    mock = run_session(mockd.socket_path, session, mockd.guest)
+    assert real_xenstored.alive() and mockd.alive()
+    differences = compare_transcripts(real, mock)
+    assert not differences, f"seed {seed}: {len(differences)} differences:\n" + "\n".join(
+        differences
+    )
+
+
 def test_random_sessions_exercise_conflicts_and_events() -> None:
     """The generator keeps producing what makes the comparison worth having."""
     session = random_session(1, STEPS)
@@ -35,3 +51,5 @@ def test_random_sessions_exercise_conflicts_and_events() -> None:
     assert ops.count(Op.READ) > 20 and ops.count(Op.WRITE) > 40
     assert ops.count(Op.TRANSACTION_START) > 20 and ops.count(Op.TRANSACTION_END) > 10
     assert ops.count(Op.WATCH) > 5 and ops.count(Op.RM) > 5
+    guests = random_guest_session(1, STEPS)
+    assert sum(1 for a in guests if getattr(a, "client", "").startswith("g")) > STEPS // 2
