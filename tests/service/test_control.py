@@ -224,3 +224,20 @@ def test_socket_refuses_connect_by_other_users_by_mode(short_dir: Path) -> None:
         assert sock.family == socket.AF_UNIX
     finally:
         sock.close()
+
+
+async def test_queued_snapshots_get_distinct_names(running: tuple[Service, FakeRunner]) -> None:
+    service, runner = running
+    runner.step_seconds = 0.01
+    replies: list[dict[str, Any]] = []
+
+    async def one() -> None:
+        replies.append(await (await connect(service)).request(command="snapshot"))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(one)
+    assert all(r["ok"] for r in replies), replies
+    images = {r["result"]["image"] for r in replies}
+    assert len(images) == 3
+    assert all(Path(image).read_bytes() == IMAGE.read_bytes() for image in images)

@@ -109,20 +109,32 @@ class Service:
         return "idle; no snapshot yet"
 
     @asynccontextmanager
-    async def _operation(self, what: str) -> AsyncIterator[None]:
-        async with self.operation_lock:
-            self.operation, self.progress = what, None
-            self.notifier.status(what)
-            try:
-                yield
-            except OperationError as exc:
-                self.last_error = str(exc)
-                raise
-            else:
-                self.last_error = None
-            finally:
-                self.operation = self.progress = None
-                self.notifier.status(self.idle_status())
+    async def _running(self, what: str) -> AsyncIterator[None]:
+        """Status bookkeeping around one operation; the caller holds ``operation_lock``."""
+        self.operation, self.progress = what, None
+        self.notifier.status(what)
+        try:
+            yield
+        except OperationError as exc:
+            self.last_error = str(exc)
+            raise
+        else:
+            self.last_error = None
+        finally:
+            self.operation = self.progress = None
+            self.notifier.status(self.idle_status())
+
+    def _snapshot_path(self, kind: str, output: str | None) -> Path:
+        if output is not None:
+            return Path(output)
+        directory = Path(self.config.snapshots.directory)
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OperationError(
+                f"snapshots.directory: {directory}: {exc.strerror or exc}"
+            ) from None
+        return new_snapshot_path(directory, kind, self.wall_clock())
 
     async def snapshot(
         self,
@@ -132,21 +144,16 @@ class Service:
         force: bool = False,
         target: str | None = None,
     ) -> dict[str, Any]:
+        async with self.operation_lock:
+            # Named only once it is this snapshot's turn: the time in the name is its start.
+            path = self._snapshot_path(kind, output)
+            return await self._snapshot(path, force, target)
+
+    async def _snapshot(self, path: Path, force: bool, target: str | None) -> dict[str, Any]:
         snaps = self.config.snapshots
-        if output is None:
-            directory = Path(snaps.directory)
-            try:
-                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OperationError(
-                    f"snapshots.directory: {directory}: {exc.strerror or exc}"
-                ) from None
-            path = new_snapshot_path(directory, kind, self.wall_clock())
-        else:
-            path = Path(output)
         profile = target or snaps.target
         what = f"snapshot to {path}"
-        async with self._operation(what):
+        async with self._running(what):
             runner = self.runner_factory(self.config)
             log.info("%s started (target %s)", what, profile)
             self.notifier.extend_timeout(snaps.timeout + DEADLINE_MARGIN)
@@ -212,7 +219,7 @@ class Service:
         forced = lu.force if force is None else force
         socket_path = self.config.xenstored.socket
         started = self.wall_clock()
-        async with self._operation(f"live update of {socket_path}"):
+        async with self.operation_lock, self._running(f"live update of {socket_path}"):
             self.notifier.extend_timeout(seconds + DEADLINE_MARGIN)
             try:
                 text = await _request_live_update(
