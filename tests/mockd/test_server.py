@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 
 import trio
 
@@ -112,3 +113,26 @@ async def test_output_queued_for_a_detached_domain_is_delivered_on_attach(
 
 async def test_request_body_helper() -> None:
     assert body("a", "b", value=b"v") == b"a\0b\0v"
+
+
+async def test_a_domain_client_breaking_the_protocol_is_closed_and_the_ring_reset(
+    mock_daemon: MockDaemon,
+) -> None:
+    dom0 = await TrioClient.connect(mock_daemon.socket_path)
+    await dom0.call(Op.INTRODUCE, "8", "1", "1")
+    await dom0.call(Op.WRITE, "/w", value=b"")
+    await dom0.call(Op.SET_PERMS, "/w", "n0", "r8")
+    endpoint = mock_daemon.domain_socket_path(8)
+    guest = await TrioClient.connect(endpoint)
+    await guest.call(Op.WATCH, "/w", "kept")
+    assert (await guest.receive()).payload == b"/w\0kept\0"
+    await guest.stream.send_all(struct.pack("<IIII", Op.READ, 1, 0, 5000))
+    assert await guest.closed_by_peer()
+    # The domain's connection and its watch survive; a new client can attach.
+    guest = await TrioClient.connect(endpoint)
+    assert (await guest.call(Op.GET_DOMAIN_PATH, "8")).payload == b"/local/domain/8\0"
+    await dom0.call(Op.WRITE, "/w", value=b"new")
+    event = await guest.receive()
+    assert (event.op, event.payload) == (Op.WATCH_EVENT, b"/w\0kept\0")
+    await guest.aclose()
+    await dom0.aclose()

@@ -128,3 +128,10 @@ def test_special_node_perms(dom0: EngineClient, guest: Guest) -> None:
     assert dom0.ok(Op.SET_PERMS, "@introduceDomain", "n0", "r5") == b"OK\0"
     assert dom0.ok(Op.GET_PERMS, "@introduceDomain") == b"n0\0r5\0"
     assert guest(5).error(Op.SET_PERMS, "@introduceDomain", "n5") == "EACCES"
+
+
+def test_special_node_perms_need_read(dom0: EngineClient, guest: Guest) -> None:
+    g = guest(4)
+    assert g.error(Op.GET_PERMS, "@introduceDomain") == "EACCES"
+    # Every domain may read @releaseDomain (DOMID_ANY entry).
+    assert g.ok(Op.GET_PERMS, "@releaseDomain") == b"n0\0r32757\0"
