@@ -1,17 +1,17 @@
-"""The live-update hook: checks, keeps and (if asked) converts C xenstored's ``state_dump``
+"""The live-update hook: checks, keeps and, if needed, converts C xenstored's ``state_dump``
 between the old daemon's exec and the successor's start.
 
 ``xenstore-control live-update -f WRAPPER`` makes the old xenstored write
 ``$XENSTORED_RUNDIR/state_dump`` and ``execvp`` WRAPPER in its own process, with its own
 argv plus ``-U`` and with the listening socket, the client sockets and the event-channel fd
-still open. The wrapper (``wrapper_script``) runs ``xsmig lu-hook``, which ends by exec'ing
-the successor in the same process, so those descriptors reach it untouched.
+still open. The wrapper (``wrapper_script``) execs ``lu_entry``, which runs ``run_hook`` and
+ends by exec'ing the successor in the same process, so those descriptors reach it untouched.
 
 What happens to the dump (docs/service.md, "lu-hook"):
 
 * valid for ``lu_hook.profile``: kept as ``lu-TIME.img`` + manifest, successor started with
   the original arguments (it restores the dump);
-* not valid, ``lu_hook.convert = true`` and the dump decodes: converted for the profile,
+* not valid, ``lu_hook.convert`` (default true) and the dump is a valid stream: converted for the profile,
   written back as ``state_dump``, re-checked, successor restores the converted dump (what the
   conversion dropped is logged and in the manifest);
 * otherwise ``lu_hook.on_invalid`` decides. ``fresh`` (default): the dump is kept as
@@ -93,6 +93,39 @@ class DumpCheck:
         }
 
 
+class ValidatedStream:
+    """The records of a stream arriving in ``chunks``, decoded and validated against
+    ``profile`` one by one; ``header`` is known from the first record (or as soon as the
+    header is complete), ``warnings`` once END has been checked. Raises ImageError."""
+
+    def __init__(self, chunks: Iterable[bytes], profile: Profile) -> None:
+        self.chunks = chunks
+        self.profile = profile
+        self.header: Header | None = None
+        self.warnings: list[str] = []
+
+    def __iter__(self) -> Iterator[Located]:
+        decoder = ImageDecoder()
+        validator: StreamValidator | None = None
+        for chunk in self.chunks:
+            decoder.feed(chunk)
+            for located in decoder.records():  # parses the header first
+                if validator is None:
+                    validator = self._validator(decoder)
+                validator.check(located)
+                yield located
+            if validator is None and decoder.header is not None:
+                validator = self._validator(decoder)  # refuses a version early
+        decoder.close()
+        if validator is not None:
+            self.warnings.extend(validator.warnings)
+
+    def _validator(self, decoder: ImageDecoder) -> StreamValidator:
+        assert decoder.header is not None
+        self.header = decoder.header
+        return StreamValidator(decoder.header, self.profile)
+
+
 def check_dump(chunks: Iterable[bytes], profile: Profile, copy: BinaryIO | None) -> DumpCheck:
     """Validate ``chunks`` against ``profile``, hashing them and writing them to ``copy``.
 
@@ -111,27 +144,16 @@ def check_dump(chunks: Iterable[bytes], profile: Profile, copy: BinaryIO | None)
             yield chunk
 
     source = tee()
-    decoder = ImageDecoder()
-    validator: StreamValidator | None = None
+    stream = ValidatedStream(source, profile)
     try:
-        for chunk in source:
-            decoder.feed(chunk)
-            for located in decoder.records():
-                if validator is None:
-                    result.header = decoder.header
-                    assert result.header is not None
-                    validator = StreamValidator(result.header, profile)
-                validator.check(located)
-                result.records += 1
-                result.counts[type_name(located.record.type)] += 1
-            if result.header is None and decoder.header is not None:
-                result.header = decoder.header
-                validator = StreamValidator(result.header, profile)
-        decoder.close()
-        if validator is not None:
-            result.warnings.extend(validator.warnings)
+        for located in stream:
+            result.header = stream.header
+            result.records += 1
+            result.counts[type_name(located.record.type)] += 1
+        result.warnings.extend(stream.warnings)
     except ImageError as exc:
         result.error = str(exc)
+        result.header = stream.header
         for _ in source:  # the rest of the dump still goes to the copy and the digest
             pass
     result.sha256 = digest.hexdigest()
@@ -151,11 +173,13 @@ def convert_dump(chunks: Iterable[bytes], profile: Profile, out: BinaryIO) -> Co
     encoder: RecordEncoder | None = None
     checker: StreamValidator | None = None
     index = offset = 0
-    for source_header, located in _records_with_header(chunks):
+    source = ValidatedStream(chunks, SPEC)
+    for located in source:
         if converter is None:
+            assert source.header is not None
             # What a C loader reads: its newest version, little endian (x86 native order).
             header = Header(max(profile.versions), False)
-            converter = ImageConverter(source_header, header, profile)
+            converter = ImageConverter(source.header, header, profile)
             encoder = RecordEncoder(header)
             checker = StreamValidator(header, profile)
             preamble = encoder.preamble()
@@ -173,22 +197,6 @@ def convert_dump(chunks: Iterable[bytes], profile: Profile, out: BinaryIO) -> Co
     if converter is None or checker is None:
         raise ImageError("the dump holds no records")
     return Conversion(checker.warnings, converter.losses.lines())
-
-
-def _records_with_header(chunks: Iterable[bytes]) -> Iterator[tuple[Header, Located]]:
-    """Decode and check against the spec, pairing each record with the stream's header."""
-    decoder = ImageDecoder()
-    validator: StreamValidator | None = None
-    for chunk in chunks:
-        decoder.feed(chunk)
-        for located in decoder.records():
-            header = decoder.header
-            assert header is not None
-            if validator is None:
-                validator = StreamValidator(header, SPEC)
-            validator.check(located)
-            yield header, located
-    decoder.close()
 
 
 # ----------------------------------------------------------------------------- the hook
