@@ -11,9 +11,9 @@ What happens to the dump (docs/service.md, "lu-hook"):
 
 * valid for ``lu_hook.profile``: kept as ``lu-TIME.img`` + manifest, successor started with
   the original arguments (it restores the dump);
-* not valid, ``lu_hook.convert`` (default true) and the dump is a valid stream: converted for the profile,
-  written back as ``state_dump``, re-checked, successor restores the converted dump (what the
-  conversion dropped is logged and in the manifest);
+* not valid, ``lu_hook.convert`` (default true) and the dump is a valid stream: converted
+  for the profile, written back as ``state_dump``, re-checked, successor restores the
+  converted dump (what the conversion dropped is logged and in the manifest);
 * otherwise ``lu_hook.on_invalid`` decides. ``fresh`` (default): the dump is kept as
   ``lu-rejected-TIME.img``, every inherited descriptor is closed (clients see their
   connection end instead of hanging) and the successor starts *without* ``-U`` -- a working
