@@ -27,21 +27,20 @@ from ..wire.paths import (
     canonicalize,
     decode_path,
     join,
-    levels_below,
     parent,
     validate,
 )
 from . import quotas as q
-from .connection import Connection, Watch
+from .connection import Connection
 from .domains import Domain
 from .errors import XsError
 from .handlers import HANDLERS
 from .perms import Access, PermList, access_for
-from .transaction import QueuedEvent, Transaction
+from .transaction import Transaction
 from .tree import Node, Tree
+from .watches import fire, fire_special
 
 PAYLOAD_MAX = 4096
-OK = b"OK\0"
 
 #: Operations that use the header's tx_id (the others ignore it, as in C).
 _TX_OPS = frozenset(
@@ -66,7 +65,6 @@ class Engine:
         self.connections: list[Connection] = []
         self.domains: dict[int, Domain] = {}
         self.global_quotas = q.default_quotas()
-        #: Largest per-domain usage seen (CONTROL quota max).
         self.listen_fd = -1
         self.evtchn_fd = -1
         self.log: deque[str] = deque(maxlen=1000)
@@ -304,25 +302,20 @@ class Engine:
         self.check_writes(conn, tx, writes)
         for here, node in writes:
             self.write(conn, tx, here, node, checked=True)
-        created = writes[-1][1]
-        return created
+        return writes[-1][1]
 
     def delete_tree(
         self, conn: Connection | None, tx: Transaction | None, path: str, node: Node, exact: bool
     ) -> None:
         """Delete ``path`` and its subtree, children first, firing one event per node."""
-        actor = conn or self._system
+        actor = conn or _SYSTEM
         for child in list(node.children):
             child_path = join(path, child)
             child_node = self.read(actor, tx, child_path)
             if child_node is not None:
                 self.delete_tree(conn, tx, child_path, child_node, True)
-        self.fire(conn, tx, path, exact, node.perms)
+        fire(self, tx, path, exact=exact, perms=node.perms)
         self.delete(actor, tx, path)
-
-    @property
-    def _system(self) -> Connection:
-        return _SYSTEM
 
     def unlink_child(self, conn: Connection, tx: Transaction | None, path: str) -> None:
         above = parent(path)
@@ -333,79 +326,6 @@ class Engine:
             updated.remove_child(name)
             # Removing a child entry only shrinks the parent: C skips quota checks here.
             self.write(conn, tx, above, updated, checked=True)
-
-    # -- watches ------------------------------------------------------------------------
-
-    def fire(
-        self,
-        conn: Connection | None,
-        tx: Transaction | None,
-        path: str,
-        exact: bool,
-        perms: PermList | None = None,
-        *,
-        old_perms: PermList | None = None,
-    ) -> None:
-        """Fire watches for a change of ``path`` (queued until commit inside a transaction)."""
-        if tx is not None:
-            tx.events.append(QueuedEvent(path, exact, perms, old_perms))
-            return
-        candidates = [p for p in (old_perms, perms) if p is not None]
-        for watcher in self.connections:
-            if not watcher.watches:
-                continue
-            allowed: bool | None = None
-            for watch in watcher.watches:
-                if exact:
-                    matched = watch.canonical == path
-                else:
-                    levels = levels_below(path, watch.canonical)
-                    matched = levels is not None and (watch.depth is None or levels <= watch.depth)
-                if not matched:
-                    continue
-                if allowed is None:
-                    allowed = self.watch_permitted(watcher, path, candidates)
-                if allowed:
-                    self.add_event(watcher, watch, path)
-
-    def watch_permitted(self, watcher: Connection, path: str, candidates: list[PermList]) -> bool:
-        node = self.tree.get(path)
-        options = [*candidates, *([node.perms] if node is not None else [])]
-        if not options:
-            return False
-        if any(self.access(watcher, perms) & Access.READ for perms in options):
-            return True
-        above = self.tree.get(parent(path))
-        return above is not None and bool(self.access(watcher, above.perms) & Access.READ)
-
-    def add_event(self, watcher: Connection, watch: Watch, path: str) -> None:
-        shown = path
-        if watch.relative and path.startswith(watcher.home + "/"):
-            shown = path[len(watcher.home) + 1 :]
-        payload = shown.encode() + b"\0" + watch.token + b"\0"
-        if watcher.queue_event(payload, dedup=not path.startswith("@")):
-            self.on_output(watcher)
-
-    def fire_special(self, name: str, domid: int) -> None:
-        """Fire ``@introduceDomain``/``@releaseDomain`` for ``domid``.
-
-        A plain watch on the special path gets the bare name; one with a depth of 1 or
-        more, and one placed on ``<name>/<domid>``, gets ``<name>/<domid>``.
-        """
-        perms = self.tree.special_perms[name]
-        with_domid = f"{name}/{domid}"
-        for watcher in self.connections:
-            if not watcher.watches or not self.watch_permitted(watcher, name, [perms]):
-                continue
-            for watch in watcher.watches:
-                if watch.canonical == name:
-                    shown = with_domid if watch.depth else name
-                elif watch.canonical == with_domid:
-                    shown = with_domid
-                else:
-                    continue
-                if watcher.queue_event(shown.encode() + b"\0" + watch.token + b"\0", dedup=False):
-                    self.on_output(watcher)
 
     # -- domains ------------------------------------------------------------------------
 
@@ -428,7 +348,7 @@ class Engine:
         self._next_unique_id += 1
         self.connections.append(Connection(ConnType.RING, domid, domain=domain))
         if domid != 0:
-            self.fire_special(INTRODUCE_DOMAIN, domid)
+            fire_special(self, INTRODUCE_DOMAIN, domid)
         self.on_domain_introduced(domain)
         return domain
 
@@ -444,7 +364,7 @@ class Engine:
         domain.introduced = False
         self.domains.pop(domid, None)
         self.remove_domain_nodes(domid)
-        self.fire_special(RELEASE_DOMAIN, domid)
+        fire_special(self, RELEASE_DOMAIN, domid)
         self.on_domain_released(domain)
 
     def remove_domain_nodes(self, domid: int) -> None:

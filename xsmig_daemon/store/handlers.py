@@ -15,6 +15,7 @@ from .domains import DOMID_FIRST_RESERVED, DOMID_SELF, SUPPORTED_FEATURES
 from .errors import XsError
 from .perms import Access, format_perms, parse_wire_perm
 from .transaction import Transaction
+from .watches import add_event, fire
 from .wireargs import c_atoi, exact_args, one_arg, parse_domid, parse_u32, strings
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def do_write(engine: Engine, conn: Connection, message: Message, tx: Transaction
         node = node.copy()
         node.value = value
         engine.write(conn, tx, path, node)
-    engine.fire(conn, tx, path, False, node.perms)
+    fire(engine, tx, path, exact=False, perms=node.perms)
     engine.reply(conn, message, OK)
 
 
@@ -120,7 +121,7 @@ def do_mkdir(engine: Engine, conn: Connection, message: Message, tx: Transaction
         if exc.name != "ENOENT":
             raise
         node = engine.create(conn, tx, path, b"")
-        engine.fire(conn, tx, path, False, node.perms)
+        fire(engine, tx, path, exact=False, perms=node.perms)
     engine.reply(conn, message, OK)
 
 
@@ -168,7 +169,7 @@ def do_set_perms(
     updated = node.copy()
     updated.perms = perms
     engine.write(conn, tx, path, updated)
-    engine.fire(conn, tx, path, False, perms, old_perms=node.perms)
+    fire(engine, tx, path, exact=False, perms=perms, old_perms=node.perms)
     engine.reply(conn, message, OK)
 
 
@@ -192,7 +193,7 @@ def do_watch(engine: Engine, conn: Connection, message: Message, tx: Transaction
     watch = Watch(given.decode("ascii"), token, canonical, depth)
     conn.watches.append(watch)
     engine.reply(conn, message, OK)
-    engine.add_event(conn, watch, canonical)
+    add_event(engine, conn, watch, canonical)
 
 
 def do_unwatch(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
@@ -249,7 +250,14 @@ def do_transaction_end(
             raise XsError("EAGAIN", f"transaction {tx.tx_id} conflicts")
         tx.apply(engine.tree)
         for event in tx.events:
-            engine.fire(conn, None, event.path, event.exact, event.perms, old_perms=event.old_perms)
+            fire(
+                engine,
+                None,
+                event.path,
+                exact=event.exact,
+                perms=event.perms,
+                old_perms=event.old_perms,
+            )
     engine.reply(conn, message, OK)
 
 
