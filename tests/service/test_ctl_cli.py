@@ -1,0 +1,39 @@
+"""``xsmig ctl`` failures: one line on stderr and the documented exit code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xsmig_daemon", "ctl", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_no_service_listening_exits_1(short_dir: Path) -> None:
+    result = ctl("--socket", str(short_dir / "none.sock"), "status")
+    assert result.returncode == 1
+    assert result.stderr == f"xsmig ctl: {short_dir / 'none.sock'}: No such file or directory\n"
+
+
+def test_bad_configuration_exits_2(short_dir: Path) -> None:
+    config = short_dir / "c.toml"
+    config.write_text("[control]\nsocket = 5\n")
+    result = ctl("--config", str(config), "status")
+    assert result.returncode == 2
+    assert result.stderr == "xsmig ctl: control.socket: expected a string, got integer\n"
+
+
+def test_usage_errors_exit_2() -> None:
+    assert ctl("explode").returncode == 2
+    assert ctl("snapshot", "--target", "xen-9").returncode == 2
