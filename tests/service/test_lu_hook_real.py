@@ -21,6 +21,7 @@ from xsmig_daemon.image.records import NodeData
 from xsmig_daemon.wire.ops import Op
 
 from .conftest import write_config
+from .test_serve_snapshot import ctl_json, serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -217,30 +218,22 @@ def test_without_conversion_such_a_dump_means_a_fresh_start(
     assert manifest["action"] == "fresh" and "conversion" not in manifest
 
 
+def _point_at(config: Path, base: Path, xs: RealXenstored, wrapper: Path | None = None) -> None:
+    """Aim the service's configuration at the real daemon (and optionally another wrapper)."""
+    text = config.read_text().replace(str(base / "xs.sock"), str(xs.socket_path))
+    if wrapper is not None:
+        text = text.replace(f'wrapper = "{base / "lu-hook"}"', f'wrapper = "{wrapper}"')
+    config.write_text(text)
+
+
 def test_ctl_live_update_through_the_service(
     real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
 ) -> None:
     xs = real_xenstored
     config, _ = install_hook(short_dir, peer_install)
-    # Point the service at the real daemon.
-    text = config.read_text().replace(str(short_dir / "xs.sock"), str(xs.socket_path))
-    config.write_text(text)
+    _point_at(config, short_dir, xs)
     xs.client("xenstore-write", "/test/a", "one")
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "xsmig_daemon", "serve", "--config", str(config)],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ctl = [sys.executable, "-m", "xsmig_daemon", "ctl", "--config", str(config)]
-        for _ in range(100):
-            probe = subprocess.run([*ctl, "status"], capture_output=True, timeout=30, check=False)
-            if probe.returncode == 0:
-                break
-            time.sleep(0.1)
+    with serving(config) as ctl:
         result = subprocess.run(
             [*ctl, "live-update", "--lu-timeout", "5"],
             cwd=REPO,
@@ -256,15 +249,39 @@ def test_ctl_live_update_through_the_service(
         assert reply["copies"] == [str(image)]
         assert manifest["action"] == "restore"
         assert xs.client("xenstore-read", "/test/a").stdout == "one\n"
-        status = json.loads(
-            subprocess.run(
-                [*ctl, "status"], capture_output=True, text=True, timeout=30, check=True
-            ).stdout
-        )
+        status = ctl_json(ctl, "status")
         assert status["counters"]["live_updates"] == 1
-    finally:
-        serve.terminate()
-        serve.communicate(timeout=30)
+
+
+def test_ctl_live_update_reports_a_rejected_dump(
+    real_xenstored: RealXenstored, peer_install: PeerInstall, short_dir: Path
+) -> None:
+    xs = real_xenstored
+    config, wrapper = install_hook(short_dir, peer_install)
+    tamper = tamper_wrapper(
+        short_dir,
+        wrapper,
+        "printf 'garbage!' | dd of=\"$D\" bs=1 seek=40 conv=notrunc 2>/dev/null",
+    )
+    _point_at(config, short_dir, xs, tamper)
+    with serving(config) as ctl:
+        result = subprocess.run(
+            [*ctl, "live-update"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 1
+        image, _ = kept(short_dir, "lu-rejected")
+        assert result.stderr.startswith(f"xsmig ctl: live update of {xs.socket_path}: ")
+        assert result.stderr.endswith(
+            "; lu-hook rejected the dump and started xenstored fresh (empty), rejected dump "
+            f"kept at {image}\n"
+        )
+        wait_until_serving(xs)
+        assert ctl_json(ctl, "status")["last_error"] == result.stderr[len("xsmig ctl: ") : -1]
 
 
 def test_an_unusable_snapshot_directory_does_not_stop_the_update(

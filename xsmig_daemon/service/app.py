@@ -221,24 +221,33 @@ class Service:
         started = self.wall_clock()
         async with self.operation_lock, self._running(f"live update of {socket_path}"):
             self.notifier.extend_timeout(seconds + DEADLINE_MARGIN)
+            failure: str | None = None
             try:
                 text = await _request_live_update(
                     socket_path, lu.wrapper, seconds, forced, self.config.xenstored.connect_timeout
                 )
             except ClientError as exc:
-                raise OperationError(f"live update of {socket_path}: {exc}") from None
-            if text != "OK":
-                message = f"live update of {socket_path} refused: {text}"
-                log.error("%s", message)
-                raise OperationError(message)
+                failure = f"live update of {socket_path}: {exc}"
+                rejected = self._copies_since("lu-rejected", started)
+                if rejected:
+                    failure += (
+                        f"; lu-hook rejected the dump and started xenstored fresh (empty), "
+                        f"rejected dump kept at {', '.join(rejected)}"
+                    )
+            else:
+                if text != "OK":
+                    failure = f"live update of {socket_path} refused: {text}"
+            if failure is not None:
+                log.error("%s", failure)
+                raise OperationError(failure)
             self.counters["live_updates"] += 1
-            copies = [
-                str(e.path)
-                for e in list_snapshots(Path(self.config.snapshots.directory), "lu")
-                if e.created >= int(started)
-            ]
+            copies = self._copies_since("lu", started)
             log.info("live update of %s complete", socket_path)
         return {"reply": text, "copies": copies}
+
+    def _copies_since(self, kind: str, started: float) -> list[str]:
+        directory = Path(self.config.snapshots.directory)
+        return [str(e.path) for e in list_snapshots(directory, kind) if e.created >= int(started)]
 
     def status(self) -> dict[str, Any]:
         return {
