@@ -135,3 +135,19 @@ def test_special_node_perms_need_read(dom0: EngineClient, guest: Guest) -> None:
     assert g.error(Op.GET_PERMS, "@introduceDomain") == "EACCES"
     # Every domain may read @releaseDomain (DOMID_ANY entry).
     assert g.ok(Op.GET_PERMS, "@releaseDomain") == b"n0\0r32757\0"
+
+
+def test_missing_node_error_depends_on_the_access_asked_for(
+    dom0: EngineClient, guest: Guest
+) -> None:
+    # C answers ENOENT only if the nearest existing ancestor grants some of the access the
+    # request needs: write for WRITE/RM/SET_PERMS, read for READ.
+    dom0.write("/drop", "")
+    dom0.ok(Op.SET_PERMS, "/drop", "n2", "w1", "r3")
+    writer, reader = guest(1), guest(3)
+    writer.write("/drop/box", "post")
+    assert writer.ok(Op.RM, "/drop/absent") == b"OK\0"
+    assert writer.error(Op.READ, "/drop/absent") == "EACCES"
+    assert reader.error(Op.READ, "/drop/absent") == "ENOENT"
+    assert reader.error(Op.RM, "/drop/absent") == "EACCES"
+    assert reader.error(Op.SET_PERMS, "/drop/absent", "n3") == "EACCES"

@@ -255,13 +255,15 @@ class Engine:
         node = self.read(conn, tx, path)
         if node is not None and self.access(conn, node.perms) & need == need:
             return node
+        # C hides whether the node exists unless the nearest existing ancestor grants the
+        # caller some of the access it asked for (errno_from_parents).
         error = "ENOENT" if node is None else "EACCES"
         ancestor = path
         while ancestor != "/":
             ancestor = parent(ancestor)
             found = self.read(conn, tx, ancestor)
             if found is not None:
-                if not self.access(conn, found.perms) & Access.READ:
+                if not self.access(conn, found.perms) & need:
                     error = "EACCES"
                 break
         raise XsError(error, path)
