@@ -20,6 +20,11 @@ from ..image.records import Header
 from .config import Config
 from .runner import ProgressCallback
 
+
+class ExporterUnavailableError(Exception):
+    """The configured source is not implemented by the exporter."""
+
+
 #: Seconds between two progress reports (each becomes an sd_notify STATUS= datagram).
 PROGRESS_INTERVAL = 1.0
 
@@ -32,8 +37,12 @@ class ExporterRunner:
 
     def source(self) -> Source:
         xs = self.config.xenstored
-        # "auto" and "introspect" need the exporter's introspect source, which does not exist
-        # yet (export/introspect.py has only the probe): both read over the wire for now.
+        if xs.source == "introspect":
+            # export/introspect.py has only the probe so far; "auto" reads over the wire.
+            raise ExporterUnavailableError(
+                "xenstored.source = introspect: the exporter has no introspect source yet "
+                "(use auto or wire)"
+            )
         return WireSource(xs.socket, timeout=xs.request_timeout)
 
     def plan(self, target: str) -> ExportPlan:
