@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -132,8 +133,10 @@ def test_watchdog_cadence_is_half_the_period(served_factory: Any) -> None:
     served.notify.wait_for(lambda f: f.get("READY") == "1")
     pings = [n for n in served.notify.collect(2.1) if n.fields.get("WATCHDOG") == "1"]
     gaps = [b.received - a.received for a, b in itertools.pairwise(pings)]
-    assert 9 <= len(pings) <= 12, gaps
-    assert all(0.15 <= gap <= 0.3 for gap in gaps), gaps
+    # 0.2 s apart; a loaded CI machine may delay one ping, never make them early.
+    assert 7 <= len(pings) <= 12, gaps
+    assert 0.18 <= statistics.median(gaps) <= 0.25, gaps
+    assert min(gaps) >= 0.15 and max(gaps) < 0.4, gaps
 
 
 def test_watchdog_is_silent_when_meant_for_another_pid(served_factory: Any) -> None:
@@ -216,7 +219,7 @@ async def test_watchdog_stops_while_the_event_loop_is_stuck(short_dir: Path) -> 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(notifier.run_watchdog)
             await trio.sleep(0.5)
-            assert 8 <= len(listener.collect(0.01)) <= 12
+            assert 5 <= len(listener.collect(0.01)) <= 12
             time.sleep(0.5)  # the loop is stuck: no task runs, no ping may be sent
             assert len(listener.collect(0.01)) <= 1  # at most the one already due
             await trio.sleep(0.3)
