@@ -151,3 +151,25 @@ def test_missing_node_error_depends_on_the_access_asked_for(
     assert reader.error(Op.READ, "/drop/absent") == "ENOENT"
     assert reader.error(Op.RM, "/drop/absent") == "EACCES"
     assert reader.error(Op.SET_PERMS, "/drop/absent", "n3") == "EACCES"
+
+
+def test_domid_any_needs_the_feature(dom0: EngineClient, guest: Guest) -> None:
+    dom0.write("/any", "")
+    dom0.ok(Op.SET_PERMS, "/any", "n0", "r32757")
+    assert guest(2).read("/any") == b""
+    dom0.ok(Op.SET_FEATURE, "6", "2")
+    dom0.write("/local/domain/6", "")
+    dom0.ok(Op.SET_PERMS, "/local/domain/6", "n6")
+    g6 = guest(6)
+    g6.write("mine", "")
+    g6.ok(Op.SET_PERMS, "mine", "n6", "r32757")
+    node = dom0.engine.tree.get("/local/domain/6/mine")
+    assert node is not None and node.perms[1].stale
+    assert guest(7).error(Op.READ, "/local/domain/6/mine") == "EACCES"
+
+
+def test_release_marks_special_node_entries_stale(dom0: EngineClient, guest: Guest) -> None:
+    guest(4)
+    dom0.ok(Op.SET_PERMS, "@introduceDomain", "n0", "r4")
+    dom0.ok(Op.RELEASE, "4")
+    assert dom0.engine.tree.special_perms["@introduceDomain"][1].stale

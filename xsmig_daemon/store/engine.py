@@ -378,14 +378,17 @@ class Engine:
                 self.delete_tree(None, None, path, node, False)
                 self.unlink_child(_SYSTEM, None, path)
         for _path, node in self.tree.walk():
-            if any(p.domid == domid and not p.stale for p in node.perms[1:]):
-                node.perms = (
-                    node.perms[0],
-                    *(
-                        Permission(p.access, p.domid, p.stale or p.domid == domid)
-                        for p in node.perms[1:]
-                    ),
-                )
+            node.perms = stale_entries_for(node.perms, domid)
+        for name, perms in self.tree.special_perms.items():
+            self.tree.special_perms[name] = stale_entries_for(perms, domid)
+
+
+def stale_entries_for(perms: PermList, domid: int) -> PermList:
+    """``perms`` with the non-owner entries naming ``domid`` marked stale."""
+    if not any(p.domid == domid and not p.stale for p in perms[1:]):
+        return perms
+    rest = (Permission(p.access, p.domid, p.stale or p.domid == domid) for p in perms[1:])
+    return (perms[0], *rest)
 
 
 #: Acts for the daemon itself (node cleanup): privileged, never queued to.

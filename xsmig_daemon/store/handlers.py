@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..image.records import DOMID_ANY, Permission
 from ..wire.framing import Message, split_strings
 from ..wire.ops import Op
 from ..wire.paths import domain_home, parent
 from . import quotas as q
 from .connection import Watch
 from .control import handle_control
-from .domains import DOMID_FIRST_RESERVED, DOMID_SELF, SUPPORTED_FEATURES
+from .domains import DOMID_FIRST_RESERVED, DOMID_SELF, FEATURE_DOMID_ANY, SUPPORTED_FEATURES
 from .errors import XsError
 from .perms import Access, format_perms, parse_wire_perm
 from .transaction import Transaction
@@ -151,6 +152,9 @@ def do_set_perms(
     if q.exceeds(len(args) - 1, limit):
         raise XsError("ENOSPC", f"{len(args) - 1} permissions")
     perms = tuple(parse_wire_perm(raw) for raw in args[1:])
+    if not conn.features & FEATURE_DOMID_ANY:
+        # A writer that did not negotiate DOMID_ANY cannot grant it (current Xen).
+        perms = tuple(Permission(p.access, p.domid, p.stale or p.domid == DOMID_ANY) for p in perms)
     if perms[0].stale:
         raise XsError("ENOENT", f"owner domain {perms[0].domid} cannot exist")
     path = engine.path_arg(conn, args[0], allow_special=True)
