@@ -13,6 +13,7 @@ from snaplib import image_nodes, write_many
 
 from xsmig_daemon.client import TransactionConflictError, connect
 from xsmig_daemon.export import Destination, ExportPlan, WireSource, run_export
+from xsmig_daemon.export.consistency import Consistency
 from xsmig_daemon.image.profiles import get_profile
 from xsmig_daemon.image.records import Header
 
@@ -22,7 +23,14 @@ WRITERS = 4
 SNAPSHOTS = 5
 
 
-async def keep_updating(socket_path: str, pair: int, seed: int, counts: list[int]) -> None:
+#: Pause between a writer's commits (seconds). The watch method needs quiet moments: any
+#: change anywhere during its walk invalidates it, so its writers are slower.
+PAUSES = {"transaction": (0.005, 0.03), "watch": (0.05, 0.2)}
+
+
+async def keep_updating(
+    socket_path: str, pair: int, seed: int, counts: list[int], pause: tuple[float, float]
+) -> None:
     """Write the same counter to /pair/P/a and /pair/P/b in one transaction, forever."""
     rng = random.Random(seed)
     async with connect(socket_path, timeout=10) as xs:
@@ -37,11 +45,12 @@ async def keep_updating(socket_path: str, pair: int, seed: int, counts: list[int
             except TransactionConflictError:
                 continue
             counts[pair] += 1
-            await trio.sleep(rng.uniform(0.002, 0.02))
+            await trio.sleep(rng.uniform(*pause))
 
 
+@pytest.mark.parametrize("consistency", ["transaction", "watch"])
 async def test_no_torn_pairs_under_concurrent_transactions(
-    real_xenstored: RealXenstored, tmp_path: Path
+    real_xenstored: RealXenstored, tmp_path: Path, consistency: Consistency
 ) -> None:
     sock = str(real_xenstored.socket_path)
     filler = {f"/filler/f{i // 50}/n{i}": b"x" * 20 for i in range(200)}
@@ -50,21 +59,23 @@ async def test_no_torn_pairs_under_concurrent_transactions(
         real_xenstored.socket_path,
         {f"/pair/{p}/{side}": b"0" for p in range(WRITERS) for side in "ab"},
     )
-    write_many(real_xenstored.socket_path, {f"/tail/n{i}": b"y" for i in range(100)})
+    write_many(real_xenstored.socket_path, {f"/tail/n{i}": b"y" for i in range(20)})
     plan = ExportPlan("live-update", get_profile("spec"), Header(1))
     counts = [0] * WRITERS
     seen: list[dict[int, int]] = []
     attempts: list[int] = []
     async with trio.open_nursery() as nursery:
         for pair in range(WRITERS):
-            nursery.start_soon(keep_updating, sock, pair, pair, counts)
+            nursery.start_soon(keep_updating, sock, pair, pair, counts, PAUSES[consistency])
         with trio.fail_after(120):
             while min(counts) < 3:
                 await trio.sleep(0.01)
             for index in range(SNAPSHOTS):
                 out = tmp_path / f"snap{index}.img"
                 result = await run_export(
-                    WireSource(sock, max_attempts=50), plan, Destination(str(out))
+                    WireSource(sock, max_attempts=50, consistency=consistency),
+                    plan,
+                    Destination(str(out)),
                 )
                 attempts.append(result.manifest["attempts"])
                 values = {n.path: n.value for n in image_nodes(out.read_bytes())}

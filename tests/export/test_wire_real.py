@@ -27,8 +27,19 @@ from snaplib import (
     xenstore_ls,
 )
 
+from xsmig_daemon.client import connect
+from xsmig_daemon.export import ExportPlan, WireSource
+from xsmig_daemon.export.consistency import Consistency
 from xsmig_daemon.image.decoder import decode_image
-from xsmig_daemon.image.records import ConnectionData, GlobalData, NodeData, RingSpec
+from xsmig_daemon.image.profiles import get_profile
+from xsmig_daemon.image.records import (
+    ConnectionData,
+    GlobalData,
+    Header,
+    NodeData,
+    Record,
+    RingSpec,
+)
 
 pytestmark = pytest.mark.peer
 
@@ -51,12 +62,17 @@ def populate(xs: RealXenstored) -> None:
     write_many(sock, {f"/wide/child-number-{i:05d}": str(i).encode() for i in range(300)})
 
 
+@pytest.mark.parametrize("consistency", ["transaction", "watch"])
 def test_image_nodes_and_perms_equal_xenstore_ls(
-    real_xenstored: RealXenstored, tmp_path: Path
+    real_xenstored: RealXenstored, tmp_path: Path, consistency: str
 ) -> None:
     populate(real_xenstored)
     out = tmp_path / "snap.img"
-    run = snapshot(real_xenstored.socket_path, "--source", "wire", "--output", str(out), "--json")
+    run = snapshot(
+        real_xenstored.socket_path,
+        *("--source", "wire", "--consistency", consistency),
+        *("--output", str(out), "--json"),
+    )
     assert run.returncode == 0, run.stderr
     expected = xenstore_ls(real_xenstored.socket_path)
     nodes = image_nodes(out.read_bytes())
@@ -191,3 +207,42 @@ def test_to_unix_streams_to_a_listening_successor(real_xenstored: RealXenstored)
     assert manifest["image"] == f"unix:{path}"
     assert manifest["size"] == len(received)
     assert nodes_as_listing(image_nodes(bytes(received))) == xenstore_ls(real_xenstored.socket_path)
+
+
+class ChangingOutput:
+    """A RecordOutput that, while the first walk runs, changes a node already read."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self.records: list[Record] = []
+        self.rewinds = 0
+        self.changed = False
+
+    async def write(self, record: Record) -> None:
+        self.records.append(record)
+        nodes = sum(isinstance(r, NodeData) for r in self.records)
+        if not self.changed and nodes == 50:
+            self.changed = True
+            async with connect(self.socket_path) as other:
+                await other.write("/early/n1", b"changed")
+
+    async def rewind(self) -> None:
+        self.rewinds += 1
+        self.records.clear()
+
+
+@pytest.mark.parametrize("consistency", ["transaction", "watch"])
+async def test_a_change_during_the_walk_restarts_it(
+    real_xenstored: RealXenstored, consistency: Consistency
+) -> None:
+    write_many(real_xenstored.socket_path, {f"/early/n{i}": b"before" for i in range(5)})
+    write_many(real_xenstored.socket_path, {f"/late/n{i}": b"x" for i in range(200)})
+    out = ChangingOutput(str(real_xenstored.socket_path))
+    source = WireSource(str(real_xenstored.socket_path), consistency=consistency)
+    report = await source.export(ExportPlan("live-update", get_profile("spec"), Header(1)), out)
+    assert out.changed
+    assert out.rewinds == 1
+    assert report.attempts == 2
+    values = {r.path: r.value for r in out.records if isinstance(r, NodeData)}
+    assert values["/early/n1"] == b"changed"
+    assert len([p for p in values if p.startswith("/late/")]) == 200

@@ -27,6 +27,7 @@ from ..export import (
     WireSource,
     run_export,
 )
+from ..export.consistency import CONSISTENCY_CHOICES
 from ..export.imagesource import peek_header
 from ..export.introspect import answers_introspect
 from ..export.run import Progress
@@ -94,6 +95,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--attempts", type=int, default=8, help="wire: transactions tried before giving up (8)"
+    )
+    parser.add_argument(
+        "--consistency",
+        choices=CONSISTENCY_CHOICES,
+        default="transaction",
+        help="wire: one transaction committed at the end (default), or a watch proving that "
+        "nothing changed during the walk (much faster on Xen 4.17 for big stores)",
     )
     parser.add_argument(
         "--dom0-evtchn",
@@ -184,7 +192,12 @@ async def _source(args: argparse.Namespace) -> Source:
         raise UsageError(
             f"the introspect source is not available yet ({args.socket}); use --source wire"
         )
-    return WireSource(args.socket, timeout=args.timeout, max_attempts=args.attempts)
+    return WireSource(
+        args.socket,
+        timeout=args.timeout,
+        max_attempts=args.attempts,
+        consistency=args.consistency,
+    )
 
 
 async def _main(args: argparse.Namespace, dest: Destination, plan: ExportPlan) -> ExportResult:

@@ -1,11 +1,12 @@
 """The ``wire`` source: any standard xenstored, read as a privileged socket client.
 
 One consistent instant without freezing anybody (live-update.md section 3.1): every node is
-read inside ONE transaction that is committed with ``T`` at the end. ``OK`` proves nothing
-that was read changed before the commit; ``EAGAIN`` (or a node vanishing mid-walk) throws the
-attempt away: the output is rewound and the walk starts again, a bounded number of times with
-a doubling pause. What the wire cannot show is listed in the report's fidelity notes and
-never invented (section 3, "Cannot observe").
+read inside ONE transaction that is committed with ``T`` at the end (or, with
+``consistency="watch"``, under a watch that proves nothing changed; see consistency.py).
+``OK`` proves nothing that was read changed before the commit; ``EAGAIN`` (or a node
+vanishing mid-walk) throws the attempt away: the output is rewound and the walk starts again,
+a bounded number of times with a doubling pause. What the wire cannot show is listed in the
+report's fidelity notes and never invented (section 3, "Cannot observe").
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ..image.records import (
 )
 from ..wire.ops import Op
 from ..wire.paths import INTRODUCE_DOMAIN, RELEASE_DOMAIN, domain_home
+from .consistency import Consistency, transaction_view, watched_view
 from .errors import SourceError
 from .select import node_relates_to
 from .source import ExportPlan, RecordOutput, SourceReport
@@ -88,7 +90,9 @@ class WireSource:
         timeout: float = 10.0,
         max_attempts: int = DEFAULT_ATTEMPTS,
         window: int = DEFAULT_WINDOW,
+        consistency: Consistency = "transaction",
     ) -> None:
+        self.consistency = consistency
         self.location = socket_path
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
@@ -125,6 +129,7 @@ class _WireExport:
         self.location = source.location
         self.max_attempts = source.max_attempts
         self.window = source.window
+        self.consistency = source.consistency
         self.xs = xs
         self.plan = plan
         self.out = out
@@ -144,6 +149,11 @@ class _WireExport:
                 for note in LIVE_UPDATE_LIMITS
             )
         report.fidelity_notes.extend(self.caps.notes)
+        if self.consistency == "watch":
+            report.fidelity_notes.append(
+                "consistency: validated by a watch on /, @introduceDomain and @releaseDomain "
+                "(no transaction): no change was committed while the walk ran"
+            )
         quotas = await self._global_quotas()
         domains = await self._introduced_domains()
         report.domains = [d.domid for d in domains]
@@ -151,13 +161,13 @@ class _WireExport:
         for attempt in range(1, self.max_attempts + 1):
             report.attempts = attempt
             try:
-                report.nodes = await self._attempt(quotas, rings)
+                report.nodes = await self._attempt(attempt, quotas, rings)
                 break
             except (TreeChanged, TransactionConflictError) as exc:
                 if attempt == self.max_attempts:
                     raise SourceError(
                         f"wire source {self.location}: no consistent snapshot after "
-                        f"{attempt} transactions (last: {exc})"
+                        f"{attempt} attempts ({self.consistency}; last: {exc})"
                     ) from None
                 await self.out.rewind()
                 await trio.sleep(retry_backoff(attempt))
@@ -259,11 +269,14 @@ class _WireExport:
 
     # ---------------------------------------------------------------- the walk
 
-    async def _attempt(self, quotas: GlobalQuotaData | None, rings: list[ConnectionData]) -> int:
-        """One transaction: every record up to the special nodes; returns the nodes walked."""
+    async def _attempt(
+        self, attempt: int, quotas: GlobalQuotaData | None, rings: list[ConnectionData]
+    ) -> int:
+        """One consistent view: every record up to the special nodes; returns nodes walked."""
         xs, plan, out = self.xs, self.plan, self.out
         walked = 0
-        async with xs.transaction() as tx_id:
+        view = watched_view(xs, attempt) if self.consistency == "watch" else transaction_view(xs)
+        async with view as tx_id:
             specials = [n for n in await self._special_nodes(tx_id) if _wanted(n, plan)]
             if plan.mode == "live-update":
                 await out.write(GlobalData(plan.socket_fd, plan.evtchn_fd))
