@@ -35,6 +35,13 @@ TIMED_OUT = b"<no reply>"
 Expected = tuple[int, bytes]
 
 
+def op_name(code: int) -> str:
+    try:
+        return Op(code).name
+    except ValueError:
+        return str(code)
+
+
 @dataclass(frozen=True)
 class Step:
     """One request. ``tx`` names the step whose TRANSACTION_START reply gives the tx_id;
@@ -52,7 +59,7 @@ class Step:
     drain_sender: bool = True
 
     def describe(self) -> str:
-        name = Op(self.op).name if self.op in Op._value2member_map_ else str(self.op)
+        name = op_name(self.op)
         shown = " ".join(a if isinstance(a, str) else repr(a) for a in self.args)
         if len(shown) > 60:
             shown = shown[:57] + "..."
@@ -287,7 +294,7 @@ def _show(messages: list[bytes]) -> str:
             shown.append(repr(raw))
             continue
         op = int.from_bytes(raw[:4], "little")
-        name = Op(op).name if op in Op._value2member_map_ else str(op)
+        name = op_name(op)
         req = int.from_bytes(raw[4:8], "little")
         tx = int.from_bytes(raw[8:12], "little")
         body = raw[HEADER_SIZE:]
