@@ -11,8 +11,11 @@ A run that exceeds ``--max-seconds`` is stopped and reported as such: the real 4
 daemon's cost of a read inside a transaction grows with the number of nodes the transaction
 has touched already, so one transaction over 100k nodes takes minutes there.
 
+Both consistency methods of the wire source are measured (``--consistency``): one transaction,
+or a watch proving that nothing changed during a walk without a transaction.
+
 Usage: ``.venv/bin/python benchmarks/export.py [--sizes 10000,100000] [--daemons real,mock]
-[--max-seconds 900]``
+[--consistency transaction,watch] [--max-seconds 900]``
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ PIPELINE = 1000
 @dataclass
 class Row:
     daemon: str
+    consistency: str
     nodes: int
     seconds: float | None
     records_per_s: float | None
@@ -102,7 +106,9 @@ def vm_hwm_mib(pid: int) -> float | None:
     return None
 
 
-def snapshot_once(kind: str, nodes: int, max_seconds: float, workdir: Path) -> Row:
+def snapshot_once(
+    kind: str, consistency: str, nodes: int, max_seconds: float, workdir: Path
+) -> Row:
     with daemon(kind) as running:
         populate(running.socket_path, nodes)
         out = workdir / f"{kind}-{nodes}.img"
@@ -112,6 +118,7 @@ def snapshot_once(kind: str, nodes: int, max_seconds: float, workdir: Path) -> R
             "xsmig_daemon",
             "snapshot",
             *("--socket", str(running.socket_path), "--source", "wire"),
+            *("--consistency", consistency),
             *("--output", str(out), "--json", "--timeout", "60", "--force"),
         ]
         start = time.perf_counter()
@@ -134,11 +141,14 @@ def snapshot_once(kind: str, nodes: int, max_seconds: float, workdir: Path) -> R
         exporter_rss = usage.ru_maxrss / 1024
         if timed_out or returncode != 0:
             note = f"stopped after {max_seconds:g} s" if timed_out else f"exit {returncode}"
-            return Row(kind, nodes, None, None, None, None, exporter_rss, daemon_rss, note)
+            return Row(
+                kind, consistency, nodes, None, None, None, None, exporter_rss, daemon_rss, note
+            )
         manifest = json.loads(stdout)
         records = sum(manifest["records"].values())
         return Row(
             kind,
+            consistency,
             nodes,
             round(elapsed, 2),
             round(records / elapsed),
@@ -153,26 +163,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--daemons", default="real,mock")
+    parser.add_argument("--consistency", default="transaction,watch")
     parser.add_argument("--max-seconds", type=float, default=900.0)
     args = parser.parse_args()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="xsbench") as tmp:
         for kind in args.daemons.split(","):
-            for size in (int(s) for s in args.sizes.split(",")):
-                try:
-                    row = snapshot_once(kind, size, args.max_seconds, Path(tmp))
-                except Exception as exc:
-                    row = Row(kind, size, None, None, None, None, None, None, f"failed: {exc}")
-                rows.append(row)
-                print(json.dumps(asdict(row)), flush=True)
+            for consistency in args.consistency.split(","):
+                for size in (int(s) for s in args.sizes.split(",")):
+                    try:
+                        row = snapshot_once(kind, consistency, size, args.max_seconds, Path(tmp))
+                    except Exception as exc:
+                        row = Row(
+                            kind,
+                            consistency,
+                            size,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            f"failed: {exc}",
+                        )
+                    rows.append(row)
+                    print(json.dumps(asdict(row)), flush=True)
     print(
-        "\n| daemon | nodes | time s | records/s | tx | image bytes | exporter RSS MiB "
-        "| daemon RSS MiB | note |"
+        "\n| daemon | consistency | nodes | time s | records/s | attempts | image bytes "
+        "| exporter RSS MiB | daemon RSS MiB | note |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         cells = [
             r.daemon,
+            r.consistency,
             r.nodes,
             r.seconds,
             r.records_per_s,
