@@ -57,3 +57,14 @@ def test_domain_usage(dom0: EngineClient, guest: Guest) -> None:
 
 def test_guests_may_not_control(guest: Guest) -> None:
     assert guest(2).error(Op.CONTROL, "check") == "EACCES"
+
+
+def test_log_switches(dom0: EngineClient) -> None:
+    listing = text(dom0.ok(Op.CONTROL, "log")).splitlines()
+    assert listing[0] == "Log switch settings:"
+    assert "obj     : on" in listing
+    assert "tdb     : off" in listing
+    assert dom0.ok(Op.CONTROL, "log", "+tdb") == b"OK\0"
+    assert "tdb     : on" in text(dom0.ok(Op.CONTROL, "log"))
+    assert dom0.ok(Op.CONTROL, "log", "off") == b"OK\0"
+    assert dom0.error(Op.CONTROL, "log", "+nope") == "EINVAL"

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 HELP = (
     "check\t\n"
-    "log\t[on|off]\n"
+    "log\t[on|off|+<switch>|-<switch>]\n"
     "logfile\t<file>\n"
     "memreport\t[<file>]\n"
     "print\t<string>\n"
@@ -65,6 +65,31 @@ def _set_quota(engine: Engine, args: list[str], specs: tuple[q.QuotaSpec, ...]) 
     return _text("OK")
 
 
+TRACE_SWITCHES = ("obj", "io", "wrl", "acc", "tdb")
+
+
+def _log(engine: Engine, args: list[str]) -> bytes:
+    """Trace switches are kept (the mock writes no trace file) so that they read back."""
+    if not args:
+        lines = "".join(
+            f"{name:<8}: {'on' if name in engine.trace_switches else 'off'}\n"
+            for name in TRACE_SWITCHES
+        )
+        return _text("Log switch settings:\n" + lines)
+    if len(args) != 1:
+        raise XsError("EINVAL", f"log arguments {args!r}")
+    arg = args[0]
+    if arg in ("on", "off"):
+        return _text("OK")
+    if arg[:1] in ("+", "-") and arg[1:] in TRACE_SWITCHES:
+        if arg[0] == "+":
+            engine.trace_switches.add(arg[1:])
+        else:
+            engine.trace_switches.discard(arg[1:])
+        return _text("OK")
+    raise XsError("EINVAL", f"log switch {arg!r}")
+
+
 def handle_control(engine: Engine, raw_args: list[bytes]) -> bytes:
     if not raw_args:
         raise XsError("EINVAL", "empty CONTROL")
@@ -78,8 +103,8 @@ def handle_control(engine: Engine, raw_args: list[bytes]) -> bytes:
     if command == "print" and len(args) == 1:
         engine.log.append(args[0])
         return _text("OK")
-    if command == "log" and len(args) <= 1 and (not args or args[0] in ("on", "off")):
-        return _text("OK")
+    if command == "log":
+        return _log(engine, args)
     if command in ("logfile", "memreport") and len(args) <= 1:
         return _text("OK")
     if command == "quota":

@@ -68,6 +68,8 @@ class Engine:
         self.listen_fd = -1
         self.evtchn_fd = -1
         self.log: deque[str] = deque(maxlen=1000)
+        #: CONTROL log switches (C's defaults: obj and io).
+        self.trace_switches: set[str] = {"obj", "io"}
         self._next_local_port = 1
         self._next_unique_id = 1
         self.on_output: Callable[[Connection], None] = lambda conn: None
