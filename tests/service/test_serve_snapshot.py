@@ -5,6 +5,9 @@ the xenstore tools wrote."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,13 +18,16 @@ from typing import Any
 
 import pytest
 from peerlib import MockDaemon, RealXenstored, RunningDaemon
+from wireclient import payload
 
 from xsmig_daemon.export.manifest import manifest_path
 from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.records import NodeData
 from xsmig_daemon.service.runner import manifest_of
+from xsmig_daemon.wire.ops import Op
 
 from .conftest import write_config
+from .notify_listener import NotifyListener
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,3 +110,54 @@ def test_ctl_snapshot_in_front_of_the_real_xenstored(
 ) -> None:
     _, manifest = snapshot_of(real_xenstored, short_dir, "xen-4.17")
     assert manifest["source"] == {"kind": "wire", "location": str(real_xenstored.socket_path)}
+
+
+def test_sigterm_during_a_real_export_leaves_no_file(mockd: MockDaemon, short_dir: Path) -> None:
+    """The real exporter, walking an 8 000-node store of the mock, stopped by SIGTERM."""
+    with mockd.connect() as client:
+        for start in range(0, 8000, 500):
+            for i in range(start, start + 500):
+                client.send(Op.WRITE, payload(f"/big/d{i // 100}/n{i}", value=b"x" * 20))
+            for _ in range(500):
+                client.reply()
+    config = write_config(
+        short_dir / "config.toml",
+        short_dir,
+        xenstored={"socket": str(mockd.socket_path), "request_timeout": 2},
+    )
+    notify = NotifyListener(short_dir / "notify")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xsmig_daemon", "serve", "--config", str(config)],
+        cwd=REPO,
+        env={**os.environ, "NOTIFY_SOCKET": str(short_dir / "notify")},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        notify.wait_for(lambda f: f.get("READY") == "1")
+        output = short_dir / "out" / "big.img"
+        output.parent.mkdir()
+        request = json.dumps({"command": "snapshot", "output": str(output)}).encode() + b"\n"
+        with socket.socket(socket.AF_UNIX) as control:
+            control.connect(str(short_dir / "ctl.sock"))
+            control.sendall(request)
+            notify.wait_for(lambda f: "nodes" in f.get("STATUS", ""))
+            stop = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+            # The exporter's cancelled walk aborts its transaction, bounded by request_timeout.
+            assert time.monotonic() - stop < 2 + 1.5
+            control.settimeout(10)
+            assert control.recv(4096) == b""  # no answer: the service stopped
+        assert list(output.parent.iterdir()) == []
+        _, err = process.communicate(timeout=10)
+        assert f"<6>service: SIGTERM: stopping (cancelling: snapshot to {output})" in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+        notify.close()
+    # The mock is untouched and serving.
+    assert mockd.client("xenstore-read", "/big/d3/n345").stdout == "x" * 20 + "\n"
