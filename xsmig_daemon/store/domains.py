@@ -26,6 +26,7 @@ class Domain:
     remote_port: int = 0
     #: Our local port after binding (the value the image carries).
     local_port: int = 0
-    unique_id: int = 0
+    #: The hypervisor's unique domain id; None when a restored stream did not carry one.
+    unique_id: int | None = None
     #: Set by a shutdown until RESUME (kept for parity with C; no hypervisor here).
     shutdown: bool = False

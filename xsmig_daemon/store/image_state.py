@@ -66,7 +66,7 @@ def _connection_records(conn_id: int, conn: Connection) -> Iterator[Record]:
         domain = conn.domain
         tdomid = DOMID_INVALID if conn.target is None else conn.target
         spec = RingSpec(conn.domid, tdomid, domain.local_port if domain else 0)
-        unique_id = domain.unique_id if domain else 0
+        unique_id = domain.unique_id if domain else None
     else:
         spec = SocketSpec(conn.fd)
     yield ConnectionData(
@@ -150,7 +150,7 @@ def _restore_connection(engine: Engine, record: ConnectionData) -> Connection:
         domain = engine.domain(record.spec.domid)
         domain.introduced = True
         domain.local_port = record.spec.evtchn
-        domain.unique_id = record.unique_id or 0
+        domain.unique_id = record.unique_id
         conn = Connection(ConnType.RING, record.spec.domid, domain=domain)
         if record.spec.tdomid != DOMID_INVALID:
             conn.target = record.spec.tdomid
