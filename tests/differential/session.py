@@ -180,6 +180,17 @@ _transactions: tuple[Action, ...] = (
     Step(A, Op.WRITE, ("/tx/other",), b"x", tx="T8"),
     Step(A, Op.TRANSACTION_END, ("T",), tx="T8"),
     Step(A, Op.READ, ("/tx/other",)),
+    # The order of the events fired at commit: C fires them in the order in which the
+    # transaction first touched the nodes (reads included), not in the order of the writes.
+    Step(A, Op.WRITE, ("/ord/b",), b"b"),
+    Step(A, Op.WRITE, ("/ord/c",), b"c"),
+    Step(A, Op.TRANSACTION_START, ("",), label="T10"),
+    Step(A, Op.READ, ("/ord/c",), tx="T10"),
+    Step(A, Op.READ, ("/ord/b",), tx="T10"),
+    Step(A, Op.WRITE, ("/ord/a",), b"a", tx="T10"),
+    Step(A, Op.WRITE, ("/ord/b",), b"B", tx="T10"),
+    Step(A, Op.WRITE, ("/ord/c",), b"C", tx="T10"),
+    Step(A, Op.TRANSACTION_END, ("T",), tx="T10"),
     # Permissions changed inside a transaction, applied at commit.
     Step(A, Op.TRANSACTION_START, ("",), label="T9"),
     Step(A, Op.SET_PERMS, ("/tx/c", "n0", "r4"), tx="T9"),

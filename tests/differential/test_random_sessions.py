@@ -11,7 +11,7 @@ from replay import compare_transcripts, run_session
 
 from xsmig_daemon.wire.ops import Op
 
-SEEDS = range(1, 7)
+SEEDS = range(1, 11)
 STEPS = 300
 
 
