@@ -55,6 +55,8 @@ class Connection:
     ) -> None:
         self.kind = kind
         self.domid = domid
+        #: Socket clients and dom0 (C's priv_domid) pass every permission and quota check.
+        self.privileged = kind is ConnType.SOCKET or domid == 0
         self.fd = fd
         self.domain = domain
         #: Domain this one acts for after SET_TARGET.
@@ -75,10 +77,6 @@ class Connection:
     def __repr__(self) -> str:
         where = f"domain {self.domid}" if self.kind is ConnType.RING else f"socket fd {self.fd}"
         return f"<connection {where}>"
-
-    @property
-    def privileged(self) -> bool:
-        return self.kind is ConnType.SOCKET or self.domid == 0
 
     @property
     def home(self) -> str:

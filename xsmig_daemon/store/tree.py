@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..image.records import DOMID_ANY, Permission
 from ..wire.paths import INTRODUCE_DOMAIN, RELEASE_DOMAIN, SPECIAL_PATHS, join
@@ -34,7 +34,7 @@ class Node:
             self.childlen = sum(len(c) + 1 for c in self.children)
 
     def copy(self) -> Node:
-        return replace(self, children=list(self.children))
+        return Node(self.value, self.perms, list(self.children), self.generation, self.childlen)
 
     def add_child(self, name: str) -> None:
         self.children.append(name)
