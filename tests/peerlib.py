@@ -528,9 +528,10 @@ def running_real_xenstored(
     *,
     args: Sequence[str] = (),
     domids: Sequence[int] | None = None,
+    install: PeerInstall | None = None,
 ) -> Iterator[RealXenstored]:
     """``with running_real_xenstored() as xs:`` -- started fresh, always stopped."""
-    daemon = start_real_xenstored(rundir, args=args, domids=domids)
+    daemon = start_real_xenstored(rundir, args=args, domids=domids, install=install)
     try:
         yield daemon
     finally:

@@ -5,8 +5,8 @@ and compares it; docs/differential.md lists where the mock follows current Xen o
 from __future__ import annotations
 
 from guest_session import GUEST_SESSION
-from peerlib import MockDaemon, PeerInstall, RealXenstored, start_real_xenstored
-from replay import Burst, Deviation, compare_transcripts, run_session
+from peerlib import MockDaemon, PeerInstall, RealXenstored, running_real_xenstored
+from replay import Action, Burst, Deviation, Entry, compare_transcripts, run_session
 from session import SESSION
 
 
@@ -34,20 +34,24 @@ def test_guests_get_the_same_answers_as_from_the_real_daemon(
     assert not differences, f"{len(differences)} differences:\n" + "\n".join(differences)
 
 
-def test_the_session_is_deterministic_on_the_real_daemon(
-    real_xenstored: RealXenstored, peer_install: PeerInstall
-) -> None:
+def _twice_on_fresh_daemons(
+    install: PeerInstall, session: tuple[Action, ...], guests: bool
+) -> list[list[Entry]]:
+    runs = []
+    for _ in range(2):
+        with running_real_xenstored(install=install) as daemon:
+            runs.append(run_session(daemon.socket_path, session, daemon.guest if guests else None))
+    return runs
+
+
+def test_the_sessions_are_deterministic_on_the_real_daemon(peer_install: PeerInstall) -> None:
     """Two fresh real daemons give identical transcripts, so the barrier scheme captures
-    every reply and event of a step (otherwise the comparison above would be noise)."""
-    second = start_real_xenstored(install=peer_install)
-    try:
-        first_run = run_session(real_xenstored.socket_path, SESSION)
-        second_run = run_session(second.socket_path, SESSION)
-    finally:
-        second.stop()
-    assert [e.received for e in first_run] == [e.received for e in second_run]
-    requests = sum(len(a.steps) if isinstance(a, Burst) else 1 for a in SESSION)
-    assert sum(len(v) for e in first_run for v in e.received.values()) >= requests
+    every reply and event of a step (otherwise the comparisons above would be noise)."""
+    for session, guests in ((SESSION, False), (GUEST_SESSION, True)):
+        first, second = _twice_on_fresh_daemons(peer_install, session, guests)
+        assert [e.received for e in first] == [e.received for e in second]
+        requests = sum(len(a.steps) if isinstance(a, Burst) else 1 for a in session)
+        assert sum(len(v) for e in first for v in e.received.values()) >= requests
 
 
 def test_every_deviation_says_why() -> None:
