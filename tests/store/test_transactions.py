@@ -153,3 +153,20 @@ def test_permission_change_in_a_transaction_reaches_the_watcher_losing_access(
     dom0.ok(Op.TRANSACTION_END, "T", tx=tx)
     assert g.take_events() == [("/pv", "t")]
     assert g.error(Op.READ, "/pv") == "EACCES"
+
+
+def test_commit_fires_once_per_node_in_the_order_first_touched(dom0: EngineClient) -> None:
+    watcher = other_client(dom0)
+    dom0.write("/o/r/a/b", "")
+    watcher.ok(Op.WATCH, "/o", "t")
+    watcher.ok(Op.WATCH, "/o/r/a/b", "deep")
+    watcher.take_events()
+    tx = dom0.start()
+    dom0.write("/o/x", "1", tx=tx)
+    dom0.write("/o/x", "2", tx=tx)
+    dom0.ok(Op.RM, "/o/r", tx=tx)
+    dom0.ok(Op.TRANSACTION_END, "T", tx=tx)
+    # C keeps one event per node and fires them in the order the transaction first
+    # touched the nodes: /o/x, then /o/r before its children (unlike the order an RM
+    # outside a transaction reports them).
+    assert watcher.take_events() == [("/o/x", "t"), ("/o/r", "t"), ("/o/r/a/b", "deep")]

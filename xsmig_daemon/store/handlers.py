@@ -253,15 +253,9 @@ def do_transaction_end(
         if tx.conflicts(engine.tree):
             raise XsError("EAGAIN", f"transaction {tx.tx_id} conflicts")
         tx.apply(engine.tree)
-        for event in tx.events:
-            fire(
-                engine,
-                None,
-                event.path,
-                exact=event.exact,
-                perms=event.perms,
-                old_perms=event.old_perms,
-            )
+        for path, entry in tx.touched.items():
+            if entry.fire:
+                fire(engine, None, path, exact=entry.fire_exact, perms=entry.first_perms)
     engine.reply(conn, message, OK)
 
 

@@ -212,7 +212,16 @@ def _restore_tx_node(engine: Engine, tx: Transaction, record: NodeData) -> None:
         access = NodeAccess.READ | NodeAccess.WRITTEN
     if access == NodeAccess.READ and not _same_content(committed, node):
         generation = -1
-    tx.touched[record.path] = TxNode(node, generation, access)
+    # Pending watch events are not in the stream: every node the transaction changed
+    # fires at commit (a descendant of a removed subtree then fires like its root).
+    tx.touched[record.path] = TxNode(
+        node,
+        generation,
+        access,
+        first_perms=committed.perms if committed is not None else None,
+        fire=bool(access & NodeAccess.WRITTEN),
+        fire_exact=False,
+    )
 
 
 def _same_content(committed: Node | None, seen: Node | None) -> bool:

@@ -17,28 +17,36 @@ from .tree import Node, Tree
 
 @dataclass(slots=True)
 class TxNode:
+    """A node as the transaction sees it, with what commit needs to know about it.
+
+    ``first_perms`` are the committed permissions when the transaction first touched the
+    node (None if it did not exist): watchers that could read it then still get its event.
+    ``fire``/``fire_exact`` say whether commit fires watches for it; as in C there is one
+    event per node, and a subtree event wins over an exact one.
+    """
+
     node: Node | None
     generation: int | None
     access: NodeAccess = NodeAccess.DELETED
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedEvent:
-    """A watch event to fire at commit: path, exact-match flag, perms at the time."""
-
-    path: str
-    exact: bool
-    perms: PermList | None
-    old_perms: PermList | None = None
+    first_perms: PermList | None = None
+    fire: bool = False
+    fire_exact: bool = True
 
 
 @dataclass(slots=True)
 class Transaction:
     tx_id: int
+    #: Every node touched, in the order of first touch (the order commit fires in).
     touched: dict[str, TxNode] = field(default_factory=dict)
-    events: list[QueuedEvent] = field(default_factory=list)
     #: Set when the transaction hit an error that forbids a commit (C answers ENOMEM).
     failed: bool = False
+
+    def queue_event(self, path: str, *, exact: bool) -> None:
+        entry = self.touched[path]
+        if not entry.fire:
+            entry.fire, entry.fire_exact = True, exact
+        elif not exact:
+            entry.fire_exact = False
 
     def entry(self, tree: Tree, path: str) -> TxNode:
         found = self.touched.get(path)
@@ -47,6 +55,7 @@ class Transaction:
             found = TxNode(
                 committed.copy() if committed is not None else None,
                 committed.generation if committed is not None else None,
+                first_perms=committed.perms if committed is not None else None,
             )
             self.touched[path] = found
         return found

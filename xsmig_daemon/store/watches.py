@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..wire.paths import levels_below, parent
 from .connection import Connection, Watch
 from .perms import Access, PermList
-from .transaction import QueuedEvent, Transaction
+from .transaction import Transaction
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -30,7 +30,7 @@ def fire(
 ) -> None:
     """Fire watches for a change of ``path`` (queued until commit inside a transaction)."""
     if tx is not None:
-        tx.events.append(QueuedEvent(path, exact, perms, old_perms))
+        tx.queue_event(path, exact=exact)
         return
     candidates = [p for p in (old_perms, perms) if p is not None]
     for watcher in engine.connections:
