@@ -513,6 +513,9 @@ def start_restored_xenstored(
         log_text = daemon.log().strip()
         daemon.stop()
         raise PeerError(f"{exc}: {log_text}") from None
+    # Every ring page it has now belongs to a restored domain: guest(domid) may claim them
+    # while exactly one is unclaimed.
+    daemon.guests = RingGuests(daemon.pid, daemon.socket_path, claimed=set())
     return daemon
 
 

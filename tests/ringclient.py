@@ -58,11 +58,11 @@ class RingStream:
         self._poke_client = poke
         self.page = page
 
-    def _indexes(self) -> tuple[int, int, int, int]:
+    def indexes(self) -> tuple[int, int, int, int]:
         req_cons, req_prod, rsp_cons, rsp_prod = INDEXES.unpack_from(self._page, INDEXES_AT)
         return req_cons, req_prod, rsp_cons, rsp_prod
 
-    def _poke(self) -> None:
+    def poke(self) -> None:
         """One dom0 round trip: the daemon's next loop pass reads and writes every ring."""
         self._poke_client.send_raw(encode_message(Op.GET_DOMAIN_PATH, 0, 0, b"0\0"))
         self._poke_client.receive()
@@ -70,12 +70,12 @@ class RingStream:
     def sendall(self, data: bytes, timeout: float = DEFAULT_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while data:
-            req_cons, req_prod, _, _ = self._indexes()
+            req_cons, req_prod, _, _ = self.indexes()
             room = RING_SIZE - (req_prod - req_cons) % 2**32
             if room == 0:
                 if time.monotonic() > deadline:
                     raise PeerError(f"guest ring {self.page}: request ring stayed full")
-                self._poke()
+                self.poke()
                 time.sleep(_WAIT_STEP)
                 continue
             start = req_prod % RING_SIZE
@@ -84,12 +84,12 @@ class RingStream:
             # Data before index: x86 keeps store order, which is all the reader needs.
             struct.pack_into("<I", self._page, INDEXES_AT + 4, (req_prod + count) % 2**32)
             data = data[count:]
-        self._poke()
+        self.poke()
 
     def recv_within(self, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
         while True:
-            _, _, rsp_cons, rsp_prod = self._indexes()
+            _, _, rsp_cons, rsp_prod = self.indexes()
             available = (rsp_prod - rsp_cons) % 2**32
             if available:
                 start = rsp_cons % RING_SIZE
@@ -99,7 +99,7 @@ class RingStream:
                 return chunk
             if time.monotonic() > deadline:
                 return None
-            self._poke()
+            self.poke()
             time.sleep(_WAIT_STEP)
 
     def close(self) -> None:
@@ -108,12 +108,15 @@ class RingStream:
 
 
 class RingGuests:
-    """Hands out guest clients of the real daemon ``pid`` listening on ``socket_path``."""
+    """Hands out guest clients of the real daemon ``pid`` listening on ``socket_path``.
 
-    def __init__(self, pid: int, socket_path: Path) -> None:
+    Pages present now are not rings to hand out, unless ``claimed`` says otherwise (a daemon
+    restored from an image has mapped its rings before anyone could look)."""
+
+    def __init__(self, pid: int, socket_path: Path, claimed: set[str] | None = None) -> None:
         self.pid = pid
         self.socket_path = socket_path
-        self._claimed = shared_zero_pages(pid)
+        self._claimed = shared_zero_pages(pid) if claimed is None else set(claimed)
 
     def connect(self, domid: int, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
         """The ring of the domain introduced last: call right after its INTRODUCE."""

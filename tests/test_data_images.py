@@ -24,6 +24,7 @@ IMAGES = (
     "many_watches.img",
     "domains5.img",
     "big_tree.img",
+    "ring_pending.img",
     "basic.img",
     "watches.img",
     "domains.img",
@@ -118,3 +119,23 @@ def test_big_tree_values_survive_restore(restored_xenstored: RestoreImage) -> No
             assert client.call(Op.READ, path).payload == expected[path]
         assert len(client.call(Op.DIRECTORY, "/big").strings) == 40
         assert client.call(Op.READ, "/deep/a/b/c").payload == bytes(64)
+
+
+def test_a_partly_sent_ring_reply_is_finished_after_restore(
+    restored_xenstored: RestoreImage,
+) -> None:
+    daemon = restored_xenstored((DATA / "ring_pending.img").read_bytes())
+    big = bytes(random.Random(7).randrange(256) for _ in range(3000))
+    reply = encode_message(Op.READ, 9, 0, big)
+    event = encode_message(Op.WATCH_EVENT, 0, 0, payload("w/x", "guest-watch"))
+    with daemon.guest(1) as guest:
+        # The old daemon had put the first 1024 bytes into the old ring page.
+        pending = b""
+        while len(pending) < len(reply) - 1024 + len(event):
+            chunk = guest.stream.recv_within(5)
+            assert chunk, "the restored daemon did not send the rest of the reply"
+            pending += chunk
+        assert pending == reply[1024:] + event
+        # The 10 header bytes received before the update are still the start of a message.
+        guest.send_raw(encode_message(Op.READ, 10, 0, payload("w/x"))[10:])
+        assert guest.receive().encode() == encode_message(Op.READ, 10, 0, b"event for dom1")

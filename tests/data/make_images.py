@@ -25,6 +25,7 @@ from peerlib import (
     running_real_xenstored,
     shared_dir,
 )
+from ringclient import RING_SIZE, RingStream
 from wireclient import PeerError, WireClient, payload
 
 from xsmig_daemon.wire.framing import encode_message
@@ -184,12 +185,50 @@ def make_big_tree(xs: RealXenstored, out: Path) -> bytes:
     return image
 
 
+def _settle(stream: RingStream, done: Callable[[tuple[int, int, int, int]], bool]) -> None:
+    """Poke the daemon until the ring indexes satisfy ``done`` (5 s at most)."""
+    deadline = time.monotonic() + 5
+    while not done(stream.indexes()):
+        if time.monotonic() > deadline:
+            raise PeerError(f"ring {stream.page} never reached the expected state")
+        stream.poke()
+
+
+def make_ring_pending(xs: RealXenstored, out: Path) -> bytes:
+    """Domain 1 (introduced; home owned by dom1) speaks over its ring (tests/ringclient.py)
+    and stops reading: it reads its 3000-byte /local/domain/1/big, so the daemon fills the
+    1024-byte response ring and keeps the rest of that reply (a partly sent message); dom0
+    then writes under a node dom1 watches (an event queued behind it); dom1 writes the first
+    10 bytes of a READ header (pending input on a ring)."""
+    big = bytes(random.Random(7).randrange(256) for _ in range(3000))
+    with xs.connect() as dom0:
+        base_tree(dom0)
+        write(dom0, "/local/domain/1/big", big)
+        expect_ok(dom0, Op.SET_PERMS, "/local/domain/1", "n1")
+        expect_ok(dom0, Op.SET_PERMS, "/local/domain/1/big", "n1")
+        expect_ok(dom0, Op.INTRODUCE, "1", "4097", "11")
+        guest = xs.guest(1)
+        ring = guest.stream
+        assert isinstance(ring, RingStream)
+        expect_ok(guest, Op.WATCH, "w", "guest-watch")
+        guest.event()
+        guest.send(Op.READ, payload("big"), req_id=9)
+        _settle(ring, lambda idx: idx[3] - idx[2] == RING_SIZE)
+        write(dom0, "/local/domain/1/w/x", b"event for dom1")
+        guest.send_raw(encode_message(Op.READ, 10, 0, payload("w/x"))[:10])
+        _settle(ring, lambda idx: idx[0] == idx[1])
+        image = xs.capture_image(out)
+        guest.close()
+    return image
+
+
 MAKERS: dict[str, Callable[[RealXenstored, Path], bytes]] = {
     "pending_input.img": make_pending_input,
     "pending_output.img": make_pending_output,
     "many_watches.img": make_many_watches,
     "domains5.img": make_domains,
     "big_tree.img": make_big_tree,
+    "ring_pending.img": make_ring_pending,
 }
 
 #: Copied unchanged from shared/peer/images (described in its DESCRIPTION.txt).
