@@ -78,7 +78,7 @@ class ImageDecoder:
         self._ended = False
         self._allow_trailing = allow_trailing
         self.header: Header | None = None
-        self._parsers: dict[int, Callable[[bytearray, int, int], Record]] = {}
+        self._parsers: dict[int, Callable[[bytes, int, int], Record]] = {}
 
     # -- input ---------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -123,37 +123,53 @@ class ImageDecoder:
         """Yield every record that the bytes fed so far complete."""
         if self.header is None and not self._read_header():
             return
-        buf = self._buf
-        unpack_header = self._rec.unpack_from
-        parsers = self._parsers
         while not self._ended:
+            buf = self._buf
             pos = self._pos
             avail = len(buf) - pos
             if avail < RECORD_HEADER_SIZE:
                 return
-            record_type, length = unpack_header(buf, pos)
+            length = self._rec.unpack_from(buf, pos)[1]
+            if avail < RECORD_HEADER_SIZE + length + (-length & 7):
+                return
+            # Parse from an immutable copy of everything complete so far: slices of bytes
+            # are one allocation each, and every byte is copied once whatever the chunking.
+            yield from self._records_in(bytes(buf[pos:]), self._base + pos)
+
+    def _records_in(self, window: bytes, window_offset: int) -> Iterator[Located]:
+        unpack_header = self._rec.unpack_from
+        parsers = self._parsers
+        size = len(window)
+        pos = 0
+        while size - pos >= RECORD_HEADER_SIZE:
+            record_type, length = unpack_header(window, pos)
             total = RECORD_HEADER_SIZE + length + (-length & 7)
-            if avail < total:
+            if size - pos < total:
                 return
             body = pos + RECORD_HEADER_SIZE
             parser = parsers.get(record_type)
             try:
                 if parser is not None:
-                    record = parser(buf, body, body + length)
+                    record = parser(window, body, body + length)
                 else:
-                    record = UnknownRecord(record_type, bytes(buf[body : body + length]))
+                    record = UnknownRecord(record_type, window[body : body + length])
                 if length & 7:
-                    self._check_zero(buf, body + length, pos + total, "alignment padding")
+                    self._check_zero(window, body + length, pos + total, "alignment padding")
             except (_BodyError, struct.error) as exc:
                 self._raise_body_error(exc, record_type)
-            self._pos = pos + total
-            located = Located(self._index, self._base + pos, record)
-            # Advance before yielding: next_record() abandons this generator after one item.
+            located = Located(self._index, window_offset + pos, record)
+            pos += total
+            # Advance before yielding: next_record() abandons this generator after one item,
+            # and feed() may compact the buffer while we are suspended.
+            self._pos = window_offset + pos - self._base
             self._index += 1
             if record_type == RecordType.END:
                 self._ended = True
-                if len(buf) > self._pos and not self._allow_trailing:
-                    self._trailing_error(len(buf) - self._pos)
+                left = len(self._buf) - self._pos
+                if left and not self._allow_trailing:
+                    self._trailing_error(left)
+                yield located
+                return
             yield located
 
     def next_record(self) -> Located | None:
@@ -230,12 +246,12 @@ class ImageDecoder:
         }
 
     @staticmethod
-    def _check_zero(buf: bytearray, start: int, stop: int, what: str) -> None:
+    def _check_zero(buf: bytes, start: int, stop: int, what: str) -> None:
         if stop > start and buf.count(0, start, stop) != stop - start:
             raise _BodyError(f"non-zero {what} at body byte {start}")
 
     @staticmethod
-    def _check_tail(buf: bytearray, content_end: int, end: int) -> None:
+    def _check_tail(buf: bytes, content_end: int, end: int) -> None:
         """Between the fields and ``end`` there may only be 0-7 zero padding bytes."""
         if content_end > end:
             raise _BodyError(f"fields need {content_end - end} bytes more than len provides")
@@ -250,7 +266,7 @@ class ImageDecoder:
         return _BodyError(f"len {end - body} is shorter than the {fixed} fixed body bytes")
 
     @staticmethod
-    def _cstring(buf: bytearray, start: int, length: int, what: str) -> str:
+    def _cstring(buf: bytes, start: int, length: int, what: str) -> str:
         if length == 0:
             raise _BodyError(f"{what} length 0 (must include the NUL)")
         stop = start + length - 1
@@ -258,19 +274,19 @@ class ImageDecoder:
             raise _BodyError(f"{what} not NUL-terminated")
         if buf.find(0, start, stop) != -1:
             raise _BodyError(f"{what} contains a NUL before its end")
-        return decode_text(bytes(buf[start:stop]))
+        return decode_text(buf[start:stop])
 
-    def _parse_end(self, buf: bytearray, body: int, end: int) -> Record:
+    def _parse_end(self, buf: bytes, body: int, end: int) -> Record:
         if end != body:
             raise _BodyError(f"END record with len {end - body}, expected 0")
         return End()
 
-    def _parse_global(self, buf: bytearray, body: int, end: int) -> Record:
+    def _parse_global(self, buf: bytes, body: int, end: int) -> Record:
         self._check_tail(buf, body + 8, end)
         rw_fd, evtchn_fd = self._global.unpack_from(buf, body)
         return GlobalData(rw_fd, evtchn_fd)
 
-    def _parse_connection(self, buf: bytearray, body: int, end: int) -> Record:
+    def _parse_connection(self, buf: bytes, body: int, end: int) -> Record:
         if end - body < 24:
             raise _BodyError(f"CONNECTION_DATA needs 24 bytes, len is {end - body}")
         conn_id, conn_type, fields, spec_raw, in_len, resp_len, out_len = self._conn.unpack_from(
@@ -305,13 +321,13 @@ class ImageDecoder:
         return ConnectionData(
             conn_id,
             spec,
-            bytes(buf[data : data + in_len]),
-            bytes(buf[data + in_len : data_end]),
+            buf[data : data + in_len],
+            buf[data + in_len : data_end],
             resp_len,
             unique_id,
         )
 
-    def _parse_watch(self, buf: bytearray, body: int, end: int) -> Record:
+    def _parse_watch(self, buf: bytes, body: int, end: int) -> Record:
         if end - body < 8:
             raise self._short(body, end, 8)
         conn_id, path_len, token_len = self._watch.unpack_from(buf, body)
@@ -324,7 +340,7 @@ class ImageDecoder:
             self._cstring(buf, token_at, token_len, "token"),
         )
 
-    def _parse_watch_ext(self, buf: bytearray, body: int, end: int) -> Record:
+    def _parse_watch_ext(self, buf: bytes, body: int, end: int) -> Record:
         if end - body < 12:
             raise self._short(body, end, 12)
         conn_id, path_len, token_len, depth, pad = self._watch_ext.unpack_from(buf, body)
@@ -343,12 +359,12 @@ class ImageDecoder:
             depth,
         )
 
-    def _parse_transaction(self, buf: bytearray, body: int, end: int) -> Record:
+    def _parse_transaction(self, buf: bytes, body: int, end: int) -> Record:
         self._check_tail(buf, body + 8, end)
         conn_id, tx_id = self._tx.unpack_from(buf, body)
         return TransactionData(conn_id, tx_id)
 
-    def _parse_node(self, buf: bytearray, body: int, end: int) -> Record:
+    def _parse_node(self, buf: bytes, body: int, end: int) -> Record:
         if end - body < 16:
             raise self._short(body, end, 16)
         conn_id, tx_id, path_len, value_len, access, perm_count = self._node.unpack_from(buf, body)
@@ -358,14 +374,12 @@ class ImageDecoder:
         value_end = value_at + value_len
         if not 0 <= end - value_end < 8 or buf.count(0, value_end, end) != end - value_end:
             self._check_tail(buf, value_end, end)
-        raw_perms = bytes(buf[perms_at:path_at])
+        raw_perms = buf[perms_at:path_at]
         perms = self._perms_cache.get(raw_perms)
         if perms is None:
             perms = self._decode_perms(raw_perms)
-        if path_len == 0 or buf[value_at - 1] != 0:
-            raise _BodyError("node path not NUL-terminated")
-        if buf.find(0, path_at, value_at - 1) != -1:
-            raise _BodyError("node path contains a NUL before its end")
+        if buf.find(0, path_at, value_at) != value_at - 1:
+            self._cstring(buf, path_at, path_len, "node path")  # raises the precise error
         if conn_id == 0:
             if access or tx_id:
                 raise _BodyError(f"committed node with access 0x{access:x} / tx-id {tx_id}")
@@ -373,7 +387,7 @@ class ImageDecoder:
             raise _BodyError(f"reserved access bits 0x{access:x}")
         return NodeData(
             buf[path_at : value_at - 1].decode(TEXT_ENCODING, TEXT_ERRORS),
-            bytes(buf[value_at:value_end]),
+            buf[value_at:value_end],
             perms,
             conn_id,
             tx_id,
@@ -395,7 +409,7 @@ class ImageDecoder:
         return Permission(letter, domid, bool(raw[1] & PERM_FLAG_STALE))
 
     def _parse_quota_list(
-        self, buf: bytearray, values_at: int, count: int, end: int
+        self, buf: bytes, values_at: int, count: int, end: int
     ) -> tuple[tuple[Quota, ...], int]:
         names_at = values_at + 4 * count
         if names_at > end:
@@ -409,11 +423,11 @@ class ImageDecoder:
                 raise _BodyError("quota name not NUL-terminated within len")
             if stop == at:
                 raise _BodyError("empty quota name")
-            names.append(decode_text(bytes(buf[at:stop])))
+            names.append(decode_text(buf[at:stop]))
             at = stop + 1
         return tuple(zip(names, values, strict=True)), at
 
-    def _parse_global_quota(self, buf: bytearray, body: int, end: int) -> Record:
+    def _parse_global_quota(self, buf: bytes, body: int, end: int) -> Record:
         if end - body < 4:
             raise self._short(body, end, 4)
         n_dom, n_glob = self._two_u16.unpack_from(buf, body)
@@ -421,7 +435,7 @@ class ImageDecoder:
         self._check_tail(buf, content_end, end)
         return GlobalQuotaData(quotas[:n_dom], quotas[n_dom:])
 
-    def _parse_domain(self, buf: bytearray, body: int, end: int) -> Record:
+    def _parse_domain(self, buf: bytes, body: int, end: int) -> Record:
         if end - body < 8:
             raise self._short(body, end, 8)
         domid, n_quota, features = self._domain.unpack_from(buf, body)
