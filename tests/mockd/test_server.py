@@ -74,12 +74,19 @@ async def test_domain_endpoint_acts_as_the_domain(mock_daemon: MockDaemon) -> No
     assert (await dom0.call(Op.READ, "/local/domain/4/name")).payload == b"vm4"
     assert (await guest.call(Op.READ, "/secret")).payload == b"EACCES\0"
     assert (await guest.call(Op.INTRODUCE, "5", "1", "1")).payload == b"EACCES\0"
-    # A second client on the same ring is refused.
+    # A second client on the same ring waits until the first one has left.
     second = await TrioClient.connect(endpoint)
-    assert await second.closed_by_peer()
-    # The domain's state outlives its client; RELEASE closes the endpoint.
+    second_request = await second.send(Op.GET_DOMAIN_PATH, b"4\0")
+    with trio.move_on_after(0.2):
+        await second.receive()
+        raise AssertionError("the second client was served while the first was attached")
+    # The domain's state outlives its client.
     await guest.call(Op.WATCH, "name", "t")
     await guest.aclose()
+    reply = await second.receive()
+    assert (reply.req_id, reply.payload) == (second_request, b"/local/domain/4\0")
+    await second.aclose()
+    # RELEASE closes the endpoint.
     assert (await dom0.call(Op.RELEASE, "4")).payload == b"OK\0"
     with trio.fail_after(5):
         while os.path.exists(endpoint):

@@ -107,6 +107,7 @@ class MockDaemon:
         self.engine = engine if engine is not None else Engine()
         self._links: dict[Connection, _Link] = {}
         self._domain_scopes: dict[int, trio.CancelScope] = {}
+        self._domain_locks: dict[int, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
         # The connection whose reader is inside the engine: it sends its own output itself.
         self._active: Connection | None = None
@@ -154,13 +155,13 @@ class MockDaemon:
     async def _serve(self, sock: socket.socket, domid: int | None) -> None:
         with sock:
             if domid is None:
-                conn = self.engine.connect_socket(sock.fileno())
-            else:
-                found = self.engine.domain_connection(domid)
-                if found is None or found in self._links:
-                    return  # domain gone, or its ring already has a client
-                conn = found
-            await self.serve_connection(sock, conn)
+                await self.serve_connection(sock, self.engine.connect_socket(sock.fileno()))
+                return
+            # A ring has one user at a time: later clients wait for the current one to leave.
+            async with self._domain_locks.setdefault(domid, trio.Lock()):
+                conn = self.engine.domain_connection(domid)
+                if conn is not None:
+                    await self.serve_connection(sock, conn)
 
     async def serve_connection(self, sock: socket.socket, conn: Connection) -> None:
         """Serve an engine connection over a connected socket until either side ends it.
@@ -271,6 +272,7 @@ class MockDaemon:
         scope = self._domain_scopes.pop(domain.domid, None)
         if scope is not None:
             scope.cancel()
+        self._domain_locks.pop(domain.domid, None)
 
     async def _serve_domain(
         self, domid: int, listener: socket.socket, path: str, scope: trio.CancelScope
