@@ -251,6 +251,7 @@ def test_ctl_live_update_through_the_service(
         assert xs.client("xenstore-read", "/test/a").stdout == "one\n"
         status = ctl_json(ctl, "status")
         assert status["counters"]["live_updates"] == 1
+        assert status["lu_hook_problems"] == []
 
 
 def test_ctl_live_update_reports_a_rejected_dump(

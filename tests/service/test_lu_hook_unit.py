@@ -16,6 +16,7 @@ from xsmig_daemon.service.lu_hook import (
     HookPlan,
     check_dump,
     decide,
+    readiness_problems,
     successor_argv,
     wrapper_script,
 )
@@ -128,3 +129,20 @@ def test_wrapper_quotes_paths_and_is_valid_shell(short_dir: Path) -> None:
     path = short_dir / "w"
     path.write_text(script)
     assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0
+
+
+def test_readiness_names_what_a_live_update_would_miss(short_dir: Path) -> None:
+    wrapper = short_dir / "w"
+    config = make_config(short_dir, lu_hook={"successor": "/bin/true", "wrapper": str(wrapper)})
+    assert readiness_problems(config) == [
+        f"lu_hook.wrapper: {wrapper}: No such file or directory (xsmig lu-hook --install-wrapper)"
+    ]
+    wrapper.write_text(wrapper_script("/usr/bin/python3", "/etc/other.toml", "/bin/false"))
+    wrapper.chmod(0o755)
+    problems = readiness_problems(config)
+    assert problems == [
+        f"lu_hook.wrapper: {wrapper} was not written for this successor (/bin/true); "
+        "re-run xsmig lu-hook --install-wrapper"
+    ]  # make_config has no file path, so only the successor is compared
+    missing = make_config(short_dir, lu_hook={"successor": "/nonexistent", "wrapper": str(wrapper)})
+    assert readiness_problems(missing)[0] == "lu_hook.successor: /nonexistent is not executable"

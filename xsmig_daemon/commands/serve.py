@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 from ..cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from ..service.config import ConfigError, load_config
+from ..service.lu_hook import readiness_problems
 
 NAME = "serve"
 DEFAULT_CONFIG = "/etc/xsmig/config.toml"
@@ -43,13 +43,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.check:
         print(f"{args.config}: configuration valid")
-        successor = config.lu_hook.successor
-        if not os.access(successor, os.X_OK):
-            print(
-                f"xsmig {NAME}: warning: lu_hook.successor: {successor} is not executable "
-                "here (only needed for live updates)",
-                file=sys.stderr,
-            )
+        # Only live updates need these: warnings, not errors.
+        for problem in readiness_problems(config):
+            print(f"xsmig {NAME}: warning: {problem}", file=sys.stderr)
         return EXIT_OK
     # Imported here so that --check and the other subcommands do not load trio.
     from ..service.main import serve  # noqa: PLC0415

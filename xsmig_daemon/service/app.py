@@ -24,6 +24,7 @@ from .control import bind_control_socket, remove_control_socket, serve_control
 from .control_protocol import Request
 from .errors import OperationError
 from .log import get_logger, set_level
+from .lu_hook import readiness_problems
 from .runner import SnapshotRunner, manifest_of
 from .scheduler import run_schedule
 from .sd_notify import Notifier
@@ -215,6 +216,9 @@ class Service:
         for key, path in (("lu_hook.wrapper", lu.wrapper), ("lu_hook.successor", lu.successor)):
             if not os.access(path, os.X_OK):
                 raise OperationError(f"{key}: {path} is not an executable file")
+        for problem in readiness_problems(self.config):
+            # A custom wrapper may legitimately differ from the one xsmig writes.
+            log.warning("%s", problem)
         seconds = timeout if timeout is not None else lu.timeout
         forced = lu.force if force is None else force
         socket_path = self.config.xenstored.socket
@@ -260,6 +264,7 @@ class Service:
             "last_error": self.last_error,
             "next_scheduled": self.next_scheduled,
             "counters": dict(self.counters),
+            "lu_hook_problems": readiness_problems(self.config),
             "uptime": round(self.wall_clock() - self.started, 3),
         }
 

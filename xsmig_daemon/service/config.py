@@ -313,7 +313,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{name}: not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc.reason}") from None
-    return build_config(document, name)
+    return build_config(document, os.path.abspath(name))
 
 
 def default_config() -> Config:

@@ -436,3 +436,33 @@ def wrapper_script(python: str, config_path: str, successor: str) -> str:
 [ -x {q(python)} ] || exec {q(successor)} "$@"
 exec {q(python)} -P -m xsmig_daemon.service.lu_entry {q(successor)} {q(config_path)} "$@"
 """
+
+
+def readiness_problems(config: Config) -> list[str]:
+    """Why a live update through the hook would not do what this configuration says.
+
+    The wrapper carries the configuration path and the successor it was written for; it is
+    compared by content, not executed.
+    """
+    lu = config.lu_hook
+    problems: list[str] = []
+    if not os.access(lu.successor, os.X_OK):
+        problems.append(f"lu_hook.successor: {lu.successor} is not executable")
+    try:
+        script = Path(lu.wrapper).read_text(errors="replace")
+    except OSError as exc:
+        problems.append(
+            f"lu_hook.wrapper: {lu.wrapper}: {exc.strerror or exc} "
+            "(xsmig lu-hook --install-wrapper)"
+        )
+        return problems
+    if not os.access(lu.wrapper, os.X_OK):
+        problems.append(f"lu_hook.wrapper: {lu.wrapper} is not executable")
+    expected = {"successor": lu.successor, "configuration": config.path}
+    for what, value in expected.items():
+        if value is not None and f" {shlex.quote(value)} " not in script:
+            problems.append(
+                f"lu_hook.wrapper: {lu.wrapper} was not written for this {what} ({value}); "
+                "re-run xsmig lu-hook --install-wrapper"
+            )
+    return problems
