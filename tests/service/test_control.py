@@ -241,3 +241,22 @@ async def test_queued_snapshots_get_distinct_names(running: tuple[Service, FakeR
     images = {r["result"]["image"] for r in replies}
     assert len(images) == 3
     assert all(Path(image).read_bytes() == IMAGE.read_bytes() for image in images)
+
+
+async def test_existing_output_needs_force(
+    running: tuple[Service, FakeRunner], short_dir: Path
+) -> None:
+    service, _ = running
+    output = short_dir / "there.img"
+    output.write_bytes(b"old")
+    client = await connect(service)
+    reply = await client.request(command="snapshot", output=str(output))
+    assert reply["ok"] is False
+    assert reply["error"] == (
+        f"snapshot to {output} failed: {output}: exists (use --force to replace it)"
+    )
+    assert output.read_bytes() == b"old"
+    assert (await client.request(command="snapshot", output=str(output), force=True))["ok"]
+    assert output.read_bytes() == IMAGE.read_bytes()
+    status = (await client.request(command="status"))["result"]
+    assert status["counters"] == {"snapshots": 1, "failed": 1, "pruned": 0, "live_updates": 0}
