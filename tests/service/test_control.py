@@ -260,3 +260,18 @@ async def test_existing_output_needs_force(
     assert output.read_bytes() == IMAGE.read_bytes()
     status = (await client.request(command="status"))["result"]
     assert status["counters"] == {"snapshots": 1, "failed": 1, "pruned": 0, "live_updates": 0}
+
+
+async def test_reload_request_without_a_file_keeps_running(
+    running: tuple[Service, FakeRunner],
+) -> None:
+    service, _ = running
+    client = await connect(service)
+    reply = await client.request(id=9, command="reload")
+    assert reply == {
+        "id": 9,
+        "ok": False,
+        "error": "reload failed, keeping the running configuration: "
+        "started without a configuration file",
+    }
+    assert (await client.request(command="status"))["ok"] is True
