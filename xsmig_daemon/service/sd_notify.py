@@ -52,18 +52,13 @@ class Notifier:
         environ: MutableMapping[str, str] = os.environ if env is None else env
         self._address = environ.get("NOTIFY_SOCKET") or None
         self.watchdog_interval = watchdog_interval(environ, os.getpid())
-        # Children (the successor exec'd by nothing here, but also any tool we might run)
-        # must not talk to systemd in our name.
+        # A process started from here must not talk to systemd in our name.
         for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
             environ.pop(key, None)
         self._sock: socket.socket | None = None
         if self._address is not None:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             self._sock.setblocking(False)
-
-    @property
-    def enabled(self) -> bool:
-        return self._sock is not None
 
     def close(self) -> None:
         if self._sock is not None:
