@@ -3,8 +3,9 @@
 Everything here drives the binaries that ``shared/peer`` (``../shared`` next to the repository,
 or ``$XSMIG_SHARED``) fetches into ``$XEN_PEER_CACHE``: start the daemon in a fresh short run
 directory, run the client tools against it, capture an image by a real live update, start the
-daemon in restore mode on an image written by someone else, and talk to any xenstored over a
-raw unix socket with the project's own framing.
+daemon in restore mode on an image written by someone else, and speak to it as dom0 over its
+socket or as an introduced guest over that guest's ring page (wireclient.py, ringclient.py).
+The mock (``xsmig mockd``) is started and spoken to through the same interface.
 
 The restore procedure follows ``shared/peer/README.md`` ("Making the real daemon load an
 image"): the image goes to ``$XENSTORED_RUNDIR/state_dump`` and the child gets a listening
