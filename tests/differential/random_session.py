@@ -16,11 +16,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from replay import Action, Connect, ConnectGuest, Step
+from replay import Action, Burst, Connect, ConnectGuest, Step
 
 from xsmig_daemon.wire.ops import Op
 
 MAX_OPEN_TRANSACTIONS = 3
+MAX_PIPELINE = 6
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,34 @@ def _random_actions(
     first = universe.clients[0]
     actions.extend(Step(first, Op.DIRECTORY, (p,)) for p in universe.paths)
     return tuple(actions)
+
+
+def pipelined(actions: tuple[Action, ...]) -> tuple[Action, ...]:
+    """Consecutive requests of one client sent as one pipelined burst (up to MAX_PIPELINE);
+    a TRANSACTION_START stays alone, later steps need the id from its reply."""
+    out: list[Action] = []
+    group: list[Step] = []
+
+    def flush() -> None:
+        if len(group) > 1:
+            out.append(Burst(group[0].client, tuple(group), "pipelined"))
+        else:
+            out.extend(group)
+        group.clear()
+
+    for action in actions:
+        joinable = isinstance(action, Step) and action.op != Op.TRANSACTION_START
+        if not (
+            joinable
+            and group
+            and isinstance(action, Step)
+            and action.client == group[0].client
+            and len(group) < MAX_PIPELINE
+        ):
+            flush()
+        if joinable and isinstance(action, Step):
+            group.append(action)
+        else:
+            out.append(action)
+    flush()
+    return tuple(out)

@@ -4,10 +4,12 @@ watch events."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from peerlib import MockDaemon, RealXenstored
-from random_session import random_guest_session, random_session
-from replay import compare_transcripts, run_session
+from random_session import pipelined, random_guest_session, random_session
+from replay import Action, Burst, compare_transcripts, run_session
 
 from xsmig_daemon.wire.ops import Op
 
@@ -44,6 +46,26 @@ def test_random_guest_session_matches_the_real_daemon(
     )
 
 
+@pytest.mark.parametrize("seed", range(1, 6))
+@pytest.mark.parametrize("make", [random_session, random_guest_session], ids=["dom0", "guests"])
+def test_pipelined_random_session_matches_the_real_daemon(
+    make: Callable[[int, int], tuple[Action, ...]],
+    seed: int,
+    real_xenstored: RealXenstored,
+    mockd: MockDaemon,
+) -> None:
+    """The same sessions with each client's consecutive requests pipelined. Repeated
+    identical events within a step count once (see compare_transcripts)."""
+    session = pipelined(make(seed, STEPS))
+    real = run_session(real_xenstored.socket_path, session, real_xenstored.guest)
+    mock = run_session(mockd.socket_path, session, mockd.guest)
+    assert real_xenstored.alive() and mockd.alive()
+    differences = compare_transcripts(real, mock, collapse_repeated_events=True)
+    assert not differences, f"seed {seed}: {len(differences)} differences:\n" + "\n".join(
+        differences
+    )
+
+
 def test_random_sessions_exercise_conflicts_and_events() -> None:
     """The generator keeps producing what makes the comparison worth having."""
     session = random_session(1, STEPS)
@@ -53,3 +75,5 @@ def test_random_sessions_exercise_conflicts_and_events() -> None:
     assert ops.count(Op.WATCH) > 5 and ops.count(Op.RM) > 5
     guests = random_guest_session(1, STEPS)
     assert sum(1 for a in guests if getattr(a, "client", "").startswith("g")) > STEPS // 2
+    bursts = [a for a in pipelined(session) if isinstance(a, Burst)]
+    assert len(bursts) > 20 and max(len(b.steps) for b in bursts) > 3
