@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from peerlib import REPO_ROOT, RealXenstored, RestoreImage, short_tempdir
+from peerlib import REPO_ROOT, MockDaemon, RealXenstored, RestoreImage, short_tempdir
 from snaplib import (
     XENSTORE_CHMOD,
     XENSTORE_WRITE,
@@ -246,3 +246,17 @@ async def test_a_change_during_the_walk_restarts_it(
     values = {r.path: r.value for r in out.records if isinstance(r, NodeData)}
     assert values["/early/n1"] == b"changed"
     assert len([p for p in values if p.startswith("/late/")]) == 200
+
+
+def test_mock_snapshot_loads_into_the_real_417(
+    mockd: MockDaemon, restored_xenstored: RestoreImage, tmp_path: Path
+) -> None:
+    sock = mockd.socket_path
+    tool(sock, XENSTORE_WRITE, "/local/domain/3/name", "guest3", "/vm/a", "b")
+    tool(sock, XENSTORE_CHMOD, "/local/domain/3", "n3", "r0")
+    introduce(sock, 3)
+    out = tmp_path / "mock.img"
+    run = snapshot(sock, *("--target", "xen-4.17", "--socket-fd", "5", "--output", str(out)))
+    assert run.returncode == 0, run.stderr
+    restored = restored_xenstored(out.read_bytes())
+    assert xenstore_ls(restored.socket_path) == xenstore_ls(sock)
