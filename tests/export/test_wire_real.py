@@ -6,7 +6,10 @@ the exporter itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import socket
 import subprocess
 from pathlib import Path
@@ -260,3 +263,28 @@ def test_mock_snapshot_loads_into_the_real_417(
     assert run.returncode == 0, run.stderr
     restored = restored_xenstored(out.read_bytes())
     assert xenstore_ls(restored.socket_path) == xenstore_ls(sock)
+
+
+def test_progress_only_on_a_terminal(real_xenstored: RealXenstored, tmp_path: Path) -> None:
+    write_many(real_xenstored.socket_path, {f"/p/n{i}": b"x" for i in range(50)})
+    controller, terminal = pty.openpty()
+    shown = b""
+    try:
+        with os.fdopen(terminal, "wb") as terminal_file:
+            exporter = subprocess.Popen(
+                snapshot_command(real_xenstored.socket_path, "--output", str(tmp_path / "p.img")),
+                cwd=REPO_ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=terminal_file,
+            )
+            assert exporter.wait(timeout=60) == 0
+        with contextlib.suppress(OSError):  # EIO once the terminal side is closed and drained
+            while chunk := os.read(controller, 4096):
+                shown += chunk
+    finally:
+        os.close(controller)
+    text = shown.decode()
+    assert "\rxsmig snapshot: " in text
+    assert " nodes/s" in text
+    quiet = snapshot(real_xenstored.socket_path, "--output", str(tmp_path / "q.img"))
+    assert "nodes/s" not in quiet.stderr
