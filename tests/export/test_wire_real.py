@@ -29,6 +29,7 @@ from snaplib import (
     write_many,
     xenstore_ls,
 )
+from wireclient import WireClient
 
 from xsmig_daemon.client import connect
 from xsmig_daemon.export import ExportPlan, WireSource
@@ -37,12 +38,15 @@ from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.profiles import get_profile
 from xsmig_daemon.image.records import (
     ConnectionData,
+    DomainData,
     GlobalData,
+    GlobalQuotaData,
     Header,
     NodeData,
     Record,
     RingSpec,
 )
+from xsmig_daemon.wire.ops import Op
 
 pytestmark = pytest.mark.peer
 
@@ -288,3 +292,26 @@ def test_progress_only_on_a_terminal(real_xenstored: RealXenstored, tmp_path: Pa
     assert " nodes/s" in text
     quiet = snapshot(real_xenstored.socket_path, "--output", str(tmp_path / "q.img"))
     assert "nodes/s" not in quiet.stderr
+
+
+def test_quotas_and_features_where_the_daemon_answers(mockd: MockDaemon, tmp_path: Path) -> None:
+    sock = mockd.socket_path
+    tool(sock, XENSTORE_WRITE, "/local/domain/3/name", "guest3")
+    introduce(sock, 3)
+    with WireClient.connect(sock) as client:
+        names = client.call(Op.GET_QUOTA).payload.rstrip(b"\0").decode().split()
+        global_quotas = {n: int(client.call(Op.GET_QUOTA, n).payload.rstrip(b"\0")) for n in names}
+        domain_quotas = {
+            n: int(client.call(Op.GET_QUOTA, "3", n).payload.rstrip(b"\0")) for n in names
+        }
+        features = int(client.call(Op.GET_FEATURE, "3").payload.rstrip(b"\0"))
+    out = tmp_path / "q.img"
+    run = snapshot(sock, "--version", "2", "--output", str(out), "--json")
+    assert run.returncode == 0, run.stderr
+    records = image_records(out.read_bytes())
+    (quota_record,) = [r for r in records if isinstance(r, GlobalQuotaData)]
+    assert dict(quota_record.domain_quotas) == global_quotas
+    (domain,) = [r for r in records if isinstance(r, DomainData)]
+    assert (domain.domid, domain.features, dict(domain.quotas)) == (3, features, domain_quotas)
+    notes = " ".join(json.loads(run.stdout)["fidelity_notes"])
+    assert "GET_QUOTA answered" not in notes
