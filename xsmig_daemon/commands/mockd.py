@@ -11,6 +11,13 @@ from typing import Any
 import trio
 
 from ..mockd import MockDaemon, default_socket_path
+from ..mockd.liveupdate import LiveUpdater, RestoreError, Successor, load_successor
+from ..store.liveupdate import SuccessorKind
+
+#: xenstored 4.17 options that a live update from C passes on (its argv + -U): accepted and
+#: ignored. Flags, then options taking a value.
+_XENSTORED_FLAGS = ("-D", "-K", "-N", "-R", "-V", "-I", "-P")
+_XENSTORED_VALUES = ("-E", "-F", "-S", "-t", "-A", "-M", "-Q", "-q", "-T", "-W", "-w", "-m", "-p")
 
 
 def register(subparsers: Any) -> None:
@@ -31,14 +38,45 @@ def register(subparsers: Any) -> None:
         "else /var/run/xenstored/socket)",
     )
     where.add_argument("--rundir", metavar="DIR", help="serve DIR/socket, domains in DIR/domain")
+    parser.add_argument(
+        "-U",
+        "--live-update",
+        action="store_true",
+        help="successor of a live update: restore RUNDIR/state_dump and adopt the inherited "
+        "sockets (see docs/liveupdate.md)",
+    )
+    parser.add_argument(
+        "--lu-successor",
+        choices=[kind.value for kind in SuccessorKind],
+        default=SuccessorKind.MOCK.value,
+        help="what a live update without -v hands over to: the mock (all state, open "
+        "transactions included) or Xen 4.17 xenstored (v1 image; -v 1 also selects it)",
+    )
+    for flag in _XENSTORED_FLAGS:
+        parser.add_argument(flag, action="count", help=argparse.SUPPRESS)
+    for option in _XENSTORED_VALUES:
+        parser.add_argument(option, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run_mockd)
 
 
-async def serve(daemon: MockDaemon) -> None:
+async def serve(
+    daemon: MockDaemon, updater: LiveUpdater | None = None, successor: Successor | None = None
+) -> None:
     # Catch the signals before announcing readiness, so none is missed in between.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             path = await nursery.start(daemon.run)
+            if successor is not None:
+                for sock, conn in successor.adopted:
+                    daemon.adopt(sock, conn)
+                os.unlink(successor.dump)
+                print(
+                    f"xsmig mockd: live update restored {len(daemon.engine.connections)} "
+                    f"connections ({len(successor.adopted)} sockets inherited)",
+                    flush=True,
+                )
+            if updater is not None:
+                nursery.start_soon(updater.run)
             print(f"xsmig mockd: listening on {path}", flush=True)
             async for signum in signals:
                 print(f"xsmig mockd: {signal.Signals(signum).name}, stopping", file=sys.stderr)
@@ -52,9 +90,27 @@ def run_mockd(args: argparse.Namespace) -> int:
     else:
         socket_path = args.socket or default_socket_path()
         rundir = os.path.dirname(socket_path) or "."
+    successor = None
+    if args.live_update:
+        try:
+            successor = load_successor(socket_path, rundir, dict(os.environ))
+        except RestoreError as exc:
+            # The dump stays for the operator (docs/liveupdate.md, "Recovery").
+            print(f"xsmig mockd: live update restore failed: {exc}", file=sys.stderr)
+            return 1
+        daemon = successor.daemon
+    else:
+        daemon = MockDaemon(socket_path, rundir)
+    updater = LiveUpdater(daemon, _own_arguments(), SuccessorKind(args.lu_successor))
     try:
-        trio.run(serve, MockDaemon(socket_path, rundir))
+        trio.run(serve, daemon, updater, successor)
     except OSError as exc:
         print(f"xsmig mockd: cannot serve {socket_path}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _own_arguments() -> list[str]:
+    """This command's arguments after ``mockd``: what a successor gets (C: its argv)."""
+    argv = sys.argv[1:]
+    return argv[argv.index("mockd") + 1 :] if "mockd" in argv else []

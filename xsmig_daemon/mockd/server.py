@@ -108,6 +108,12 @@ class MockDaemon:
         self._links: dict[Connection, _Link] = {}
         self._domain_scopes: dict[int, trio.CancelScope] = {}
         self._domain_locks: dict[int, trio.Lock] = {}
+        #: Listening sockets, kept for a live update (their fds are handed to the successor).
+        self.listener: socket.socket | None = None
+        self.domain_listeners: dict[int, socket.socket] = {}
+        #: Inherited from a predecessor (live update): used instead of creating new ones.
+        self.adopted_listener: socket.socket | None = None
+        self.adopted_domain_listeners: dict[int, socket.socket] = {}
         self._nursery: trio.Nursery | None = None
         # The connection whose reader is inside the engine: it sends its own output itself.
         self._active: Connection | None = None
@@ -120,7 +126,9 @@ class MockDaemon:
 
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, report the socket path through ``task_status``, serve until cancelled."""
-        listener = _listen(self.socket_path)
+        listener = self.adopted_listener or _listen(self.socket_path)
+        listener.setblocking(False)
+        self.listener = listener
         self.engine.listen_fd = listener.fileno()
         try:
             async with trio.open_nursery() as nursery:
@@ -132,6 +140,7 @@ class MockDaemon:
                 await self._accept_loop(listener, None)
         finally:
             self._nursery = None
+            self.listener = None
             listener.close()
             _unlink_quietly(self.socket_path)
 
@@ -162,6 +171,23 @@ class MockDaemon:
                 conn = self.engine.domain_connection(domid)
                 if conn is not None:
                     await self.serve_connection(sock, conn)
+
+    def client_sockets(self) -> dict[Connection, socket.socket]:
+        """The socket currently attached to each served connection."""
+        return {conn: link.sock for conn, link in self._links.items()}
+
+    def adopt(self, sock: socket.socket, conn: Connection) -> None:
+        """Serve an inherited, connected socket for ``conn`` (a domain's: as its client)."""
+        if self._nursery is None:
+            raise RuntimeError("adopt() needs a running daemon")
+        if conn.kind is ConnType.SOCKET:
+            self._nursery.start_soon(self._serve_adopted, sock, conn)
+        else:
+            self._nursery.start_soon(self._serve, sock, conn.domid)
+
+    async def _serve_adopted(self, sock: socket.socket, conn: Connection) -> None:
+        with sock:
+            await self.serve_connection(sock, conn)
 
     async def serve_connection(self, sock: socket.socket, conn: Connection) -> None:
         """Serve an engine connection over a connected socket until either side ends it.
@@ -260,7 +286,8 @@ class MockDaemon:
             return
         path = self.domain_socket_path(domain.domid)
         try:
-            listener = _listen(path)
+            listener = self.adopted_domain_listeners.pop(domain.domid, None) or _listen(path)
+            listener.setblocking(False)
         except OSError as exc:
             self.engine.log.append(f"domain {domain.domid}: no endpoint at {path}: {exc}")
             return
@@ -278,9 +305,11 @@ class MockDaemon:
         self, domid: int, listener: socket.socket, path: str, scope: trio.CancelScope
     ) -> None:
         with scope:
+            self.domain_listeners[domid] = listener
             try:
                 await self._accept_loop(listener, domid)
             finally:
+                self.domain_listeners.pop(domid, None)
                 listener.close()
                 _unlink_quietly(path)
 

@@ -75,6 +75,9 @@ class Engine:
         self.on_output: Callable[[Connection], None] = lambda conn: None
         self.on_domain_introduced: Callable[[Domain], None] = lambda domain: None
         self.on_domain_released: Callable[[Domain], None] = lambda domain: None
+        #: CONTROL live-update, set by a transport able to hand over: the reply text, or
+        #: None when the request is parked (see store/liveupdate.py).
+        self.live_update: Callable[[Connection, Message, list[str]], str | None] | None = None
 
     # -- transport interface ------------------------------------------------------------
 

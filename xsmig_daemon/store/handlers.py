@@ -426,7 +426,14 @@ def do_set_quota(
 
 def do_control(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
     require_privileged(conn, message)
-    engine.reply(conn, message, handle_control(engine, split_strings(message.payload)))
+    args = split_strings(message.payload)
+    if args[:1] == [b"live-update"] and engine.live_update is not None:
+        # The transport's handover answers, or parks the request (None) to answer later.
+        text = engine.live_update(conn, message, [a.decode("utf-8", "replace") for a in args[1:]])
+        if text is not None:
+            engine.reply(conn, message, text.encode() + b"\0")
+        return
+    engine.reply(conn, message, handle_control(engine, args))
 
 
 HANDLERS: dict[int, Handler] = {

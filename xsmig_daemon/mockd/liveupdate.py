@@ -1,0 +1,427 @@
+"""Live update of the mock: hand the running daemon to a successor in the same process.
+
+Predecessor (``LiveUpdater``): answers ``CONTROL live-update`` through the pure session of
+``store/liveupdate.py`` and re-evaluates a parked ``-s`` whenever output moves (a
+transaction ending replies) and at least once a second, as C does. On "go" it works without
+yielding to trio, so no other task runs: that is the freeze. It encodes the complete state,
+with the requester's ``OK`` appended to its pending output, to ``$RUNDIR/state_dump``
+(temporary file, fsync, rename), marks the listening socket, every client socket and every
+domain endpoint inheritable and ``execv``\\ s the successor. Any failure before the exec
+undoes the fd flags, removes the dump and answers the requester with the error text; the
+daemon then simply goes on serving.
+
+Successor (``load_successor``): reads and validates the dump, restores the engine, wraps the
+inherited fds (their numbers come from GLOBAL_DATA, the socket CONNECTION_DATA records and,
+for the mock's domain endpoints, the ``XSMIG_LIVE_UPDATE`` environment variable) and
+removes the dump only once everything is adopted. A dump written by C xenstored works the
+same way: its rings get fresh stand-in endpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import stat
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import trio
+
+from ..image.convert import ImageConverter
+from ..image.decoder import decode_image
+from ..image.encoder import encode_image
+from ..image.profiles import XEN_4_17
+from ..image.records import (
+    DOMID_INVALID,
+    ConnectionData,
+    GlobalData,
+    Header,
+    NodeData,
+    Record,
+    RingSpec,
+    WatchData,
+    WatchDataExtended,
+)
+from ..image.validate import validate_records
+from ..imagefile import ImageFileError, atomic_output
+from ..store import quotas as q
+from ..store.connection import Connection
+from ..store.image_state import restore_engine, state_records
+from ..store.liveupdate import (
+    CANCELLED,
+    EXEC_FAILED,
+    BinaryStatus,
+    LiveUpdateSession,
+    PendingStart,
+    SuccessorKind,
+    Verdict,
+    decide,
+    exec_argv,
+    ok_reply,
+)
+from ..wire.framing import Message
+from .server import MockDaemon
+
+DUMP_NAME = "state_dump"
+#: Mock-to-mock facts that the stream has no place for (JSON; see docs/liveupdate.md).
+HANDOVER_ENV = "XSMIG_LIVE_UPDATE"
+#: C re-evaluates a parked ``-s`` at least this often (seconds).
+RECHECK_INTERVAL = 1.0
+MOCK_HEADER = Header(2, False)
+XEN_417_HEADER = Header(1, False)
+#: Loss kinds the 4.17 conversion reports for open transactions: those wait instead (C).
+_TX_LOSSES = frozenset({"transaction", "transaction-node"})
+
+
+def dump_path(rundir: str) -> str:
+    return os.path.join(rundir, DUMP_NAME)
+
+
+def probe_binary(path: str) -> BinaryStatus:
+    """C's check: the file must exist and have an x bit (user, group or other)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return BinaryStatus.MISSING
+    if not mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+        return BinaryStatus.NOT_EXECUTABLE
+    return BinaryStatus.OK
+
+
+# -- building the image -----------------------------------------------------------------
+
+
+@dataclass
+class Handover:
+    """Everything the exec needs: the records, the fds to keep, the side facts."""
+
+    header: Header
+    records: list[Record]
+    keep_fds: list[int]
+    extra: dict[str, object] = field(default_factory=dict)
+    losses: list[str] = field(default_factory=list)
+    opened_fds: list[int] = field(default_factory=list)
+
+
+def _with_ok(records: Iterable[Record], owner_id: int, ok: bytes) -> Iterator[Record]:
+    for record in records:
+        if isinstance(record, ConnectionData) and record.conn_id == owner_id:
+            yield replace(record, out_data=record.out_data + ok)
+        else:
+            yield record
+
+
+def _conn_id(daemon: MockDaemon, conn: Connection) -> int:
+    return daemon.engine.connections.index(conn) + 1
+
+
+def build_mock_handover(daemon: MockDaemon, pending: PendingStart, owner: Connection) -> Handover:
+    engine = daemon.engine
+    records = list(
+        _with_ok(state_records(engine), _conn_id(daemon, owner), ok_reply(pending.request))
+    )
+    sockets = daemon.client_sockets()
+    keep = [daemon.listener.fileno()] if daemon.listener is not None else []
+    domains: dict[str, list[int]] = {}
+    for conn in engine.connections:
+        sock = sockets.get(conn)
+        if conn.kind.name == "SOCKET":
+            if sock is not None:
+                keep.append(sock.fileno())
+            continue
+        listener = daemon.domain_listeners.get(conn.domid)
+        fds = [listener.fileno() if listener is not None else -1, sock.fileno() if sock else -1]
+        keep.extend(fd for fd in fds if fd >= 0)
+        domains[str(conn.domid)] = fds
+    # Generation counts are not in the stream: a transaction already doomed to EAGAIN (or to
+    # ENOMEM after an earlier error) says so here, so that it ends exactly as it would have.
+    doomed = [
+        [_conn_id(daemon, conn), tx.tx_id, "ENOMEM" if tx.failed else "EAGAIN"]
+        for conn in engine.connections
+        for tx in conn.transactions.values()
+        if tx.failed or tx.conflicts(engine.tree)
+    ]
+    extra: dict[str, object] = {"domains": domains, "doomed": doomed}
+    return Handover(MOCK_HEADER, records, keep, extra)
+
+
+def build_xen417_handover(
+    daemon: MockDaemon, pending: PendingStart | None, owner: Connection | None
+) -> Handover:
+    """The image for C 4.17: v1, types 0-5, GLOBAL first, dom0's ring before any node."""
+    engine = daemon.engine
+    records: Iterable[Record] = state_records(engine)
+    if pending is not None and owner is not None:
+        records = _with_ok(records, _conn_id(daemon, owner), ok_reply(pending.request))
+    converter = ImageConverter(MOCK_HEADER, XEN_417_HEADER, XEN_4_17)
+    converted = [c for r in records if (c := converter.convert(r)) is not None]
+    losses = [
+        line
+        for kind, line in zip(converter.losses.counts, converter.losses.lines(), strict=True)
+        if kind not in _TX_LOSSES and kind not in ("global-quota", "domain-data")
+    ]
+    losses.extend(_quota_losses(daemon))
+    sockets = daemon.client_sockets()
+    keep = [daemon.listener.fileno()] if daemon.listener is not None else []
+    groups: dict[int, list[Record]] = {}
+    nodes: list[NodeData] = []
+    specials: list[NodeData] = []
+    dom0_id = 0
+    for record in converted:
+        if isinstance(record, ConnectionData):
+            groups[record.conn_id] = [record]
+            if isinstance(record.spec, RingSpec):
+                if record.spec.domid == 0:
+                    dom0_id = record.conn_id
+                else:
+                    losses.append(
+                        f"domain {record.spec.domid}: its stand-in endpoint (no ring page; "
+                        "the real daemon keeps the domain but its client is disconnected)"
+                    )
+        elif isinstance(record, WatchData | WatchDataExtended):
+            groups[record.conn_id].append(record)
+        elif isinstance(record, NodeData):
+            (specials if record.path.startswith("@") else nodes).append(record)
+    for conn, sock in sockets.items():
+        if conn.kind.name == "SOCKET":
+            keep.append(sock.fileno())
+    evtchn = os.eventfd(0)
+    ordered: list[Record] = [GlobalData(keep[0] if keep else -1, evtchn)]
+    if not dom0_id:
+        dom0_id = max(groups, default=0) + 1
+        groups = {dom0_id: [ConnectionData(dom0_id, RingSpec(0, DOMID_INVALID, 1))], **groups}
+    ordered.extend(groups.pop(dom0_id))
+    for group in groups.values():
+        ordered.extend(group)
+    ordered.extend(specials)
+    ordered.extend(nodes)
+    return Handover(XEN_417_HEADER, ordered, [*keep, evtchn], losses=losses, opened_fds=[evtchn])
+
+
+def _quota_losses(daemon: MockDaemon) -> list[str]:
+    engine, defaults = daemon.engine, q.default_quotas()
+    lost = [f"global quota {n}={v}" for n, v in engine.global_quotas.items() if defaults[n] != v]
+    for domid, domain in sorted(engine.domains.items()):
+        changed = [f"{n}={v}" for n, v in domain.quotas.items() if engine.global_quotas[n] != v]
+        if changed:
+            lost.append(f"domain {domid} quotas {' '.join(changed)}")
+    return lost
+
+
+# -- the predecessor --------------------------------------------------------------------
+
+
+class LiveUpdater:
+    """Serves ``CONTROL live-update`` for ``daemon`` and performs the handover."""
+
+    def __init__(
+        self,
+        daemon: MockDaemon,
+        argv: Sequence[str],
+        default_kind: SuccessorKind = SuccessorKind.MOCK,
+    ) -> None:
+        self.daemon = daemon
+        self.argv = list(argv)
+        self.default_kind = default_kind
+        self.session = LiveUpdateSession(probe_binary)
+        self._wake = trio.Event()
+        self._next_output = daemon.engine.on_output
+        daemon.engine.on_output = self._on_output
+        daemon.engine.live_update = self._control
+
+    def _on_output(self, conn: Connection) -> None:
+        self._next_output(conn)
+        if self.session.session is not None and self.session.session.pending is not None:
+            self._wake.set()
+
+    def _control(self, conn: Connection, message: Message, args: list[str]) -> str | None:
+        text = self.session.control(conn, message, args, trio.current_time())
+        cancelled, self.session.cancelled = self.session.cancelled, None
+        if cancelled is not None and cancelled.request is not message:
+            self._answer(conn, cancelled, CANCELLED)
+        self._wake.set()
+        return text
+
+    def _answer(self, conn: Connection, pending: PendingStart, text: str) -> None:
+        self.daemon.engine.reply(conn, pending.request, text.encode() + b"\0")
+
+    def kind_for(self, pending: PendingStart) -> SuccessorKind:
+        return SuccessorKind.XEN_417 if pending.version == 1 else self.default_kind
+
+    async def run(self) -> None:
+        deadline = float("inf")
+        while True:
+            with trio.move_on_at(min(deadline, trio.current_time() + RECHECK_INTERVAL)):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            deadline = self.evaluate()
+
+    def evaluate(self) -> float:
+        """Decide on a parked ``-s``; returns when to look again at the latest."""
+        session = self.session.session
+        if session is None or session.pending is None:
+            return float("inf")
+        pending, owner = session.pending, session.owner
+        if owner not in self.daemon.engine.connections:
+            self.session.finish()  # the requester went away: nobody to answer
+            return float("inf")
+        now = trio.current_time()
+        kind = self.kind_for(pending)
+        transactions = self.session.observe(self.daemon.engine.connections, now)
+        handover = None
+        losses: list[str] = []
+        if kind is SuccessorKind.XEN_417:
+            handover = build_xen417_handover(self.daemon, pending, owner)
+            losses = handover.losses
+        decision = decide(pending, now, kind, transactions, losses)
+        if decision.verdict is Verdict.WAIT:
+            if handover is not None:
+                _close_all(handover.opened_fds)
+            return decision.deadline
+        if decision.verdict is Verdict.FAIL:
+            if handover is not None:
+                _close_all(handover.opened_fds)
+            self.session.finish()
+            self._answer(owner, pending, decision.text)
+            return float("inf")
+        if handover is None:
+            handover = build_mock_handover(self.daemon, pending, owner)
+        error = self.hand_over(handover, session.binary, session.cmdline)
+        # Only reached when the exec did not happen: the daemon goes on serving.
+        self.session.finish()
+        self._answer(owner, pending, error)
+        return float("inf")
+
+    def hand_over(self, handover: Handover, binary: str, cmdline: str | None) -> str:
+        """Write the dump and exec; returns the error text if either failed."""
+        path = dump_path(self.daemon.rundir)
+        try:
+            with atomic_output(path, force=True) as out:
+                for chunk in encode_image(handover.records, handover.header):
+                    out.write(chunk)
+        except (ImageFileError, OSError, ValueError) as exc:
+            _close_all(handover.opened_fds)
+            self.daemon.engine.log.append(f"live-update: {exc}")
+            return f"Dump write error: {exc}"
+        argv = exec_argv(binary, cmdline, self.argv)
+        env = dict(os.environ)
+        env[HANDOVER_ENV] = json.dumps(handover.extra)
+        _set_inheritable(handover.keep_fds, True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.execve(binary, argv, env)
+        except OSError as exc:
+            _set_inheritable(handover.keep_fds, False)
+            _close_all(handover.opened_fds)
+            _unlink_quietly(path)
+            self.daemon.engine.log.append(f"live-update: exec {binary}: {exc}")
+        return EXEC_FAILED
+
+
+def _set_inheritable(fds: Iterable[int], value: bool) -> None:
+    for fd in fds:
+        os.set_inheritable(fd, value)
+
+
+def _close_all(fds: Iterable[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# -- the successor ----------------------------------------------------------------------
+
+
+class RestoreError(Exception):
+    """The successor cannot restore: the dump is kept for the operator."""
+
+
+@dataclass
+class Successor:
+    daemon: MockDaemon
+    adopted: list[tuple[socket.socket, Connection]]
+    dump: str
+
+
+def _inherited_socket(fd: int, *, listening: bool) -> socket.socket | None:
+    """The socket at ``fd`` if it is one of the expected kind (else: not inherited)."""
+    if fd < 0:
+        return None
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            return None
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return None
+    if bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)) != listening:
+        sock.detach()
+        return None
+    os.set_inheritable(fd, False)
+    return sock
+
+
+def load_successor(socket_path: str, rundir: str, environ: dict[str, str]) -> Successor:
+    """Restore from ``rundir/state_dump`` and wrap the inherited fds (no trio needed)."""
+    path = dump_path(rundir)
+    try:
+        with open(path, "rb") as dump:
+            data = dump.read()
+        header, located = decode_image(data)
+        validate_records(located, header, "spec")
+        records = [item.record for item in located]
+        engine = restore_engine(records)
+    except (OSError, ValueError) as exc:
+        raise RestoreError(f"{path}: {exc}") from exc
+    extra = json.loads(environ.get(HANDOVER_ENV, "{}"))
+    by_id = dict(enumerate(engine.connections, start=1))
+    for conn_id, tx_id, error in extra.get("doomed", []):
+        tx = by_id[conn_id].transactions.get(tx_id) if conn_id in by_id else None
+        if tx is not None:
+            tx.failed = error == "ENOMEM"
+            for entry in tx.touched.values():
+                entry.generation = -1
+    daemon = MockDaemon(socket_path, rundir, engine)
+    daemon.adopted_listener = _inherited_socket(engine.listen_fd, listening=True)
+    adopted: list[tuple[socket.socket, Connection]] = []
+    for conn in list(engine.connections):
+        if conn.kind.name != "SOCKET":
+            continue
+        sock = _inherited_socket(conn.fd, listening=False)
+        if sock is None:
+            # Not inherited (a restart by hand from a kept dump): that client is gone.
+            engine.disconnect(conn)
+        else:
+            adopted.append((sock, conn))
+    for domid_text, (listen_fd, client_fd) in dict(extra.get("domains", {})).items():
+        domid = int(domid_text)
+        listener = _inherited_socket(listen_fd, listening=True)
+        if listener is not None:
+            daemon.adopted_domain_listeners[domid] = listener
+        client = _inherited_socket(client_fd, listening=False)
+        ring = engine.domain_connection(domid)
+        if client is not None and ring is not None:
+            adopted.append((client, ring))
+    return Successor(daemon, adopted, path)
+
+
+__all__ = [
+    "DUMP_NAME",
+    "HANDOVER_ENV",
+    "LiveUpdater",
+    "RestoreError",
+    "Successor",
+    "build_mock_handover",
+    "build_xen417_handover",
+    "dump_path",
+    "load_successor",
+    "probe_binary",
+]
