@@ -263,7 +263,11 @@ def test_mock_snapshot_loads_into_the_real_417(
     tool(sock, XENSTORE_CHMOD, "/local/domain/3", "n3", "r0")
     introduce(sock, 3)
     out = tmp_path / "mock.img"
-    run = snapshot(sock, *("--target", "xen-4.17", "--socket-fd", "5", "--output", str(out)))
+    run = snapshot(
+        sock,
+        *("--source", "wire", "--target", "xen-4.17", "--socket-fd", "5"),
+        *("--output", str(out)),
+    )
     assert run.returncode == 0, run.stderr
     restored = restored_xenstored(out.read_bytes())
     assert xenstore_ls(restored.socket_path) == xenstore_ls(sock)
@@ -306,7 +310,7 @@ def test_quotas_and_features_where_the_daemon_answers(mockd: MockDaemon, tmp_pat
         }
         features = int(client.call(Op.GET_FEATURE, "3").payload.rstrip(b"\0"))
     out = tmp_path / "q.img"
-    run = snapshot(sock, "--version", "2", "--output", str(out), "--json")
+    run = snapshot(sock, "--source", "wire", "--version", "2", "--output", str(out), "--json")
     assert run.returncode == 0, run.stderr
     records = image_records(out.read_bytes())
     (quota_record,) = [r for r in records if isinstance(r, GlobalQuotaData)]
