@@ -50,8 +50,10 @@ def test_domain_stream_cut_from_a_real_image(tmp_path: Path) -> None:
     ]
 
 
-def test_introspect_is_not_available_yet(tmp_path: Path) -> None:
+def test_introspect_without_a_daemon_fails_in_one_line(tmp_path: Path) -> None:
     run = snapshot(tmp_path / "s", "--source", "introspect", "--output", str(tmp_path / "x"))
-    assert run.returncode == 2
-    assert "introspect source is not available yet" in run.stderr
+    assert run.returncode == 1
+    assert run.stderr.startswith("xsmig snapshot: introspect ")
+    assert "cannot connect" in run.stderr
+    assert run.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ left at the ``--output`` path on failure, SIGTERM or Ctrl-C included.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -29,7 +30,7 @@ from ..export import (
 )
 from ..export.consistency import CONSISTENCY_CHOICES
 from ..export.imagesource import peek_header
-from ..export.introspect import answers_introspect
+from ..export.introspect import DEFAULT_FREEZE_DEADLINE, IntrospectSource, answers_introspect
 from ..export.run import Progress
 from ..export.sinks import UNIX_PREFIX, check_output_target
 from ..image.errors import EncodeError, ImageError
@@ -92,6 +93,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="S", help="max wait for any peer (10)"
+    )
+    parser.add_argument(
+        "--freeze-deadline",
+        type=float,
+        default=DEFAULT_FREEZE_DEADLINE,
+        metavar="S",
+        help="introspect: the daemon thaws by itself after S seconds "
+        f"(default {DEFAULT_FREEZE_DEADLINE:g}); the export then fails",
     )
     parser.add_argument(
         "--attempts", type=int, default=8, help="wire: transactions tried before giving up (8)"
@@ -189,8 +198,8 @@ async def _source(args: argparse.Namespace) -> Source:
     if args.image:
         raise UsageError(f"--image is only used with --source image (not {kind})")
     if kind == "introspect":
-        raise UsageError(
-            f"the introspect source is not available yet ({args.socket}); use --source wire"
+        return IntrospectSource(
+            args.socket, timeout=args.timeout, freeze_deadline=args.freeze_deadline
         )
     return WireSource(
         args.socket,
@@ -202,6 +211,9 @@ async def _source(args: argparse.Namespace) -> Source:
 
 async def _main(args: argparse.Namespace, dest: Destination, plan: ExportPlan) -> ExportResult:
     source = await _source(args)
+    if source.kind == "introspect" and args.stream_version is None and 2 in plan.profile.versions:
+        # The mock's state holds watch depths, features and unique ids: version 1 cannot.
+        plan = dataclasses.replace(plan, header=Header(2, False))
     progress = Progress(f"xsmig {NAME}")
     try:
         return await run_export(source, plan, dest, progress=progress if progress.enabled else None)

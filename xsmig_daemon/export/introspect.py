@@ -1,20 +1,43 @@
-"""The ``introspect`` source (the xsmig mock's frozen full-state read): only the probe so far.
+"""The ``introspect`` source: the xsmig mock's full state, read while the daemon is frozen.
 
-``auto`` picks introspection when the daemon answers ``CONTROL xsmig-introspect probe`` with
-anything but an error; real xenstored answers EINVAL (unknown CONTROL command). The source
-itself is not implemented yet: choosing it is a usage error (exit 2). docs/export.md says
-how to add it.
+Protocol in docs/introspect.md. The exporter sends ``CONTROL introspect freeze <ms>``, then
+keeps ``window`` pipelined ``CONTROL introspect read`` requests in flight; each reply is the
+next piece of a migration stream the daemon encodes from its own state, an empty reply ends
+it. Every piece is decoded and validated as it arrives (a bad stream fails at its first bad
+record), converted for the target like an image file, and written to the output. Then
+``CONTROL introspect thaw``. On any failure the connection is simply closed: the daemon
+thaws when its freezing connection goes away, and at the deadline in any case.
+
+``auto`` picks this source when ``CONTROL introspect probe`` is answered; a real xenstored
+answers EINVAL (unknown CONTROL command).
 """
 
 from __future__ import annotations
 
-from ..client import ClientError, XenstoreError, connect
+from collections import deque
 
-PROBE_COMMAND = ("xsmig-introspect", "probe")
+from ..client import ClientError, Connection, PendingReply, Request, XenstoreError, connect
+from ..image.convert import ImageConverter
+from ..image.decoder import ImageDecoder, Located
+from ..image.errors import ImageError
+from ..image.records import ConnectionData, End, NodeData, Record, RingSpec
+from ..image.validate import StreamValidator
+from ..wire.ops import Op
+from .errors import SourceError
+from .imagesource import _DomainFilter
+from .source import ExportPlan, RecordOutput, SourceReport
 
+PROBE_COMMAND = ("introspect", "probe")
+_READ = Request(Op.CONTROL, b"introspect\0read\0")
+#: Pipelined reads: 64 x 4 KiB in flight keeps the daemon encoding while we decode.
+DEFAULT_WINDOW = 64
+#: Longest freeze asked for, in seconds (the daemon thaws by itself after it).
+DEFAULT_FREEZE_DEADLINE = 10.0
 
-class IntrospectUnavailableError(Exception):
-    """The introspect source cannot be used (yet)."""
+FIDELITY_NOTES = (
+    "socket connections are recorded with the daemon's fd numbers; only a successor that "
+    "inherits those fds (a live update) can resume them",
+)
 
 
 async def answers_introspect(socket_path: str, timeout: float) -> bool:
@@ -27,3 +50,109 @@ async def answers_introspect(socket_path: str, timeout: float) -> bool:
     except ClientError:
         raise
     return True
+
+
+class IntrospectSource:
+    kind = "introspect"
+
+    def __init__(
+        self,
+        socket_path: str,
+        *,
+        timeout: float,
+        freeze_deadline: float = DEFAULT_FREEZE_DEADLINE,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self.location = socket_path
+        self.timeout = timeout
+        self.freeze_deadline = freeze_deadline
+        self.window = window
+
+    async def export(self, plan: ExportPlan, out: RecordOutput) -> SourceReport:
+        report = SourceReport(self.kind, self.location)
+        reader = _ImageReader(plan, report)
+        try:
+            async with connect(self.location, timeout=self.timeout) as xs:
+                deadline_ms = max(1, round(self.freeze_deadline * 1000))
+                await xs.control("introspect", "freeze", str(deadline_ms))
+                await self._read_all(xs.conn, reader, out)
+                duration = await xs.control("introspect", "thaw")
+        except XenstoreError as exc:
+            if exc.name == "EAGAIN":
+                raise SourceError(
+                    f"introspect {self.location}: the daemon ended the freeze at its "
+                    f"{self.freeze_deadline:g} s deadline after {reader.offset} bytes; "
+                    "raise --freeze-deadline"
+                ) from None
+            raise SourceError(f"introspect {self.location}: {exc}") from None
+        except ClientError as exc:
+            raise SourceError(f"introspect {self.location}: {exc}") from None
+        except ImageError as exc:
+            raise SourceError(f"introspect {self.location}: invalid image: {exc}") from None
+        report.freeze_duration = float(duration.rstrip(b"\0"))
+        report.fidelity_notes.extend(FIDELITY_NOTES)
+        report.fidelity_notes.extend(reader.losses())
+        return report
+
+    async def _read_all(self, conn: Connection, reader: _ImageReader, out: RecordOutput) -> None:
+        pending: deque[PendingReply] = deque(await conn.submit_many([_READ] * self.window))
+        more = True
+        while pending:
+            piece = await pending.popleft().payload()
+            if not piece:
+                more = False
+            elif more and len(pending) <= self.window // 2:
+                pending.extend(await conn.submit_many([_READ] * (self.window - len(pending))))
+            for record in reader.feed(piece):
+                await out.write(record)
+        reader.close()
+
+
+class _ImageReader:
+    """Decodes, validates, filters and converts the daemon's stream piece by piece."""
+
+    def __init__(self, plan: ExportPlan, report: SourceReport) -> None:
+        self.plan = plan
+        self.report = report
+        self._decoder = ImageDecoder()
+        self._validator: StreamValidator | None = None
+        self._converter: ImageConverter | None = None
+        self._keep = _DomainFilter(plan.domid) if plan.mode == "domain" else None
+
+    @property
+    def offset(self) -> int:
+        return self._decoder.offset
+
+    def feed(self, piece: bytes) -> list[Record]:
+        if piece:
+            self._decoder.feed(piece)
+        return [r for r in map(self._convert, self._decoder.records()) if r is not None]
+
+    def close(self) -> None:
+        self._decoder.close()
+
+    def _convert(self, located: Located) -> Record | None:
+        if self._validator is None:
+            assert self._decoder.header is not None
+            header = self._decoder.header
+            self._validator = StreamValidator(header)
+            self._converter = ImageConverter(header, self.plan.header, self.plan.profile)
+        self._validator.check(located)
+        record = located.record
+        if isinstance(record, End) or (self._keep is not None and not self._keep(record)):
+            return None
+        assert self._converter is not None
+        converted = self._converter.convert(record)
+        if isinstance(converted, NodeData) and converted.committed:
+            self.report.nodes += 1
+        if isinstance(converted, ConnectionData) and isinstance(converted.spec, RingSpec):
+            self.report.domains.append(converted.spec.domid)
+        return converted
+
+    def losses(self) -> list[str]:
+        if self._converter is None:
+            return []
+        return [
+            f"lost converting for {self.plan.profile.name}: {line}"
+            for line in self._converter.losses.lines()
+        ]

@@ -30,6 +30,7 @@ from ..image.records import ConnType
 from ..store.connection import Connection
 from ..store.domains import Domain
 from ..store.engine import Engine
+from .introspect import Introspection
 
 DEFAULT_SOCKET = "/var/run/xenstored/socket"
 READ_SIZE = 65536
@@ -120,6 +121,8 @@ class MockDaemon:
         self.engine.on_output = self._wake_writer
         self.engine.on_domain_introduced = self._domain_introduced
         self.engine.on_domain_released = self._domain_released
+        #: CONTROL introspect; every task waits at its gate while it is frozen.
+        self.introspection = Introspection(self.engine)
 
     def domain_socket_path(self, domid: int) -> str:
         return os.path.join(self.rundir, "domain", str(domid))
@@ -148,6 +151,7 @@ class MockDaemon:
         async with trio.open_nursery() as clients:
             while True:
                 await trio.lowlevel.wait_readable(listener)
+                await self.introspection.wait_open(None)
                 try:
                     sock, _ = listener.accept()
                 except BlockingIOError:
@@ -207,7 +211,8 @@ class MockDaemon:
         finally:
             del self._links[conn]
             if conn.kind is ConnType.SOCKET:
-                self.engine.disconnect(conn)
+                # Kept until a freeze ends: the image is the state of the freeze's instant.
+                self.introspection.after_freeze(conn, lambda: self.engine.disconnect(conn))
             elif conn.broken:
                 # C stops using a ring that broke the protocol; the stand-in resets it.
                 conn.broken = False
@@ -216,12 +221,14 @@ class MockDaemon:
     async def _read_loop(self, link: _Link) -> None:
         engine, conn, sock = self.engine, link.conn, link.sock
         # Output queued while no client was attached (a domain connection) goes out first.
+        await self.introspection.wait_open(conn)
         self._pump(link)
         while not (conn.broken or link.dead):
             if not engine.wants_input(conn):
                 await link.input_ready.wait()
                 continue
             await trio.lowlevel.wait_readable(sock)
+            await self.introspection.wait_open(conn)
             try:
                 data = sock.recv(READ_SIZE)
             except BlockingIOError:
@@ -270,8 +277,10 @@ class MockDaemon:
     async def _write_loop(self, link: _Link) -> None:
         while not link.dead:
             await link.output_ready.wait()
+            await self.introspection.wait_open(link.conn)
             while not self._send_available(link) and not link.dead:
                 await trio.lowlevel.wait_writable(link.sock)
+                await self.introspection.wait_open(link.conn)
             link.input_ready.set()
 
     def _wake_writer(self, conn: Connection) -> None:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..image.records import ConnType, NodeAccess, Permission
-from ..wire.framing import Message, ProtocolError
+from ..wire.framing import Message, ProtocolError, split_strings
 from ..wire.ops import Op
 from ..wire.paths import (
     INTRODUCE_DOMAIN,
@@ -34,13 +34,15 @@ from . import quotas as q
 from .connection import Connection
 from .domains import Domain
 from .errors import XsError
-from .handlers import HANDLERS
+from .handlers import HANDLERS, require_privileged
 from .perms import Access, PermList, access_for
 from .transaction import Transaction
 from .tree import Node, Tree
 from .watches import fire, fire_special
 
 PAYLOAD_MAX = 4096
+#: A transport's CONTROL command: (caller, arguments after the name) -> reply payload.
+ControlExtension = Callable[[Connection, list[bytes]], bytes]
 
 #: Operations that use the header's tx_id (the others ignore it, as in C).
 _TX_OPS = frozenset(
@@ -67,6 +69,9 @@ class Engine:
         self.global_quotas = q.default_quotas()
         self.listen_fd = -1
         self.evtchn_fd = -1
+        #: CONTROL commands a transport adds (first argument -> reply payload), e.g. the
+        #: mock's ``introspect``; they need a privileged caller like every CONTROL.
+        self.control_extensions: dict[bytes, ControlExtension] = {}
         self.log: deque[str] = deque(maxlen=1000)
         #: CONTROL log switches (C's defaults: obj and io).
         self.trace_switches: set[str] = {"obj", "io"}
@@ -127,6 +132,13 @@ class Engine:
             self.reply(conn, message, b"EIO\0", op=Op.ERROR)
 
     def _dispatch(self, conn: Connection, message: Message) -> None:
+        if message.op == Op.CONTROL and self.control_extensions:
+            args = split_strings(message.payload)
+            extension = self.control_extensions.get(args[0]) if args else None
+            if extension is not None:
+                require_privileged(conn, message)
+                self.reply(conn, message, extension(conn, args[1:]))
+                return
         handler = HANDLERS.get(message.op)
         if handler is None:
             raise XsError("ENOSYS", f"unknown operation {message.op}")

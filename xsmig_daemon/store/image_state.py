@@ -15,7 +15,7 @@ differs (so its commit answers EAGAIN, as it would have before the dump).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from ..image.records import (
     DEPTH_UNLIMITED,
@@ -47,10 +47,12 @@ from .tree import Node
 _LENGTH = struct.Struct("<I")
 
 
-def state_records(engine: Engine) -> Iterator[Record]:
+def state_records(engine: Engine, *, skip: Collection[Connection] = ()) -> Iterator[Record]:
+    """The state as records; connections in ``skip`` (e.g. an exporter's own) are left out."""
     yield GlobalData(engine.listen_fd, engine.evtchn_fd)
     yield GlobalQuotaData(domain_quotas=tuple(engine.global_quotas.items()))
-    for conn_id, conn in enumerate(engine.connections, start=1):
+    connections = [conn for conn in engine.connections if conn not in skip]
+    for conn_id, conn in enumerate(connections, start=1):
         yield from _connection_records(conn_id, conn)
     for path, node in engine.tree.walk():
         yield NodeData(path, node.value, node.perms)
