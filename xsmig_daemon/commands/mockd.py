@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from ..mockd import MockDaemon, default_socket_path
+from ..mockd import MockDaemon, default_socket_path, restore
 from ..mockd.liveupdate import LiveUpdater, RestoreError, Successor, load_successor
 from ..store.liveupdate import SuccessorKind
 
@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
         help="what a live update without -v hands over to: the mock (all state, open "
         "transactions included) or Xen 4.17 xenstored (v1 image; -v 1 also selects it)",
     )
+    restore.add_arguments(parser)
     for flag in _XENSTORED_FLAGS:
         parser.add_argument(flag, action="count", help=argparse.SUPPRESS)
     for option in _XENSTORED_VALUES:
@@ -99,6 +100,12 @@ def run_mockd(args: argparse.Namespace) -> int:
             print(f"xsmig mockd: live update restore failed: {exc}", file=sys.stderr)
             return 1
         daemon = successor.daemon
+    elif args.restore:
+        try:
+            daemon = restore.restored_daemon(args, socket_path, rundir)
+        except restore.RestoreError as exc:
+            print(f"xsmig mockd: restore failed: {exc}", file=sys.stderr)
+            return 1
     else:
         daemon = MockDaemon(socket_path, rundir)
     updater = LiveUpdater(daemon, _own_arguments(), SuccessorKind(args.lu_successor))

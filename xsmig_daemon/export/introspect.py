@@ -16,18 +16,23 @@ from __future__ import annotations
 
 from collections import deque
 
+import trio
+
 from ..client import ClientError, Connection, PendingReply, Request, XenstoreError, connect
+from ..client.connection import connect_unix_stream
+from ..client.errors import ClientProtocolError, ClientTimeoutError, DaemonGoneError
 from ..image.convert import ImageConverter
 from ..image.decoder import ImageDecoder, Located
 from ..image.errors import ImageError
 from ..image.records import ConnectionData, End, NodeData, Record, RingSpec
 from ..image.validate import StreamValidator
+from ..wire.framing import MessageDecoder, ProtocolError, encode_message
 from ..wire.ops import Op
 from .errors import SourceError
 from .imagesource import _DomainFilter
 from .source import ExportPlan, RecordOutput, SourceReport
 
-PROBE_COMMAND = ("introspect", "probe")
+_PROBE = b"introspect\0probe\0"
 _READ = Request(Op.CONTROL, b"introspect\0read\0")
 #: Pipelined reads: 64 x 4 KiB in flight keeps the daemon encoding while we decode.
 DEFAULT_WINDOW = 64
@@ -41,15 +46,33 @@ FIDELITY_NOTES = (
 
 
 async def answers_introspect(socket_path: str, timeout: float) -> bool:
-    """True if the daemon at ``socket_path`` understands the introspection probe."""
+    """True if the daemon at ``socket_path`` understands the introspection probe.
+
+    The probe half-closes its connection and waits for the daemon to close it too: the
+    daemon has then forgotten it, so it cannot appear in an image taken right after.
+    """
+    stream = await connect_unix_stream(socket_path, timeout)
+    decoder = MessageDecoder()
     try:
-        async with connect(socket_path, timeout=timeout) as xs:
-            await xs.control(*PROBE_COMMAND)
-    except XenstoreError:
-        return False
-    except ClientError:
-        raise
-    return True
+        async with stream:
+            with trio.fail_after(timeout):
+                await stream.send_all(encode_message(Op.CONTROL, 1, 0, _PROBE))
+                await stream.send_eof()
+                while chunk := await stream.receive_some():
+                    decoder.feed(bytes(chunk))
+    except trio.TooSlowError:
+        raise ClientTimeoutError(
+            f"{socket_path}: no answer to the probe in {timeout:g} s"
+        ) from None
+    except (trio.BrokenResourceError, OSError) as exc:
+        raise DaemonGoneError(f"{socket_path}: connection lost during the probe ({exc})") from None
+    try:
+        reply = decoder.next_message()
+    except ProtocolError as exc:
+        raise ClientProtocolError(f"{socket_path}: {exc}") from None
+    if reply is None:
+        raise DaemonGoneError(f"{socket_path}: closed the connection without answering the probe")
+    return reply.op == Op.CONTROL
 
 
 class IntrospectSource:
