@@ -48,28 +48,36 @@ FIDELITY_NOTES = (
 async def answers_introspect(socket_path: str, timeout: float) -> bool:
     """True if the daemon at ``socket_path`` understands the introspection probe.
 
-    The probe half-closes its connection and waits for the daemon to close it too: the
-    daemon has then forgotten it, so it cannot appear in an image taken right after.
+    The probe waits for the reply, then half-closes its connection and waits for the daemon
+    to close it too: the daemon has then forgotten it, so it cannot appear in an image taken
+    right after. (Half-closing *before* the reply arrives makes C xenstored drop the
+    connection with the reply unsent.)
     """
     stream = await connect_unix_stream(socket_path, timeout)
     decoder = MessageDecoder()
+    reply = None
     try:
         async with stream:
             with trio.fail_after(timeout):
                 await stream.send_all(encode_message(Op.CONTROL, 1, 0, _PROBE))
-                await stream.send_eof()
-                while chunk := await stream.receive_some():
+                while reply is None:
+                    chunk = await stream.receive_some()
+                    if not chunk:
+                        break
                     decoder.feed(bytes(chunk))
+                    reply = decoder.next_message()
+                if reply is not None:
+                    await stream.send_eof()
+                    while await stream.receive_some():
+                        pass
     except trio.TooSlowError:
         raise ClientTimeoutError(
             f"{socket_path}: no answer to the probe in {timeout:g} s"
         ) from None
-    except (trio.BrokenResourceError, OSError) as exc:
-        raise DaemonGoneError(f"{socket_path}: connection lost during the probe ({exc})") from None
-    try:
-        reply = decoder.next_message()
     except ProtocolError as exc:
         raise ClientProtocolError(f"{socket_path}: {exc}") from None
+    except (trio.BrokenResourceError, OSError) as exc:
+        raise DaemonGoneError(f"{socket_path}: connection lost during the probe ({exc})") from None
     if reply is None:
         raise DaemonGoneError(f"{socket_path}: closed the connection without answering the probe")
     return reply.op == Op.CONTROL
