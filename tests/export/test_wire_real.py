@@ -211,6 +211,8 @@ def test_to_unix_streams_to_a_listening_successor(real_xenstored: RealXenstored)
         listen_dir.rmdir()
     assert exporter.returncode == 0, err
     manifest = json.loads(out)
+    # --source auto: the real daemon does not answer the introspection probe.
+    assert manifest["source"]["kind"] == "wire"
     assert manifest["image"] == f"unix:{path}"
     assert manifest["size"] == len(received)
     assert nodes_as_listing(image_nodes(bytes(received))) == xenstore_ls(real_xenstored.socket_path)
