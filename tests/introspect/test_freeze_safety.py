@@ -1,0 +1,142 @@
+"""A dom0 is never left with a frozen xenstored: the mock thaws when the exporter is killed
+mid-freeze, and at the freeze deadline when the exporter is too slow (which then fails).
+
+The exporter is made to stall inside the freeze by a successor that accepts the stream
+socket's connection in the kernel (listen backlog) but does not read: the exporter blocks
+writing while the daemon is frozen.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from introlib import XSMIG, mock, write
+from peerlib import REPO_ROOT, MockDaemon, short_tempdir
+from wireclient import WireClient, payload
+
+from xsmig_daemon.wire.ops import Op
+
+NODES = 30_000
+
+
+@pytest.fixture(scope="module")
+def big_mock() -> Iterator[MockDaemon]:
+    with mock() as daemon:
+        with WireClient.connect(daemon.socket_path, timeout=60) as client:
+            for start in range(0, NODES, 1000):
+                for index in range(start, start + 1000):
+                    client.send(Op.WRITE, payload(f"/big/{index // 100}/n{index}", value=b"v" * 8))
+                for _ in range(1000):
+                    assert client.reply().op == Op.WRITE
+        yield daemon
+
+
+@pytest.fixture
+def stalled_successor() -> Iterator[tuple[Path, socket.socket]]:
+    directory = short_tempdir()
+    path = directory / "succ"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    try:
+        yield path, listener
+    finally:
+        listener.close()
+        path.unlink(missing_ok=True)
+        directory.rmdir()
+
+
+def start_exporter(daemon: MockDaemon, successor: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *XSMIG,
+            "snapshot",
+            "--socket",
+            str(daemon.socket_path),
+            "--source",
+            "introspect",
+            "--to",
+            f"unix:{successor}",
+            *args,
+        ],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_frozen(client: WireClient, exporter: subprocess.Popen[str]) -> float:
+    """Send READs until one gets no answer within 0.5 s; returns when that READ was sent.
+
+    Its answer is still owed: the caller collects it with ``client.reply()``.
+    """
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert exporter.poll() is None, exporter.communicate()[1]
+        sent = time.monotonic()
+        client.send(Op.READ, payload("/big/0/n0"))
+        if client.is_silent(0.5):
+            return sent
+        assert client.reply().payload == b"v" * 8
+    raise AssertionError("the daemon never froze")
+
+
+def assert_serving(daemon: MockDaemon) -> None:
+    with daemon.connect(timeout=5) as client:
+        write(client, "/after", b"thawed")
+        assert client.call(Op.READ, "/after").payload == b"thawed"
+
+
+def test_sigkill_of_the_exporter_mid_freeze_thaws_at_once(
+    big_mock: MockDaemon, stalled_successor: tuple[Path, socket.socket]
+) -> None:
+    path, _ = stalled_successor
+    exporter = start_exporter(big_mock, path, "--freeze-deadline", "30", "--timeout", "60")
+    try:
+        with big_mock.connect() as client:
+            wait_until_frozen(client, exporter)
+            exporter.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            # Answered long before the 30 s deadline: the exporter's socket closing thawed it.
+            assert client.reply(timeout=5).payload == b"v" * 8
+            assert time.monotonic() - killed < 5
+    finally:
+        exporter.kill()
+        exporter.communicate()
+    assert_serving(big_mock)
+
+
+def test_an_exporter_past_the_deadline_fails_and_the_daemon_thaws_by_itself(
+    big_mock: MockDaemon, stalled_successor: tuple[Path, socket.socket]
+) -> None:
+    path, listener = stalled_successor
+    exporter = start_exporter(big_mock, path, "--freeze-deadline", "1", "--timeout", "30")
+    try:
+        with big_mock.connect() as client:
+            sent = wait_until_frozen(client, exporter)
+            assert client.reply(timeout=5).payload == b"v" * 8
+            waited = time.monotonic() - sent
+            assert waited < 3, f"answered {waited:.2f} s after the freeze was seen"
+        assert_serving(big_mock)
+        # Let the stalled exporter go on: it learns that its freeze was ended for it.
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(30)
+            while conn.recv(1 << 20):
+                pass
+        _, stderr = exporter.communicate(timeout=30)
+    finally:
+        exporter.kill()
+        exporter.communicate()
+    assert exporter.returncode == 1
+    assert stderr.count("\n") == 1, stderr
+    assert "ended the freeze at its 1 s deadline" in stderr
+    assert_serving(big_mock)
