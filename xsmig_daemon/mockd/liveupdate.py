@@ -144,7 +144,17 @@ def build_mock_handover(daemon: MockDaemon, pending: PendingStart, owner: Connec
         for tx in conn.transactions.values()
         if tx.failed or tx.conflicts(engine.tree)
     ]
-    extra: dict[str, object] = {"domains": domains, "doomed": doomed}
+    # Nor which watch events a commit fires: each transaction lists its pending ones.
+    fires = [
+        [
+            _conn_id(daemon, conn),
+            tx.tx_id,
+            [[p, e.fire_exact] for p, e in tx.touched.items() if e.fire],
+        ]
+        for conn in engine.connections
+        for tx in conn.transactions.values()
+    ]
+    extra: dict[str, object] = {"domains": domains, "doomed": doomed, "fires": fires}
     return Handover(MOCK_HEADER, records, keep, extra)
 
 
@@ -389,6 +399,13 @@ def load_successor(socket_path: str, rundir: str, environ: dict[str, str]) -> Su
             tx.failed = error == "ENOMEM"
             for entry in tx.touched.values():
                 entry.generation = -1
+    for conn_id, tx_id, pending in extra.get("fires", []):
+        tx = by_id[conn_id].transactions.get(tx_id) if conn_id in by_id else None
+        if tx is not None:
+            exact = dict(pending)
+            for node_path, entry in tx.touched.items():
+                entry.fire = node_path in exact
+                entry.fire_exact = bool(exact.get(node_path, True))
     daemon = MockDaemon(socket_path, rundir, engine)
     daemon.adopted_listener = _inherited_socket(engine.listen_fd, listening=True)
     adopted: list[tuple[socket.socket, Connection]] = []
