@@ -1,0 +1,143 @@
+"""CONTROL introspect on an in-process mock, driven by xsmig's trio client: who may freeze,
+what waits while frozen, what the image holds, and the probe on the real 4.17 xenstored."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+from introlib import snapshot
+from peerlib import RealXenstored
+
+from xsmig_daemon.client import Xenstore, XenstoreError, connect
+from xsmig_daemon.client.connection import Request
+from xsmig_daemon.export.introspect import answers_introspect
+from xsmig_daemon.image.records import ConnectionData, NodeData, SocketSpec
+from xsmig_daemon.image.validate import read_image
+from xsmig_daemon.mockd import MockDaemon
+from xsmig_daemon.wire.framing import encode_message
+from xsmig_daemon.wire.ops import Op
+
+READ_PIECE = Request(Op.CONTROL, b"introspect\0read\0")
+
+
+@pytest.fixture
+async def daemon() -> AsyncIterator[MockDaemon]:
+    rundir = tempfile.mkdtemp(prefix="xs", dir="/tmp")
+    try:
+        async with trio.open_nursery() as nursery:
+            mock = MockDaemon(str(Path(rundir) / "socket"))
+            with trio.fail_after(5):
+                await nursery.start(mock.run)
+            yield mock
+            nursery.cancel_scope.cancel()
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+async def read_image_bytes(xs: Xenstore) -> bytes:
+    pieces = []
+    while piece := await xs.conn.request(READ_PIECE):
+        assert len(piece) <= 4096
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+async def test_probe_answers_the_protocol_version(daemon: MockDaemon) -> None:
+    async with connect(daemon.socket_path, timeout=5) as xs:
+        assert await xs.control("introspect", "probe") == b"xsmig-introspect 1\0"
+    assert await answers_introspect(daemon.socket_path, 5)
+
+
+async def test_only_privileged_callers_and_one_freeze_at_a_time(daemon: MockDaemon) -> None:
+    async with connect(daemon.socket_path, timeout=5) as xs:
+        await xs.introduce(3, 0x1003, 13)
+        async with connect(daemon.domain_socket_path(3), timeout=5) as guest:
+            with pytest.raises(XenstoreError, match="EACCES"):
+                await guest.control("introspect", "freeze", "1000")
+        for bad in ("0", "60001", "x"):
+            with pytest.raises(XenstoreError, match="EINVAL"):
+                await xs.control("introspect", "freeze", bad)
+        with pytest.raises(XenstoreError, match="EINVAL"):
+            await xs.conn.request(READ_PIECE)
+        await xs.control("introspect", "freeze", "5000")
+        async with connect(daemon.socket_path, timeout=5) as other:
+            # Its connection is accepted only after the thaw; the request waits until then.
+            async with trio.open_nursery() as nursery:
+                result: list[BaseException] = []
+
+                async def try_freeze() -> None:
+                    try:
+                        await other.control("introspect", "freeze", "5000")
+                    except XenstoreError as exc:
+                        result.append(exc)
+
+                nursery.start_soon(try_freeze)
+                await trio.sleep(0.2)
+                assert not result
+                await xs.control("introspect", "thaw")
+            assert result == []  # after the thaw it froze the daemon itself
+            await other.control("introspect", "thaw")
+
+
+async def test_frozen_daemon_queues_everybody_and_images_one_instant(daemon: MockDaemon) -> None:
+    async with (
+        connect(daemon.socket_path, timeout=5) as exporter,
+        connect(daemon.socket_path, timeout=5) as writer,
+    ):
+        await writer.write("/before", b"1")
+        leaving = await trio.open_unix_socket(daemon.socket_path)
+        await leaving.send_all(encode_message(Op.READ, 7, 0, b"/before\0"))
+        with trio.fail_after(5):
+            assert await leaving.receive_some()  # served: the daemon knows it
+        await exporter.control("introspect", "freeze", "5000")
+        await leaving.aclose()  # it closes during the freeze: still in this instant's image
+        done = trio.Event()
+
+        async def write_during_freeze() -> None:
+            await writer.write("/during", b"2")
+            done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write_during_freeze)
+            await trio.sleep(0.3)
+            assert not done.is_set(), "a write was processed while frozen"
+            image = await read_image_bytes(exporter)
+            duration = float((await exporter.control("introspect", "thaw")).rstrip(b"\0"))
+            with trio.fail_after(5):
+                await done.wait()
+        assert duration >= 0.3
+        records = [item.record for item in read_image([image])]
+        paths = {r.path for r in records if isinstance(r, NodeData) and r.committed}
+        assert "/before" in paths and "/during" not in paths
+        sockets = [r for r in records if isinstance(r, ConnectionData)]
+        # writer and the client that left; not the exporter itself.
+        assert len(sockets) == 2 and all(isinstance(r.spec, SocketSpec) for r in sockets)
+        assert await writer.read("/during") == b"2"
+        await trio.sleep(0.1)
+        assert len(daemon.engine.connections) == 2  # the leaver is gone after the thaw
+
+
+async def test_reads_after_the_deadline_say_the_freeze_ended(daemon: MockDaemon) -> None:
+    async with connect(daemon.socket_path, timeout=5) as xs:
+        await xs.control("introspect", "freeze", "100")
+        await trio.sleep(0.2)
+        with pytest.raises(XenstoreError, match="EAGAIN"):
+            await xs.conn.request(READ_PIECE)
+        with pytest.raises(XenstoreError, match="EINVAL"):
+            await xs.control("introspect", "thaw")
+        await xs.write("/served", b"yes")
+
+
+def test_real_417_answers_einval_and_auto_uses_wire(
+    real_xenstored: RealXenstored, tmp_path: Path
+) -> None:
+    assert not trio.run(answers_introspect, str(real_xenstored.socket_path), 5.0)
+    run = snapshot(real_xenstored.socket_path, "--output", str(tmp_path / "x.img"), "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["source"]["kind"] == "wire"
