@@ -4,32 +4,52 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+from peerlib import MockDaemon, RealXenstored
 
 from xsmig_daemon.export import WireSource
-from xsmig_daemon.service.exporter_runner import ExporterRunner, ExporterUnavailableError
+from xsmig_daemon.export.introspect import IntrospectSource
+from xsmig_daemon.service.exporter_runner import ExporterRunner
 
 from .conftest import make_config
 
 
 def test_plan_for_a_c_loader_names_an_evtchn_fd(short_dir: Path) -> None:
-    plan = ExporterRunner(make_config(short_dir)).plan("xen-4.17")
+    runner = ExporterRunner(make_config(short_dir))
+    wire = WireSource(str(short_dir / "xs.sock"))
+    plan = runner.plan("xen-4.17", wire)
     assert (plan.mode, plan.header.version, plan.header.big_endian) == ("live-update", 1, False)
     assert plan.evtchn_fd >= 0 and plan.socket_fd == -1
-    spec = ExporterRunner(make_config(short_dir)).plan("spec")
+    spec = runner.plan("spec", wire)
     assert spec.evtchn_fd == -1 and spec.header.version == 1
 
 
-def test_auto_and_wire_read_over_the_wire(short_dir: Path) -> None:
-    for source in ("auto", "wire"):
-        config = make_config(short_dir, xenstored={"source": source, "request_timeout": 7})
-        chosen = ExporterRunner(config).source()
-        assert isinstance(chosen, WireSource)
+def test_introspect_plans_version_2_where_the_target_loads_it(short_dir: Path) -> None:
+    runner = ExporterRunner(make_config(short_dir))
+    introspect = IntrospectSource(str(short_dir / "xs.sock"), timeout=1)
+    assert runner.plan("spec", introspect).header.version == 2
+    assert runner.plan("xen-4.17", introspect).header.version == 1
+
+
+async def test_configured_sources(short_dir: Path) -> None:
+    for kind, expected in (("wire", WireSource), ("introspect", IntrospectSource)):
+        config = make_config(
+            short_dir,
+            xenstored={"source": kind, "request_timeout": 7, "freeze_deadline": 1.5},
+        )
+        chosen = await ExporterRunner(config).source()
+        assert isinstance(chosen, expected)
         assert (chosen.location, chosen.timeout) == (str(short_dir / "xs.sock"), 7.0)
+        if isinstance(chosen, IntrospectSource):
+            assert chosen.freeze_deadline == 1.5
 
 
-async def test_introspect_is_refused_until_the_exporter_has_it(short_dir: Path) -> None:
-    runner = ExporterRunner(make_config(short_dir, xenstored={"source": "introspect"}))
-    with pytest.raises(ExporterUnavailableError, match="no introspect source yet"):
-        await runner.run(short_dir / "x.img", target="spec", force=False, progress=print)
-    assert not (short_dir / "x.img").exists()
+async def test_auto_introspects_the_mock(mockd: MockDaemon, short_dir: Path) -> None:
+    config = make_config(short_dir, xenstored={"socket": str(mockd.socket_path)})
+    assert (await ExporterRunner(config).source()).kind == "introspect"
+
+
+async def test_auto_reads_the_real_xenstored_over_the_wire(
+    real_xenstored: RealXenstored, short_dir: Path
+) -> None:
+    config = make_config(short_dir, xenstored={"socket": str(real_xenstored.socket_path)})
+    assert (await ExporterRunner(config).source()).kind == "wire"

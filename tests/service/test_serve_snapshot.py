@@ -101,7 +101,9 @@ def snapshot_of(daemon: RunningDaemon, base: Path, target: str) -> tuple[Path, d
 
 def test_ctl_snapshot_in_front_of_the_mock(mockd: MockDaemon, short_dir: Path) -> None:
     _, manifest = snapshot_of(mockd, short_dir, "spec")
-    assert manifest["source"]["location"] == str(mockd.socket_path)
+    # source = auto: the mock answers the introspection probe, so it is read frozen.
+    assert manifest["source"] == {"kind": "introspect", "location": str(mockd.socket_path)}
+    assert manifest["freeze_duration_s"] > 0
 
 
 @pytest.mark.peer
@@ -113,9 +115,9 @@ def test_ctl_snapshot_in_front_of_the_real_xenstored(
 
 
 def test_sigterm_during_a_real_export_leaves_no_file(mockd: MockDaemon, short_dir: Path) -> None:
-    """The real exporter, walking an 8 000-node store of the mock, stopped by SIGTERM."""
+    """The real exporter, walking a 30 000-node store of the mock, stopped by SIGTERM."""
     with mockd.connect() as client:
-        for start in range(0, 8000, 500):
+        for start in range(0, 30000, 500):
             for i in range(start, start + 500):
                 client.send(Op.WRITE, payload(f"/big/d{i // 100}/n{i}", value=b"x" * 20))
             for _ in range(500):

@@ -14,16 +14,12 @@ import trio
 
 from ..commands.snapshot import C_EVTCHN_FD
 from ..export import Destination, ExportPlan, Source, WireSource, run_export
+from ..export.introspect import IntrospectSource, answers_introspect
 from ..export.writer import StreamStats
 from ..image.profiles import get_profile
 from ..image.records import Header
 from .config import Config
 from .runner import ProgressCallback
-
-
-class ExporterUnavailableError(Exception):
-    """The configured source is not implemented by the exporter."""
-
 
 #: Seconds between two progress reports (each becomes an sd_notify STATUS= datagram).
 PROGRESS_INTERVAL = 1.0
@@ -35,19 +31,26 @@ class ExporterRunner:
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    def source(self) -> Source:
+    async def source(self) -> Source:
+        """``xenstored.source``; ``auto`` asks the daemon, as ``xsmig snapshot`` does."""
         xs = self.config.xenstored
-        if xs.source == "introspect":
-            # export/introspect.py has only the probe so far; "auto" reads over the wire.
-            raise ExporterUnavailableError(
-                "xenstored.source = introspect: the exporter has no introspect source yet "
-                "(use auto or wire)"
+        kind = xs.source
+        if kind == "auto":
+            introspect = await answers_introspect(xs.socket, xs.connect_timeout)
+            kind = "introspect" if introspect else "wire"
+        if kind == "introspect":
+            return IntrospectSource(
+                xs.socket, timeout=xs.request_timeout, freeze_deadline=xs.freeze_deadline
             )
         return WireSource(xs.socket, timeout=xs.request_timeout)
 
-    def plan(self, target: str) -> ExportPlan:
+    def plan(self, target: str, source: Source) -> ExportPlan:
         profile = get_profile(target)
         version = 1 if 1 in profile.versions else max(profile.versions)
+        if source.kind == "introspect" and 2 in profile.versions:
+            # As xsmig snapshot: the mock's state has watch depths, features and unique ids,
+            # which version 1 cannot hold.
+            version = 2
         return ExportPlan(
             mode="live-update",
             profile=profile,
@@ -68,9 +71,10 @@ class ExporterRunner:
                 last = now
                 progress(f"{sum(stats.records.values())} records, {stats.nodes} nodes")
 
+        source = await self.source()
         result = await run_export(
-            self.source(),
-            self.plan(target),
+            source,
+            self.plan(target, source),
             Destination(str(output), force=force),
             progress=report,
         )
