@@ -75,7 +75,9 @@ class LineWatcher:
         self.process.wait(5)
 
 
-def snapshot(socket_path: Path, out: Path) -> None:
+def snapshot(socket_path: Path, out: Path, target: str = "spec") -> None:
+    """``xsmig snapshot`` over the wire (both daemons answer it); ``xen-4.17`` leaves out
+    what only current Xen can report (quotas), so that two implementations compare."""
     result = subprocess.run(
         [
             *MOCK_SUCCESSOR[:3],
@@ -84,6 +86,8 @@ def snapshot(socket_path: Path, out: Path) -> None:
             str(socket_path),
             "--source",
             "wire",
+            "--target",
+            target,
             "--output",
             str(out),
             "--force",
