@@ -1,0 +1,125 @@
+"""mock -> real Xen 4.17 xenstored: a v1 image it can load, or a refusal naming the losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyxs
+import pytest
+from lusupport import LineWatcher, cmdline, control, diff, live_update, snapshot, write_launcher
+from peerlib import MockDaemon, PeerInstall, start_mockd
+from wireclient import WireClient
+
+from xsmig_daemon.wire.framing import encode_message
+from xsmig_daemon.wire.ops import Op
+
+
+def _ok(client: WireClient, op: Op, *args: str, tx_id: int = 0) -> bytes:
+    reply = client.call(op, *args, tx_id=tx_id)
+    assert reply.op == op, (op, reply.payload)
+    return reply.payload
+
+
+def _real_launcher(directory: Path, install: PeerInstall, rundir: Path) -> Path:
+    """The peer's xenstored as a live-update successor (env as start-xenstored.sh sets it);
+    the mock's own arguments mean nothing to it, so it gets ``-N -U``."""
+    return write_launcher(
+        directory / "lu-to-xen",
+        f"export XENSTORED_RUNDIR={rundir} LD_LIBRARY_PATH={install.libs} "
+        f"LD_PRELOAD={install.shim} XEN_PEER_CACHE={install.cache}\n"
+        f"exec {install.xenstored_bin} -N -U",
+    )
+
+
+@pytest.fixture
+def mock_for_xen(peer_install: PeerInstall):  # type: ignore[no-untyped-def]
+    daemon = start_mockd(args=["--lu-successor", "xen-4.17"], install=peer_install)
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def test_mock_to_real_xenstored(mock_for_xen: MockDaemon, tmp_path: Path) -> None:
+    mock = mock_for_xen
+    pid = mock.pid
+    admin = mock.connect()
+    _ok(admin, Op.WRITE, "/w", "0")
+    _ok(admin, Op.WRITE, "/p/q", "1")
+    _ok(admin, Op.SET_PERMS, "/p/q", "n0", "r7")
+    watcher = LineWatcher(mock.socket_path, "/w")
+    assert watcher.line() == "/w"
+    py = pyxs.Client(unix_socket_path=str(mock.socket_path))
+    py.connect()
+    monitor = py.monitor()
+    monitor.watch(b"/p", b"py")
+    events = monitor.wait()
+    assert next(events) == (b"/p", b"py")
+    raw = mock.connect()
+    sent = [raw.send(Op.WRITE, b"/r/%d\0v" % i) for i in range(3)]
+    half = mock.connect()
+    message = encode_message(Op.WRITE, 77, 0, b"/half\0done")
+    half.send_raw(message[:10])
+    _ok(admin, Op.READ, "/w")
+
+    before, after = tmp_path / "before.img", tmp_path / "after.img"
+    snapshot(mock.socket_path, before, "xen-4.17")
+    launcher = _real_launcher(tmp_path, mock.install, mock.rundir)
+    result = live_update(mock, launcher)
+    assert result.returncode == 0, result.stdout + result.stderr + mock.log()
+    assert mock.pid == pid and mock.alive()
+    assert "xenstored" in cmdline(pid)[0] and "-U" in cmdline(pid)
+    snapshot(mock.socket_path, after, "xen-4.17")
+    compared = diff(before, after)
+    # 4.17 answers GET_PERMS on special nodes with EINVAL, so its snapshot cannot show the
+    # DOMID_ANY read entry the mock (current Xen) gives @releaseDomain; nothing else differs.
+    assert compared.stdout.splitlines() == ["node @releaseDomain: perms: A n0,r32757, B n0"], (
+        compared.stdout + compared.stderr
+    )
+
+    replies = [raw.receive() for _ in sent]
+    assert [(r.req_id, r.payload) for r in replies] == [(i, b"OK\0") for i in sent]
+    assert raw.is_silent(0.3)
+    half.send_raw(message[10:])
+    reply = half.receive()
+    assert (reply.req_id, reply.payload) == (77, b"OK\0")
+    _ok(admin, Op.WRITE, "/w/x", "1")
+    assert watcher.line() == "/w/x"
+    assert watcher.silent()
+    py.write(b"/p/after", b"1")
+    assert next(events) == (b"/p/after", b"py")
+    assert mock.client("xenstore-ls", "-p", "/p").stdout.count("r7") == 1
+
+    watcher.close()
+    py.close()
+    for client in (admin, raw, half):
+        client.close()
+
+
+def test_mock_to_real_refuses_what_it_would_lose(mock_for_xen: MockDaemon, tmp_path: Path) -> None:
+    mock = mock_for_xen
+    pid = mock.pid
+    admin = mock.connect()
+    _ok(admin, Op.INTRODUCE, "5", "4097", "11")
+    _ok(admin, Op.WATCH, "/deep", "d", "1")
+    launcher = _real_launcher(tmp_path, mock.install, mock.rundir)
+    result = live_update(mock, launcher)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Live update would lose (use -F to force):" in text, text
+    assert "watch depth limit" in text and "domain 5: its stand-in endpoint" in text, text
+    assert mock.pid == pid and "mockd" in " ".join(cmdline(pid))
+    _ok(admin, Op.UNWATCH, "/deep", "d")
+    _ok(admin, Op.RELEASE, "5")
+
+    # An open transaction blocks as in C: after -t it fails with C's text.
+    tx_id = _ok(admin, Op.TRANSACTION_START, "").rstrip(b"\0").decode()
+    result = live_update(mock, launcher, "-t", "1")
+    assert result.returncode != 0
+    assert "Domains with long running transactions:\nDomain 0: 1 s" in (
+        result.stdout + result.stderr
+    )
+    assert _ok(admin, Op.TRANSACTION_END, "T", tx_id=int(tx_id)) == b"OK\0"
+    assert control(admin, "live-update", "-a") == "No live-update session active."
+    assert mock.pid == pid and "mockd" in " ".join(cmdline(pid))
+    admin.close()
