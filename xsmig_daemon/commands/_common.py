@@ -8,51 +8,27 @@ import sys
 from collections.abc import Callable, Iterator
 
 from ..cli import EXIT_FAIL
-from ..image.decoder import ImageDecoder, Located
+from ..image.decoder import Located
 from ..image.errors import EncodeError, ImageError
 from ..image.profiles import PROFILES, Profile
-from ..image.records import Header
-from ..image.validate import StreamValidator
+from ..image.validate import ImageReader
 from ..imagefile import ImageFileError, display_name, read_chunks
 
 TARGETS = tuple(PROFILES)
 
 
-class ImageStream:
+class ImageStream(ImageReader):
     """The records of the image at ``path`` (``-`` = stdin), decoded chunk by chunk.
 
-    With a ``profile`` every record is also validated against it (``StreamValidator``);
-    without one only framing is checked. ``header`` is known once the first record (or the
-    first error) has come out; ``warnings`` is filled when END has been checked.
+    With a ``profile`` every record is also validated against it; without one only framing
+    is checked.
     """
 
-    def __init__(self, path: str, profile: Profile | None = None) -> None:
+    def __init__(
+        self, path: str, profile: Profile | None = None, *, migration: bool = False
+    ) -> None:
+        super().__init__(read_chunks(path), profile, migration=migration)
         self.path = path
-        self.profile = profile
-        self.header: Header | None = None
-        self.warnings: list[str] = []
-
-    def __iter__(self) -> Iterator[Located]:
-        decoder = ImageDecoder()
-        validator: StreamValidator | None = None
-        for chunk in read_chunks(self.path):
-            decoder.feed(chunk)
-            for item in decoder.records():
-                if self.header is None:
-                    self.header = decoder.header
-                if validator is None and self.profile is not None:
-                    assert decoder.header is not None
-                    validator = StreamValidator(decoder.header, self.profile)
-                if validator is not None:
-                    validator.check(item)
-                yield item
-            if self.header is None and decoder.header is not None:
-                self.header = decoder.header
-                if self.profile is not None:
-                    validator = StreamValidator(decoder.header, self.profile)
-        decoder.close()
-        if validator is not None:
-            self.warnings.extend(validator.warnings)
 
 
 def fail(command: str, message: str) -> int:

@@ -36,13 +36,18 @@ def register(subparsers: Any) -> None:
         default="spec",
         help="loader profile to check against (default: spec)",
     )
+    parser.add_argument(
+        "--migration",
+        action="store_true",
+        help="a migration stream of one domain: node parents may already exist in the loader",
+    )
     add_json_flag(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     name = display_name(args.image)
-    stream = ImageStream(args.image, get_profile(args.target))
+    stream = ImageStream(args.image, get_profile(args.target), migration=args.migration)
     count = 0
     error: dict[str, Any] | None = None
     try:

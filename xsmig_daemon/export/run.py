@@ -108,7 +108,7 @@ async def run_export(
             sink,
             plan.header,
             plan.profile,
-            validate=plan.mode == "live-update",
+            migration=plan.mode != "live-update",
             progress=progress,
         )
         report = await source.export(plan, writer)

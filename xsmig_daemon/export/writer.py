@@ -51,12 +51,14 @@ class ImageWriter:
         profile: Profile,
         *,
         validate: bool = True,
+        migration: bool = False,
         progress: Callable[[StreamStats], None] | None = None,
     ) -> None:
         self.sink = sink
         self.header = header
         self.profile = profile
         self._validate = validate
+        self._migration = migration
         self._progress = progress
         self._encoder = RecordEncoder(header)
         self._start()
@@ -65,7 +67,11 @@ class ImageWriter:
         self.stats = StreamStats()
         self._hash = hashlib.sha256()
         self._buffer = bytearray()
-        self._validator = StreamValidator(self.header, self.profile) if self._validate else None
+        self._validator = (
+            StreamValidator(self.header, self.profile, migration=self._migration)
+            if self._validate
+            else None
+        )
         self._index = 0
         self._ended = False
         self._append(self._encoder.preamble())

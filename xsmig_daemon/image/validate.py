@@ -44,9 +44,13 @@ def parent_path(path: str) -> str:
 
 
 class StreamValidator:
-    def __init__(self, header: Header, profile: Profile = SPEC) -> None:
+    def __init__(self, header: Header, profile: Profile = SPEC, *, migration: bool = False) -> None:
         self.header = header
         self.profile = profile
+        #: A migration stream (spec section 7) carries one domain's nodes; their ancestors
+        #: already exist in the loader, so a node may name a parent the stream never sent.
+        self.migration = migration
+        self._assumed_parents: set[int] = set()
         self.warnings: list[str] = []
         self._dropped: Counter[str] = Counter()
         self._located: Located | None = None
@@ -172,13 +176,21 @@ class StreamValidator:
             return
         if not path.startswith(ROOT) or (path != ROOT and path.endswith("/")) or "//" in path:
             self._error(f"invalid node path {path!r}")
-        if not self._tree_started:
+        if self.migration:
+            self._migration_node(path)
+        elif not self._tree_started:
             self._tree_started = True
             if path != ROOT:
                 self._error(f"first tree node is {path!r}, '/' must come first")
         elif hash(parent_path(path)) not in self._node_hashes:
             self._error(f"node {path!r} before its parent {parent_path(path)!r}")
         self._add_path(path)
+
+    def _migration_node(self, path: str) -> None:
+        if hash(path) in self._assumed_parents:
+            self._error(f"node {path!r} after a child that needed it as its parent")
+        if path != ROOT and hash(parent_path(path)) not in self._node_hashes:
+            self._assumed_parents.add(hash(parent_path(path)))
 
     def _add_path(self, path: str) -> None:
         key = hash(path)
@@ -233,7 +245,13 @@ class StreamValidator:
             else:
                 what = f"{count} {name} record{'s' if count != 1 else ''}"
             self.warnings.append(f"{what} will be dropped by {self.profile.name}")
-        if self.profile.is_c_loader and not self._tree_started:
+        if self._assumed_parents:
+            count = len(self._assumed_parents)
+            self.warnings.append(
+                f"migration stream: {count} parent node{'s' if count != 1 else ''} must "
+                "already exist in the loader"
+            )
+        if self.profile.is_c_loader and not self._tree_started and not self.migration:
             self.warnings.append("no '/' node: the loader keeps only its own empty root")
 
     # -- errors -------------------------------------------------------------------------------
@@ -258,41 +276,78 @@ def _name(record_type: int) -> str:
 
 
 def validate_records(
-    located: Iterable[Located], header: Header, profile: str | Profile = "spec"
+    located: Iterable[Located],
+    header: Header,
+    profile: str | Profile = "spec",
+    *,
+    migration: bool = False,
 ) -> list[str]:
     """Validate already-decoded records; returns the warnings, raises ImageError."""
-    validator = StreamValidator(header, _profile(profile))
+    validator = StreamValidator(header, _profile(profile), migration=migration)
     for item in located:
         validator.check(item)
     return validator.warnings
+
+
+class ImageReader:
+    """Decode a stream arriving in chunks and, with a profile, validate it as it goes.
+
+    Iterating yields records as they complete and raises an ``ImageError`` at the first
+    problem, including a stream that ends early. ``header`` is set once the preamble has
+    been read; ``warnings`` is filled when the END record has been checked. Without a
+    profile only framing is checked.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        profile: str | Profile | None = "spec",
+        *,
+        migration: bool = False,
+    ) -> None:
+        self._chunks = chunks
+        self.profile = None if profile is None else _profile(profile)
+        self.migration = migration
+        self.header: Header | None = None
+        self.warnings: list[str] = []
+
+    def __iter__(self) -> Iterator[Located]:
+        decoder = ImageDecoder()
+        validator: StreamValidator | None = None
+        for chunk in self._chunks:
+            decoder.feed(chunk)
+            for item in decoder.records():
+                if validator is None:
+                    validator = self._started(decoder)
+                if validator is not None:
+                    validator.check(item)
+                yield item
+            if self.header is None and decoder.header is not None:
+                validator = self._started(decoder)
+        decoder.close()
+        if validator is not None:
+            self.warnings.extend(validator.warnings)
+
+    def _started(self, decoder: ImageDecoder) -> StreamValidator | None:
+        assert decoder.header is not None
+        self.header = decoder.header
+        if self.profile is None:
+            return None
+        return StreamValidator(decoder.header, self.profile, migration=self.migration)
 
 
 def read_image(
     chunks: Iterable[bytes],
     profile: str | Profile = "spec",
     warnings: list[str] | None = None,
+    *,
+    migration: bool = False,
 ) -> Iterator[Located]:
-    """Decode and validate a stream arriving in chunks; yields records as they complete.
-
-    Raises an ``ImageError`` at the first problem, including a stream that ends early.
-    Warnings are appended to ``warnings`` when the END record has been checked.
-    """
-    decoder = ImageDecoder()
-    validator: StreamValidator | None = None
-    resolved = _profile(profile)
-    for chunk in chunks:
-        decoder.feed(chunk)
-        for item in decoder.records():
-            if validator is None:
-                assert decoder.header is not None
-                validator = StreamValidator(decoder.header, resolved)
-            validator.check(item)
-            yield item
-        if validator is None and decoder.header is not None:
-            validator = StreamValidator(decoder.header, resolved)
-    decoder.close()
-    if validator is not None and warnings is not None:
-        warnings.extend(validator.warnings)
+    """Decode and validate a chunked stream (see ``ImageReader``); warnings go to ``warnings``."""
+    reader = ImageReader(chunks, profile, migration=migration)
+    yield from reader
+    if warnings is not None:
+        warnings.extend(reader.warnings)
 
 
 def _profile(profile: str | Profile) -> Profile:
@@ -301,6 +356,7 @@ def _profile(profile: str | Profile) -> Profile:
 
 __all__ = [
     "ImageError",
+    "ImageReader",
     "StreamValidator",
     "parent_path",
     "read_image",
