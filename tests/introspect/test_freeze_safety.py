@@ -1,5 +1,7 @@
 """A dom0 is never left with a frozen xenstored: the mock thaws when the exporter is killed
 mid-freeze, and at the freeze deadline when the exporter is too slow (which then fails).
+Both with ``--freeze-mode stream``, where the freeze lasts while the exporter reads (a
+``capture`` freeze ends inside the daemon's own request, before the exporter gets control).
 
 The exporter is made to stall inside the freeze by a successor that accepts the stream
 socket's connection in the kernel (listen backlog) but does not read: the exporter blocks
@@ -63,6 +65,8 @@ def start_exporter(daemon: MockDaemon, successor: Path, *args: str) -> subproces
             "introspect",
             "--to",
             f"unix:{successor}",
+            "--freeze-mode",
+            "stream",
             *args,
         ],
         cwd=REPO_ROOT,

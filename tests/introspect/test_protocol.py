@@ -123,6 +123,25 @@ async def test_frozen_daemon_queues_everybody_and_images_one_instant(daemon: Moc
         assert len(daemon.engine.connections) == 2  # the leaver is gone after the thaw
 
 
+async def test_a_capture_freeze_ends_before_the_reads(daemon: MockDaemon) -> None:
+    async with (
+        connect(daemon.socket_path, timeout=5) as exporter,
+        connect(daemon.socket_path, timeout=5) as writer,
+    ):
+        await writer.write("/before", b"1")
+        await exporter.control("introspect", "freeze", "5000", "capture")
+        with trio.fail_after(1):
+            await writer.write("/after", b"2")  # served at once: the freeze is over
+        image = await read_image_bytes(exporter)
+        duration = float((await exporter.control("introspect", "thaw")).rstrip(b"\0"))
+        assert duration < 0.5
+        records = [item.record for item in read_image([image])]
+        paths = {r.path for r in records if isinstance(r, NodeData) and r.committed}
+        assert "/before" in paths and "/after" not in paths
+        with pytest.raises(XenstoreError, match="EINVAL"):
+            await exporter.control("introspect", "freeze", "5000", "later")
+
+
 async def test_reads_after_the_deadline_say_the_freeze_ended(daemon: MockDaemon) -> None:
     async with connect(daemon.socket_path, timeout=5) as xs:
         await xs.control("introspect", "freeze", "100")

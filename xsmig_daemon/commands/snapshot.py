@@ -30,7 +30,12 @@ from ..export import (
 )
 from ..export.consistency import CONSISTENCY_CHOICES
 from ..export.imagesource import peek_header
-from ..export.introspect import DEFAULT_FREEZE_DEADLINE, IntrospectSource, answers_introspect
+from ..export.introspect import (
+    DEFAULT_FREEZE_DEADLINE,
+    FREEZE_MODES,
+    IntrospectSource,
+    answers_introspect,
+)
 from ..export.run import Progress
 from ..export.sinks import UNIX_PREFIX, check_output_target
 from ..image.errors import EncodeError, ImageError
@@ -101,6 +106,13 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="introspect: the daemon thaws by itself after S seconds "
         f"(default {DEFAULT_FREEZE_DEADLINE:g}); the export then fails",
+    )
+    parser.add_argument(
+        "--freeze-mode",
+        choices=FREEZE_MODES,
+        default=FREEZE_MODES[0],
+        help="introspect: capture (the daemon copies its image and runs on: short freeze) or "
+        "stream (frozen until everything is read: no copy)",
     )
     parser.add_argument(
         "--attempts", type=int, default=8, help="wire: transactions tried before giving up (8)"
@@ -199,7 +211,10 @@ async def _source(args: argparse.Namespace) -> Source:
         raise UsageError(f"--image is only used with --source image (not {kind})")
     if kind == "introspect":
         return IntrospectSource(
-            args.socket, timeout=args.timeout, freeze_deadline=args.freeze_deadline
+            args.socket,
+            timeout=args.timeout,
+            freeze_deadline=args.freeze_deadline,
+            freeze_mode=args.freeze_mode,
         )
     return WireSource(
         args.socket,

@@ -1,10 +1,11 @@
 """The ``introspect`` source: the xsmig mock's full state, read while the daemon is frozen.
 
-Protocol in docs/introspect.md. The exporter sends ``CONTROL introspect freeze <ms>``, then
+Protocol in docs/introspect.md. The exporter sends ``CONTROL introspect freeze <ms> <mode>``, then
 keeps ``window`` pipelined ``CONTROL introspect read`` requests in flight; each reply is the
 next piece of a migration stream the daemon encodes from its own state, an empty reply ends
-it. Every piece is decoded and validated as it arrives (a bad stream fails at its first bad
-record), converted for the target like an image file, and written to the output. Then
+it. Every piece is decoded as it arrives, converted for the target like an image file, and
+written to the output, where the ImageWriter validates each record as it is written (a bad
+stream fails at its first bad record; a ``--domain`` stream is validated here, in full). Then
 ``CONTROL introspect thaw``. On any failure the connection is simply closed: the daemon
 thaws when its freezing connection goes away, and at the deadline in any case.
 
@@ -38,6 +39,9 @@ _READ = Request(Op.CONTROL, b"introspect\0read\0")
 DEFAULT_WINDOW = 64
 #: Longest freeze asked for, in seconds (the daemon thaws by itself after it).
 DEFAULT_FREEZE_DEADLINE = 10.0
+#: ``capture``: the daemon encodes its image inside the freeze and runs on (short freeze);
+#: ``stream``: it stays frozen while we read (no copy of the image in the daemon).
+FREEZE_MODES = ("capture", "stream")
 
 FIDELITY_NOTES = (
     "socket connections are recorded with the daemon's fd numbers; only a successor that "
@@ -92,8 +96,12 @@ class IntrospectSource:
         *,
         timeout: float,
         freeze_deadline: float = DEFAULT_FREEZE_DEADLINE,
+        freeze_mode: str = "capture",
         window: int = DEFAULT_WINDOW,
     ) -> None:
+        if freeze_mode not in FREEZE_MODES:
+            raise ValueError(f"freeze mode {freeze_mode!r}")
+        self.freeze_mode = freeze_mode
         self.location = socket_path
         self.timeout = timeout
         self.freeze_deadline = freeze_deadline
@@ -105,7 +113,7 @@ class IntrospectSource:
         try:
             async with connect(self.location, timeout=self.timeout) as xs:
                 deadline_ms = max(1, round(self.freeze_deadline * 1000))
-                await xs.control("introspect", "freeze", str(deadline_ms))
+                await xs.control("introspect", "freeze", str(deadline_ms), self.freeze_mode)
                 await self._read_all(xs.conn, reader, out)
                 duration = await xs.control("introspect", "thaw")
         except XenstoreError as exc:
@@ -149,6 +157,9 @@ class _ImageReader:
         self._validator: StreamValidator | None = None
         self._converter: ImageConverter | None = None
         self._keep = _DomainFilter(plan.domid) if plan.mode == "domain" else None
+        # A live-update stream is validated by the ImageWriter (for the target, as written);
+        # a --domain stream is not, so the daemon's whole stream is checked here.
+        self._validate = plan.mode == "domain"
 
     @property
     def offset(self) -> int:
@@ -168,7 +179,8 @@ class _ImageReader:
             header = self._decoder.header
             self._validator = StreamValidator(header)
             self._converter = ImageConverter(header, self.plan.header, self.plan.profile)
-        self._validator.check(located)
+        if self._validate:
+            self._validator.check(located)
         record = located.record
         if isinstance(record, End) or (self._keep is not None and not self._keep(record)):
             return None

@@ -1,18 +1,20 @@
 """``CONTROL introspect``: the mock's frozen full-state read, and the gate of its freeze.
 
 Protocol (docs/introspect.md): ``introspect probe`` -> ``xsmig-introspect 1``;
-``introspect freeze <deadline-ms>`` -> ``OK``; ``introspect read`` -> the next 1..4096 bytes
-of the image, empty once it is complete; ``introspect thaw`` -> the freeze's length in
-seconds. Only the freezing connection is served while frozen. Every other task of the
-server -- accepting, reading, processing, sending -- waits at ``wait_open`` before it
-touches the engine, so the image is the state of one instant: the moment ``freeze`` was
-processed.
+``introspect freeze <deadline-ms> [stream|capture]`` -> ``OK``; ``introspect read`` -> the
+next 1..4096 bytes of the image, empty once it is complete; ``introspect thaw`` -> how long
+the daemon was frozen, in seconds. Only the freezing connection is served while frozen.
+Every other task of the server -- accepting, reading, processing, sending -- waits at
+``wait_open`` before it touches the engine, so the image is the state of one instant: the
+moment ``freeze`` was processed. A ``capture`` freeze encodes the image inside the
+``freeze`` request itself and ends there; the reads then come from that copy.
 
 The freeze ends by itself: when the freezing connection goes away (``after_freeze`` is
 called for every connection that ends, and the owner's end thaws), or at its deadline.
 There is no timer task: everybody who waits, waits with the deadline as a cancel point, and
 the first one to wake after it thaws the daemon. With nobody waiting nothing is blocked,
-and the next arrival finds the deadline passed and thaws first.
+and the next arrival finds the deadline passed and thaws first. A captured image is
+dropped the same ways.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from ..store.wireargs import c_atoi
 
 COMMAND = b"introspect"
 PROTOCOL = b"xsmig-introspect 1"
+#: Freeze modes: read the frozen engine as the exporter asks (memory flat, frozen until the
+#: thaw), or encode the whole image at once and run on (short freeze, image kept in memory).
+STREAM = b"stream"
+CAPTURE = b"capture"
 #: Image bytes per ``read`` reply: the wire's payload limit.
 PIECE_SIZE = 4096
 
@@ -79,12 +85,20 @@ class Introspection:
         if conn is self._timed_out and command in (b"read", b"thaw"):
             self._timed_out = None
             raise XsError("EAGAIN", "the freeze ended at its deadline")
-        if command == b"freeze" and len(args) == 2:
+        if command == b"freeze" and len(args) in (2, 3):
             deadline_ms = c_atoi(args[1])
+            mode = args[2] if len(args) == 3 else STREAM
+            if mode not in (STREAM, CAPTURE):
+                raise XsError("EINVAL", f"freeze mode {mode!r}")
             self.state.freeze(self.engine, conn, trio.current_time(), deadline_ms)
-            self._thawed = trio.Event()
             self._timed_out = None
             self.engine.log.append(f"introspect: frozen by {conn!r} for at most {deadline_ms} ms")
+            if mode == CAPTURE:
+                # Synchronous: nothing else runs until the image is encoded.
+                self.state.capture()
+                self.state.captured(trio.current_time())
+            else:
+                self._thawed = trio.Event()
             return b"OK\0"
         if command == b"read" and len(args) == 1:
             return self.state.read(conn, PIECE_SIZE)

@@ -5,14 +5,15 @@ the daemon keeps serving), when it started and the deadline after which it ends 
 Times are plain floats from the caller's clock; nothing here waits or reads a clock.
 
 ``ImageChunks`` turns the engine's state into migration-stream bytes handed out in pieces of
-at most ``size`` bytes, encoding records lazily: memory stays bounded by one record plus one
-piece whatever the store size. It reads the live engine, so the engine must not change until
-the last piece is out -- that is what the freeze guarantees.
+at most ``size`` bytes. By default it encodes records lazily, so memory stays bounded by one
+record plus one piece whatever the store size; it reads the live engine, so the engine must
+not change until the last piece is out -- that is what a ``stream`` freeze guarantees. A
+``capture`` freeze encodes the whole image at once instead and ends the freeze right away:
+a short freeze for the price of the image's size in memory until it has been read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..image.encoder import encode_image
@@ -35,6 +36,9 @@ class _Freeze:
     started: float
     deadline: float
     image: ImageChunks
+    #: False once a ``capture`` freeze has its image: the daemon runs again, the owner reads.
+    frozen: bool = True
+    duration: float | None = None
 
 
 class FreezeState:
@@ -51,7 +55,8 @@ class FreezeState:
 
     def frozen_for(self, conn: Connection | None) -> bool:
         """True while ``conn`` (None: the daemon's listeners) must wait."""
-        return self._current is not None and conn is not self._current.owner
+        current = self._current
+        return current is not None and current.frozen and conn is not current.owner
 
     def expired(self, now: float) -> bool:
         return self._current is not None and now >= self._current.deadline
@@ -64,6 +69,17 @@ class FreezeState:
         image = ImageChunks(engine, skip=owner)
         self._current = _Freeze(owner, now, now + deadline_ms / 1000, image)
 
+    def capture(self) -> None:
+        """Encode the whole image now; ``captured`` then ends the freeze."""
+        assert self._current is not None
+        self._current.image.capture()
+
+    def captured(self, now: float) -> None:
+        """The image is copied: the daemon runs again, the owner reads the copy."""
+        assert self._current is not None
+        self._current.frozen = False
+        self._current.duration = now - self._current.started
+
     def read(self, conn: Connection, size: int) -> bytes:
         """The next piece of the image for the freezing connection; b"" once it is complete."""
         current = self._current
@@ -72,32 +88,38 @@ class FreezeState:
         return current.image.next_piece(size)
 
     def thaw(self, now: float) -> float:
-        """End the freeze; returns how long it lasted (0 if there was none)."""
+        """End the freeze (drop a captured image); returns how long the daemon was frozen."""
         current, self._current = self._current, None
-        return 0.0 if current is None else now - current.started
+        if current is None:
+            return 0.0
+        return current.duration if current.duration is not None else now - current.started
 
 
 class ImageChunks:
     """The engine's state as stream bytes (header ... END), in pieces on demand."""
 
     def __init__(self, engine: Engine, *, skip: Connection | None = None) -> None:
-        self._parts = self._encode(engine, skip)
+        skipped = () if skip is None else (skip,)
+        self._parts = encode_image(state_records(engine, skip=skipped), IMAGE_HEADER)
         self._buffer = bytearray()
+        self._offset = 0
         self._done = False
 
-    @staticmethod
-    def _encode(engine: Engine, skip: Connection | None) -> Iterator[bytes]:
-        return encode_image(
-            state_records(engine, skip=() if skip is None else (skip,)), IMAGE_HEADER
-        )
+    def capture(self) -> None:
+        """Encode everything left now (the engine may change afterwards)."""
+        for part in self._parts:
+            self._buffer += part
+        self._done = True
 
     def next_piece(self, size: int) -> bytes:
-        while len(self._buffer) < size and not self._done:
+        while len(self._buffer) - self._offset < size and not self._done:
             part = next(self._parts, None)
             if part is None:
                 self._done = True
             else:
+                del self._buffer[: self._offset]
+                self._offset = 0
                 self._buffer += part
-        piece = bytes(self._buffer[:size])
-        del self._buffer[:size]
+        piece = bytes(self._buffer[self._offset : self._offset + size])
+        self._offset += len(piece)
         return piece
