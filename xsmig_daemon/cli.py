@@ -22,6 +22,7 @@ EXIT_USAGE = 2
 
 #: Subcommand modules under xsmig_daemon.commands, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
     "inspect",
     "verify",
     "diff",
