@@ -16,6 +16,16 @@ or a watch proving that nothing changed during a walk without a transaction.
 
 Usage: ``.venv/bin/python benchmarks/export.py [--sizes 10000,100000] [--daemons real,mock]
 [--consistency transaction,watch] [--max-seconds 900]``
+
+``--introspect 10000,100000,1000000`` (with ``--daemons none`` to skip the wire runs) measures
+the mock's ``introspect`` source and the restore in a successor instead: a successor
+``xsmig mockd --restore unix:PATH`` is started and waits; ``xsmig snapshot --source
+introspect --to unix:PATH --json`` streams the source mock's state to it. Reported: the
+snapshot's time (exec to exit), the whole handover (snapshot exec until the successor prints
+its readiness line), records/s, the freeze duration from the manifest, peak RSS of the
+exporter, the source mock and the successor. Stores of 1M nodes use 1,000 domains.
+``--anchor 100000`` times the real 4.17 daemon's own live update of the same store (100
+domains) with shared/peer/capture-image.sh, the reference the handover is compared to.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from peerlib import REPO_ROOT, RunningDaemon, start_mockd, start_real_xenstored
+from peerlib import REPO_ROOT, RealXenstored, RunningDaemon, start_mockd, start_real_xenstored
 from wireclient import WireClient, payload
 
 from xsmig_daemon.wire.ops import Op
@@ -159,16 +169,143 @@ def snapshot_once(
         )
 
 
+@dataclass
+class IntrospectRow:
+    nodes: int
+    domains: int
+    snapshot_s: float
+    handover_s: float
+    records_per_s: int
+    freeze_s: float
+    image_bytes: int
+    exporter_rss_mib: float
+    daemon_rss_mib: float | None
+    successor_rss_mib: float | None
+
+
+def populate_domains(socket_path: Path, nodes: int, domains: int) -> None:
+    """``nodes`` nodes spread over ``domains`` introduced domains (pipelined WRITEs)."""
+    per_domain = max(1, nodes // domains)
+    with WireClient.connect(socket_path, timeout=300) as client:
+        for domid in range(1, domains + 1):
+            client.send(Op.INTRODUCE, payload(str(domid), str(0x1000 + domid), str(10 + domid)))
+        for _ in range(domains):
+            if client.reply().op != Op.INTRODUCE:
+                raise RuntimeError("INTRODUCE failed")
+        pending = 0
+        for d in range(1, domains + 1):
+            for i in range(per_domain):
+                path = f"/local/domain/{d}/data/d{i // 100}/n{i % 100}"
+                client.send(Op.WRITE, payload(path, value=VALUE))
+                pending += 1
+                if pending == PIPELINE:
+                    drain(client, pending)
+                    pending = 0
+        drain(client, pending)
+
+
+def introspect_once(nodes: int, workdir: Path) -> IntrospectRow:
+    domains = 1000 if nodes >= 1_000_000 else DOMAINS
+    with daemon("mock") as source:
+        populate_domains(source.socket_path, nodes, domains)
+        stream = workdir / f"succ{nodes}"
+        successor_dir = Path(tempfile.mkdtemp(prefix="xs", dir="/tmp"))
+        successor = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "xsmig_daemon", "mockd"),
+                *("--socket", str(successor_dir / "socket")),
+                *("--restore", f"unix:{stream}", "--restore-timeout", "300"),
+            ],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while not stream.exists():
+                time.sleep(0.01)
+            argv = [
+                *(sys.executable, "-m", "xsmig_daemon", "snapshot"),
+                *("--socket", str(source.socket_path), "--source", "introspect"),
+                *("--to", f"unix:{stream}", "--json", "--timeout", "300"),
+                *("--freeze-deadline", "60"),
+            ]
+            start = time.perf_counter()
+            child = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+            stdout = child.stdout.read() if child.stdout else ""
+            _, status, usage = os.wait4(child.pid, 0)
+            snapshot_s = time.perf_counter() - start
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                raise RuntimeError(f"snapshot exited {child.returncode}")
+            assert successor.stdout is not None
+            for line in successor.stdout:
+                if "listening on" in line:
+                    break
+            handover_s = time.perf_counter() - start
+            manifest = json.loads(stdout)
+            records = sum(manifest["records"].values())
+            return IntrospectRow(
+                nodes,
+                domains,
+                round(snapshot_s, 2),
+                round(handover_s, 2),
+                round(records / snapshot_s),
+                round(manifest["freeze_duration_s"], 3),
+                manifest["size"],
+                round(usage.ru_maxrss / 1024, 1),
+                vm_hwm_mib(source.pid),
+                vm_hwm_mib(successor.pid),
+            )
+        finally:
+            successor.terminate()
+            successor.wait(30)
+            subprocess.run(["rm", "-rf", str(successor_dir)], check=False)
+
+
+def anchor_seconds(nodes: int, workdir: Path) -> float:
+    """The real 4.17 xenstored's own live update (dump + exec + restore) of the same store
+    (100 domains), through shared/peer/capture-image.sh: the issue's anchor."""
+    with daemon("real") as running:
+        populate_domains(running.socket_path, nodes, DOMAINS)
+        assert isinstance(running, RealXenstored)
+        start = time.perf_counter()
+        running.capture_image(workdir / f"anchor{nodes}.img")
+        return round(time.perf_counter() - start, 2)
+
+
+def print_introspect(rows: list[IntrospectRow]) -> None:
+    print(
+        "\n| nodes | domains | snapshot s | snapshot+restore s | records/s | freeze s "
+        "| image bytes | exporter RSS MiB | source RSS MiB | successor RSS MiB |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print("| " + " | ".join("-" if v is None else str(v) for v in asdict(r).values()) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--daemons", default="real,mock")
     parser.add_argument("--consistency", default="transaction,watch")
     parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument("--introspect", default="", help="sizes for the introspect runs")
+    parser.add_argument("--anchor", default="", help="sizes for the real 4.17 live update")
     args = parser.parse_args()
     rows: list[Row] = []
+    for size in (int(s) for s in args.anchor.split(",") if s):
+        with tempfile.TemporaryDirectory(prefix="xs", dir="/tmp") as tmp:
+            seconds = anchor_seconds(size, Path(tmp))
+        print(f"real 4.17 live update (dump + exec + restore), {size} nodes: {seconds} s")
+    if args.introspect:
+        with tempfile.TemporaryDirectory(prefix="xs", dir="/tmp") as tmp:
+            found = []
+            for size in (int(s) for s in args.introspect.split(",")):
+                found.append(introspect_once(size, Path(tmp)))
+                print(json.dumps(asdict(found[-1])), flush=True)
+        print_introspect(found)
     with tempfile.TemporaryDirectory(prefix="xsbench") as tmp:
-        for kind in args.daemons.split(","):
+        for kind in (k for k in args.daemons.split(",") if k != "none"):
             for consistency in args.consistency.split(","):
                 for size in (int(s) for s in args.sizes.split(",")):
                     try:

@@ -22,6 +22,8 @@ from xsmig_daemon.image.records import (
     Record,
     WatchData,
 )
+from xsmig_daemon.store.engine import Engine
+from xsmig_daemon.store.image_state import restore_engine, state_records
 from xsmig_daemon.wire.ops import Op
 
 
@@ -117,3 +119,14 @@ def test_drop_unresumed_drops_the_socket_connections(work: Path) -> None:
         assert run.returncode == 0, run.stderr
     records = records_of(work / "b.img")
     assert not any(isinstance(r, ConnectionData | WatchData) for r in records)
+
+
+def test_domains_introduced_after_a_restore_get_fresh_ports_and_ids() -> None:
+    engine = Engine()
+    for domid in (1, 2, 3):
+        engine.introduce(domid, 10 + domid)
+    restored = restore_engine(state_records(engine))
+    new = restored.introduce(9, 19)
+    old = [restored.domains[domid] for domid in (1, 2, 3)]
+    assert new.local_port not in {d.local_port for d in old}
+    assert new.unique_id not in {d.unique_id for d in old}

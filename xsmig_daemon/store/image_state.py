@@ -144,6 +144,10 @@ def restore_engine(records: Iterable[Record]) -> Engine:
         _restore_tx_node(engine, tx, record)
     for tx in {id(tx): tx for tx, _ in tx_nodes}.values():
         _rebuild_tx_children(engine, tx)
+    # Domains introduced after the restore get ports and unique ids the stream does not use.
+    domains = engine.domains.values()
+    engine._next_local_port = 1 + max((d.local_port for d in domains), default=0)
+    engine._next_unique_id = 1 + max((d.unique_id or 0 for d in domains), default=0)
     return engine
 
 
