@@ -9,9 +9,10 @@ Everything the stream holds comes back: nodes, permissions, domains with their s
 ring endpoints, quotas, features, watches, open transactions and their nodes, pending
 input and output. A *socket* connection cannot be resumed without its fd, which only a live
 update hands over. It is reported (one line each) and, by default, kept *detached*: its
-watches, transactions and queued output stay in the state, so the next snapshot holds it
-unchanged, until a successor that inherits the fd adopts it. ``--drop-unresumed`` removes
-them instead, as if those clients had disconnected. docs/introspect.md explains the choice.
+watches, transactions and queued output stay in the state, inert, so the restored daemon
+holds exactly the stream's state and its next snapshot holds the connection unchanged.
+``--drop-unresumed`` removes them instead, as if those clients had disconnected.
+docs/introspect.md explains the choice.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ class Unresumed:
     def describe(self, kept: bool) -> str:
         what = "kept detached" if kept else "dropped"
         return (
-            f"connection {self.conn_id} (socket fd {self.fd}) not resumed, no fd without a "
-            f"live update: {self.watches} watches, {self.transactions} open transactions, "
+            f"connection {self.conn_id} (socket fd {self.fd}) not resumed, its fd stays "
+            f"with the daemon that wrote the stream: {self.watches} watches, "
+            f"{self.transactions} open transactions, "
             f"{self.pending_in}+{self.pending_out} pending bytes in+out; {what}"
         )
 
