@@ -6,9 +6,10 @@ import os
 import select
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import pyxs
 from peerlib import REPO_ROOT, RunningDaemon
 from wireclient import WireClient
 
@@ -114,3 +115,14 @@ def diff(a: Path, b: Path) -> subprocess.CompletedProcess[str]:
 
 def cmdline(pid: int) -> Sequence[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+
+
+def pyxs_watching(socket_path: Path) -> tuple[pyxs.Client, Iterator[tuple[bytes, bytes]]]:
+    """A pyxs client watching /p, its initial event consumed; and its event iterator."""
+    py = pyxs.Client(unix_socket_path=str(socket_path))
+    py.connect()
+    monitor = py.monitor()
+    monitor.watch(b"/p", b"py")
+    events = monitor.wait()
+    assert next(events) == (b"/p", b"py")
+    return py, events

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
-import pyxs
-from lusupport import LineWatcher, cmdline, control, diff, live_update, mock_launcher, snapshot
+from lusupport import (
+    LineWatcher,
+    cmdline,
+    control,
+    diff,
+    live_update,
+    mock_launcher,
+    pyxs_watching,
+    snapshot,
+)
 from peerlib import MockDaemon
 from wireclient import WireClient
 
@@ -19,25 +28,63 @@ def _ok(client: WireClient, op: Op, *args: str, tx_id: int = 0) -> bytes:
     return reply.payload
 
 
+def _transactions_around_the_update(
+    mockd: MockDaemon, admin: WireClient
+) -> tuple[WireClient, dict[str, int]]:
+    """EAGAIN exactly as without the update: tx a (a node it read was changed and changed
+    back before the update: already doomed), tx b (changed after), tx c (commits)."""
+    txc = mockd.connect()
+    tx_ids = {}
+    for name in ("a", "b", "c"):
+        _ok(admin, Op.WRITE, f"/t/{name}", "0")
+        tx_ids[name] = int(_ok(txc, Op.TRANSACTION_START, "").rstrip(b"\0"))
+        _ok(txc, Op.READ, f"/t/{name}", tx_id=tx_ids[name])
+        _ok(txc, Op.WRITE, f"/t/{name}/w", "1", tx_id=tx_ids[name])
+    _ok(admin, Op.WRITE, "/t/a", "x")
+    _ok(admin, Op.WRITE, "/t/a", "0")
+    return txc, tx_ids
+
+
+def _end_transactions(admin: WireClient, txc: WireClient, tx_ids: dict[str, int]) -> None:
+    _ok(admin, Op.WRITE, "/t/b", "changed")
+    verdicts = {}
+    for name, tx_id in tx_ids.items():
+        reply = txc.call(Op.TRANSACTION_END, "T", tx_id=tx_id)
+        verdicts[name] = reply.payload.rstrip(b"\0")
+    assert verdicts == {"a": b"EAGAIN", "b": b"EAGAIN", "c": b"OK"}
+
+
+def _guest_watching(mockd: MockDaemon, admin: WireClient) -> WireClient:
+    """Domain 5's stand-in endpoint with a relative watch on its own ``data``."""
+    _ok(admin, Op.INTRODUCE, "5", "4660", "7")
+    _ok(admin, Op.WRITE, "/local/domain/5/data", "")
+    _ok(admin, Op.SET_PERMS, "/local/domain/5/data", "n5")
+    guest = mockd.guest(5)
+    _ok(guest, Op.WATCH, "data", "g")
+    assert guest.event().payload == b"data\0g\0"
+    return guest
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def _close(*clients: Closable) -> None:
+    for client in clients:
+        client.close()
+
+
 def test_mock_to_mock_keeps_every_client(mockd: MockDaemon, tmp_path: Path) -> None:
     launcher = mock_launcher(tmp_path)
     pid = mockd.pid
     admin = mockd.connect()
     _ok(admin, Op.WRITE, "/w", "0")
     _ok(admin, Op.WRITE, "/p", "0")
-    _ok(admin, Op.INTRODUCE, "5", "4660", "7")
-    _ok(admin, Op.WRITE, "/local/domain/5/data", "")
-    _ok(admin, Op.SET_PERMS, "/local/domain/5/data", "n5")
 
     watcher = LineWatcher(mockd.socket_path, "/w")
     assert watcher.line() == "/w"  # the initial event
 
-    py = pyxs.Client(unix_socket_path=str(mockd.socket_path))
-    py.connect()
-    monitor = py.monitor()
-    monitor.watch(b"/p", b"py")
-    events = monitor.wait()
-    assert next(events) == (b"/p", b"py")
+    py, events = pyxs_watching(mockd.socket_path)
     py.transaction()
     py.write(b"/p/in-tx", b"before")
 
@@ -49,27 +96,14 @@ def test_mock_to_mock_keeps_every_client(mockd: MockDaemon, tmp_path: Path) -> N
     message = encode_message(Op.WRITE, 77, 0, b"/half\0done")
     half.send_raw(message[:10])
 
-    guest = mockd.guest(5)
-    _ok(guest, Op.WATCH, "data", "g")
-    assert guest.event().payload == b"data\0g\0"
+    guest = _guest_watching(mockd, admin)
 
-    # EAGAIN exactly as without the update: tx a (read node changed and changed back before
-    # the update: already doomed), tx b (changed after), tx c (untouched: commits).
-    txc = mockd.connect()
-    tx_ids = {}
-    for name in ("a", "b", "c"):
-        _ok(admin, Op.WRITE, f"/t/{name}", "0")
-        tx_ids[name] = int(_ok(txc, Op.TRANSACTION_START, "").rstrip(b"\0"))
-        _ok(txc, Op.READ, f"/t/{name}", tx_id=tx_ids[name])
-        _ok(txc, Op.WRITE, f"/t/{name}/w", "1", tx_id=tx_ids[name])
-    _ok(admin, Op.WRITE, "/t/a", "x")
-    _ok(admin, Op.WRITE, "/t/a", "0")
+    txc, tx_ids = _transactions_around_the_update(mockd, admin)
 
     before, after = tmp_path / "before.img", tmp_path / "after.img"
     snapshot(mockd.socket_path, before)
     result = live_update(mockd, launcher)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert mockd.alive(), mockd.log()
     snapshot(mockd.socket_path, after)
     compared = diff(before, after)
     assert compared.returncode == 0, compared.stdout + compared.stderr
@@ -102,17 +136,9 @@ def test_mock_to_mock_keeps_every_client(mockd: MockDaemon, tmp_path: Path) -> N
     assert guest.event().payload == b"data/k\0g\0"
     assert guest.is_silent(0.3)
 
-    _ok(admin, Op.WRITE, "/t/b", "changed")
-    verdicts = {}
-    for name, tx_id in tx_ids.items():
-        reply = txc.call(Op.TRANSACTION_END, "T", tx_id=tx_id)
-        verdicts[name] = reply.payload.rstrip(b"\0")
-    assert verdicts == {"a": b"EAGAIN", "b": b"EAGAIN", "c": b"OK"}
+    _end_transactions(admin, txc, tx_ids)
 
-    watcher.close()
-    py.close()
-    for client in (admin, raw, half, guest, txc):
-        client.close()
+    _close(watcher, py, admin, raw, half, guest, txc)
 
 
 def test_two_updates_in_a_row_and_the_requester_gets_one_ok(

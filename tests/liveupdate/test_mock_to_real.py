@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyxs
 import pytest
-from lusupport import LineWatcher, cmdline, control, diff, live_update, snapshot, write_launcher
+from lusupport import (
+    LineWatcher,
+    cmdline,
+    control,
+    diff,
+    live_update,
+    pyxs_watching,
+    snapshot,
+    write_launcher,
+)
 from peerlib import MockDaemon, PeerInstall, start_mockd
 from wireclient import WireClient
 
@@ -49,12 +57,7 @@ def test_mock_to_real_xenstored(mock_for_xen: MockDaemon, tmp_path: Path) -> Non
     _ok(admin, Op.SET_PERMS, "/p/q", "n0", "r7")
     watcher = LineWatcher(mock.socket_path, "/w")
     assert watcher.line() == "/w"
-    py = pyxs.Client(unix_socket_path=str(mock.socket_path))
-    py.connect()
-    monitor = py.monitor()
-    monitor.watch(b"/p", b"py")
-    events = monitor.wait()
-    assert next(events) == (b"/p", b"py")
+    py, events = pyxs_watching(mock.socket_path)
     raw = mock.connect()
     sent = [raw.send(Op.WRITE, b"/r/%d\0v" % i) for i in range(3)]
     half = mock.connect()

@@ -5,8 +5,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pyxs
-from lusupport import LineWatcher, cmdline, diff, live_update, snapshot, write_launcher
+from lusupport import (
+    LineWatcher,
+    cmdline,
+    diff,
+    live_update,
+    pyxs_watching,
+    snapshot,
+    write_launcher,
+)
 from peerlib import REPO_ROOT, RealXenstored
 from wireclient import WireClient
 
@@ -45,12 +52,7 @@ def test_real_xenstored_to_mock(real_xenstored: RealXenstored, tmp_path: Path) -
 
     watcher = LineWatcher(xs.socket_path, "/w")
     assert watcher.line() == "/w"
-    py = pyxs.Client(unix_socket_path=str(xs.socket_path))
-    py.connect()
-    monitor = py.monitor()
-    monitor.watch(b"/p", b"py")
-    events = monitor.wait()
-    assert next(events) == (b"/p", b"py")
+    py, events = pyxs_watching(xs.socket_path)
 
     raw = xs.connect()
     sent = [raw.send(Op.WRITE, b"/r/%d\0v" % i) for i in range(3)]
