@@ -47,8 +47,9 @@ def snapshot(socket: Path, *args: str) -> Run:
     return xsmig("snapshot", "--socket", str(socket), *args)
 
 
-def records_of(image: Path) -> list[Record]:
-    return [item.record for item in read_image([image.read_bytes()])]
+def records_of(image: Path, *, migration: bool = False) -> list[Record]:
+    """The image's records, decoded and validated by the project's reader."""
+    return [item.record for item in read_image([image.read_bytes()], migration=migration)]
 
 
 @contextmanager

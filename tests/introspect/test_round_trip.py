@@ -148,3 +148,26 @@ def test_round_trip_through_a_unix_socket(
         assert restored.alive(), restored.log()
         _restore_and_compare(image_a, restored, work)
         _restored_daemon_serves(restored)
+
+
+def test_a_domain_stream_holds_that_domain_only(
+    source: tuple[MockDaemon, RoundTripState], work: Path
+) -> None:
+    daemon, state = source
+    out = work / "dom7.img"
+    run = snapshot(
+        daemon.socket_path, "--source", "introspect", "--domain", "7", "--output", str(out)
+    )
+    assert run.returncode == 0, run.stderr
+    records = records_of(out, migration=True)
+    (ring,) = [r for r in records if isinstance(r, ConnectionData)]
+    assert isinstance(ring.spec, RingSpec) and ring.spec.domid == 7
+    assert ring.out_data.count(b"shared-7") == 3
+    assert [r.domid for r in records if isinstance(r, DomainData)] == [7]
+    assert (
+        dict(next(r for r in records if isinstance(r, DomainData)).quotas)["nodes"]
+        == (state.quotas[7])
+    )
+    paths = {r.path for r in records if isinstance(r, NodeData)}
+    assert all(path.startswith("/local/domain/7") for path in paths), paths
+    assert sum(isinstance(r, TransactionData) for r in records) == 1

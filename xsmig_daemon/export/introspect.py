@@ -4,8 +4,8 @@ Protocol in docs/introspect.md. The exporter sends ``CONTROL introspect freeze <
 keeps ``window`` pipelined ``CONTROL introspect read`` requests in flight; each reply is the
 next piece of a migration stream the daemon encodes from its own state, an empty reply ends
 it. Every piece is decoded as it arrives, converted for the target like an image file, and
-written to the output, where the ImageWriter validates each record as it is written (a bad
-stream fails at its first bad record; a ``--domain`` stream is validated here, in full). Then
+written to the output, where the ImageWriter validates each record for the target as it is
+written (a bad stream fails at its first bad record, before anything reaches a file). Then
 ``CONTROL introspect thaw``. On any failure the connection is simply closed: the daemon
 thaws when its freezing connection goes away, and at the deadline in any case.
 
@@ -26,7 +26,6 @@ from ..image.convert import ImageConverter
 from ..image.decoder import ImageDecoder, Located
 from ..image.errors import ImageError
 from ..image.records import ConnectionData, End, NodeData, Record, RingSpec
-from ..image.validate import StreamValidator
 from ..wire.framing import MessageDecoder, ProtocolError, encode_message
 from ..wire.ops import Op
 from .errors import SourceError
@@ -154,12 +153,8 @@ class _ImageReader:
         self.plan = plan
         self.report = report
         self._decoder = ImageDecoder()
-        self._validator: StreamValidator | None = None
         self._converter: ImageConverter | None = None
         self._keep = _DomainFilter(plan.domid) if plan.mode == "domain" else None
-        # A live-update stream is validated by the ImageWriter (for the target, as written);
-        # a --domain stream is not, so the daemon's whole stream is checked here.
-        self._validate = plan.mode == "domain"
 
     @property
     def offset(self) -> int:
@@ -174,17 +169,13 @@ class _ImageReader:
         self._decoder.close()
 
     def _convert(self, located: Located) -> Record | None:
-        if self._validator is None:
+        if self._converter is None:
             assert self._decoder.header is not None
             header = self._decoder.header
-            self._validator = StreamValidator(header)
             self._converter = ImageConverter(header, self.plan.header, self.plan.profile)
-        if self._validate:
-            self._validator.check(located)
         record = located.record
         if isinstance(record, End) or (self._keep is not None and not self._keep(record)):
             return None
-        assert self._converter is not None
         converted = self._converter.convert(record)
         if isinstance(converted, NodeData) and converted.committed:
             self.report.nodes += 1
