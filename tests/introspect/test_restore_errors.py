@@ -3,6 +3,7 @@ half-loaded state; ``--drop-unresumed`` drops the socket connections it cannot r
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
@@ -130,3 +131,12 @@ def test_domains_introduced_after_a_restore_get_fresh_ports_and_ids() -> None:
     old = [restored.domains[domid] for domid in (1, 2, 3)]
     assert new.local_port not in {d.local_port for d in old}
     assert new.unique_id not in {d.unique_id for d in old}
+
+
+def test_sigterm_while_waiting_for_the_producer(work: Path) -> None:
+    stream = work / "succ"
+    process = restore_from(work, f"unix:{stream}", "--restore-timeout", "30")
+    wait_for(lambda: stream.exists() or process.poll() is not None, "the restore socket")
+    process.send_signal(signal.SIGTERM)
+    assert "SIGTERM before the stream was complete" in refused(process, work)
+    assert not stream.exists()

@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import functools
 import os
+import signal
 import socket
 from collections import Counter
 from collections.abc import Iterable
@@ -164,6 +165,33 @@ async def receive(path: str, timeout: float = DEFAULT_TIMEOUT) -> Restored:
     return build(records, where)
 
 
+async def receive_until_signal(path: str, timeout: float = DEFAULT_TIMEOUT) -> Restored:
+    """``receive``; SIGTERM or SIGINT end it with a RestoreError (the socket is removed)."""
+    restored: list[Restored] = []
+    errors: list[RestoreError] = []
+    stopped_by: list[str] = []
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def load() -> None:
+                try:
+                    restored.append(await receive(path, timeout))
+                except RestoreError as exc:
+                    errors.append(exc)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(load)
+            async for signum in signals:
+                stopped_by.append(signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+    if errors:
+        raise errors[0]
+    if stopped_by:
+        raise RestoreError(f"{UNIX_PREFIX}{path}: {stopped_by[0]} before the stream was complete")
+    return restored[0]
+
+
 async def _read_stream(conn: trio.socket.SocketType, where: str, timeout: float) -> list[Record]:
     decoder = ImageDecoder()
     validator: StreamValidator | None = None
@@ -246,7 +274,7 @@ def restored_daemon(args: argparse.Namespace, socket_path: str, rundir: str) -> 
     """Load ``args.restore``, report what was not resumed, and build the daemon serving it."""
     source: str = args.restore
     if source.startswith(UNIX_PREFIX):
-        restored = trio.run(receive, source[len(UNIX_PREFIX) :], args.restore_timeout)
+        restored = trio.run(receive_until_signal, source[len(UNIX_PREFIX) :], args.restore_timeout)
     else:
         restored = load_file(source)
     say = functools.partial(print, flush=True)
