@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -146,3 +147,19 @@ def test_readiness_names_what_a_live_update_would_miss(short_dir: Path) -> None:
     ]  # make_config has no file path, so only the successor is compared
     missing = make_config(short_dir, lu_hook={"successor": "/nonexistent", "wrapper": str(wrapper)})
     assert readiness_problems(missing)[0] == "lu_hook.successor: /nonexistent is not executable"
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_fresh_start_execs_even_when_the_dump_is_missing(short_dir: Path, keep: bool) -> None:
+    kept_as = f"Path({str(short_dir / 'kept')!r})" if keep else "None"
+    code = (
+        "from pathlib import Path\n"
+        "from xsmig_daemon.service.lu_hook import HookPlan, execute\n"
+        "plan = HookPlan('fresh', ['/bin/sh', '-c', 'echo successor $0', 'started'],\n"
+        f"                close_fds=True, remove_dump=True, dump_kept_as={kept_as})\n"
+        f"execute(plan, {{'XENSTORED_RUNDIR': {str(short_dir)!r}}})\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (result.returncode, result.stdout) == (0, "successor started\n"), result.stderr

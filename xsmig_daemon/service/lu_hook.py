@@ -26,6 +26,7 @@ process, while every xenstore client on the host waits for it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -381,10 +382,12 @@ def execute(plan: HookPlan, env: Mapping[str, str]) -> NoReturn:
     """Become the successor (same pid, inherited descriptors unless the plan closes them)."""
     if plan.remove_dump:
         dump = Path(env.get("XENSTORED_RUNDIR") or DEFAULT_RUNDIR) / DUMP_NAME
-        if plan.dump_kept_as is not None:
-            os.replace(dump, plan.dump_kept_as)
-        else:
-            dump.unlink(missing_ok=True)
+        # A missing dump (the reason for a fresh start, sometimes) must not stop the exec.
+        with contextlib.suppress(FileNotFoundError):
+            if plan.dump_kept_as is not None:
+                os.replace(dump, plan.dump_kept_as)
+            else:
+                dump.unlink()
     sys.stdout.flush()
     sys.stderr.flush()
     if plan.close_fds:
