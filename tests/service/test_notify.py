@@ -228,3 +228,22 @@ async def test_watchdog_stops_while_the_event_loop_is_stuck(short_dir: Path) -> 
         notifier.close()
     finally:
         listener.close()
+
+
+def test_a_second_service_on_the_same_control_socket_exits_1(served_factory: Any) -> None:
+    served = served_factory()
+    served.notify.wait_for(lambda f: f.get("READY") == "1")
+    second = subprocess.run(
+        [sys.executable, "-m", "xsmig_daemon", "serve", "--config", str(served.config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"},
+    )
+    assert second.returncode == 1
+    assert second.stderr.strip() == (
+        f"<3>service: cannot start: control.socket: {served.control}: "
+        "another process is listening there"
+    )
+    assert served.request(command="status")["ok"] is True
