@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from ..mockd import MockDaemon, default_socket_path, restore
-from ..mockd.liveupdate import LiveUpdater, RestoreError, Successor, load_successor
+from ..mockd.liveupdate import HANDOVER_ENV, LiveUpdater, RestoreError, Successor, load_successor
 from ..store.liveupdate import SuccessorKind
 
 #: xenstored 4.17 options that a live update from C passes on (its argv + -U): accepted and
@@ -95,6 +95,7 @@ def run_mockd(args: argparse.Namespace) -> int:
     if args.live_update:
         try:
             successor = load_successor(socket_path, rundir, dict(os.environ))
+            os.environ.pop(HANDOVER_ENV, None)
         except RestoreError as exc:
             # The dump stays for the operator (docs/liveupdate.md, "Recovery").
             print(f"xsmig mockd: live update restore failed: {exc}", file=sys.stderr)

@@ -318,7 +318,10 @@ class LiveUpdater:
             return f"Dump write error: {exc}"
         argv = exec_argv(binary, cmdline, self.argv)
         env = dict(os.environ)
-        env[HANDOVER_ENV] = json.dumps(handover.extra)
+        # Never pass on an older hop's facts (mock -> xenstored -> mock would read them).
+        env.pop(HANDOVER_ENV, None)
+        if handover.extra:
+            env[HANDOVER_ENV] = json.dumps(handover.extra)
         _set_inheritable(handover.keep_fds, True)
         sys.stdout.flush()
         sys.stderr.flush()
