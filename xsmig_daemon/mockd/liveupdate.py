@@ -322,22 +322,29 @@ class LiveUpdater:
         env.pop(HANDOVER_ENV, None)
         if handover.extra:
             env[HANDOVER_ENV] = json.dumps(handover.extra)
-        _set_inheritable(handover.keep_fds, True)
+        _prepare_for_exec(handover.keep_fds, inherit=True)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
             os.execve(binary, argv, env)
         except OSError as exc:
-            _set_inheritable(handover.keep_fds, False)
+            _prepare_for_exec(handover.keep_fds, inherit=False)
             _close_all(handover.opened_fds)
             _unlink_quietly(path)
             self.daemon.engine.log.append(f"live-update: exec {binary}: {exc}")
         return EXEC_FAILED
 
 
-def _set_inheritable(fds: Iterable[int], value: bool) -> None:
+def _prepare_for_exec(fds: Iterable[int], *, inherit: bool) -> None:
+    """Inheritable and blocking for the successor, or back to how trio needs them.
+
+    C xenstored expects blocking sockets: it reads a message body right after its header,
+    and a non-blocking socket whose body has not arrived yet (a client that sends the two
+    separately, like pyxs) answers EAGAIN, which C takes for a closed connection.
+    """
     for fd in fds:
-        os.set_inheritable(fd, value)
+        os.set_inheritable(fd, inherit)
+        os.set_blocking(fd, inherit)
 
 
 def _close_all(fds: Iterable[int]) -> None:
