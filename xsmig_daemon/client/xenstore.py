@@ -149,7 +149,9 @@ class Xenstore:
         tx_id = await self.transaction_start()
         try:
             yield tx_id
-        except BaseException:
+        except Exception:
+            # Cancellation skips this: the reader task is cancelled too, so no reply could
+            # arrive, and closing the connection ends the transaction in the daemon anyway.
             # The original error matters more than a failed abort.
             with (
                 trio.CancelScope(shield=True),
