@@ -126,3 +126,22 @@ def test_mock_to_real_refuses_what_it_would_lose(mock_for_xen: MockDaemon, tmp_p
     assert control(admin, "live-update", "-a") == "No live-update session active."
     assert mock.pid == pid and "mockd" in " ".join(cmdline(pid))
     admin.close()
+
+
+def test_mock_to_real_forced_keeps_what_it_can(mock_for_xen: MockDaemon, tmp_path: Path) -> None:
+    mock = mock_for_xen
+    admin = mock.connect()
+    _ok(admin, Op.INTRODUCE, "5", "4097", "11")
+    _ok(admin, Op.WATCH, "/deep", "d", "1")
+    assert admin.event().payload == b"/deep\0d\0"
+    launcher = _real_launcher(tmp_path, mock.install, mock.rundir)
+    result = live_update(mock, launcher, "-F")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "xenstored" in cmdline(mock.pid)[0]
+    # The domain stays introduced; the depth-limited watch became a plain one (4.17 has no
+    # depth), so it now reports a grandchild, which depth 1 excluded.
+    assert _ok(admin, Op.IS_DOMAIN_INTRODUCED, "5") == b"T\0"
+    _ok(admin, Op.WRITE, "/deep/a/b", "1")
+    assert admin.event().payload == b"/deep/a/b\0d\0"
+    assert admin.is_silent(0.3)
+    admin.close()
