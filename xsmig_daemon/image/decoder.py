@@ -51,6 +51,8 @@ _PREAMBLE = struct.Struct(">8sII")
 _COMPACT_AT = 1 << 16
 _PERMS_CACHE_MAX = 1 << 14
 _ACCESS = tuple(NodeAccess(bits) for bits in range(4))
+_NODE = int(RecordType.NODE_DATA)
+_END = int(RecordType.END)
 
 
 @dataclass(slots=True)
@@ -139,15 +141,18 @@ class ImageDecoder:
     def _records_in(self, window: bytes, window_offset: int) -> Iterator[Located]:
         unpack_header = self._rec.unpack_from
         parsers = self._parsers
+        parse_node = self._parse_node
+        head = RECORD_HEADER_SIZE
         size = len(window)
         pos = 0
-        while size - pos >= RECORD_HEADER_SIZE:
+        while size - pos >= head:
             record_type, length = unpack_header(window, pos)
-            total = RECORD_HEADER_SIZE + length + (-length & 7)
+            total = head + length + (-length & 7)
             if size - pos < total:
                 return
-            body = pos + RECORD_HEADER_SIZE
-            parser = parsers.get(record_type)
+            body = pos + head
+            # NODE_DATA is nearly every record of a real stream: no table look-up for it.
+            parser = parse_node if record_type == _NODE else parsers.get(record_type)
             try:
                 if parser is not None:
                     record = parser(window, body, body + length)
@@ -163,7 +168,7 @@ class ImageDecoder:
             # and feed() may compact the buffer while we are suspended.
             self._pos = window_offset + pos - self._base
             self._index += 1
-            if record_type == RecordType.END:
+            if record_type == _END:
                 self._ended = True
                 left = len(self._buf) - self._pos
                 if left and not self._allow_trailing:
