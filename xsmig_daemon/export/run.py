@@ -109,6 +109,8 @@ async def run_export(
             plan.header,
             plan.profile,
             migration=plan.mode != "live-update",
+            # A source walking a live tree writes pre-order: validate in O(depth) memory.
+            preorder=source.kind != "image",
             progress=progress,
         )
         report = await source.export(plan, writer)

@@ -52,6 +52,7 @@ class ImageWriter:
         *,
         validate: bool = True,
         migration: bool = False,
+        preorder: bool = False,
         progress: Callable[[StreamStats], None] | None = None,
     ) -> None:
         self.sink = sink
@@ -59,6 +60,7 @@ class ImageWriter:
         self.profile = profile
         self._validate = validate
         self._migration = migration
+        self._preorder = preorder
         self._progress = progress
         self._encoder = RecordEncoder(header)
         self._start()
@@ -68,7 +70,9 @@ class ImageWriter:
         self._hash = hashlib.sha256()
         self._buffer = bytearray()
         self._validator = (
-            StreamValidator(self.header, self.profile, migration=self._migration)
+            StreamValidator(
+                self.header, self.profile, migration=self._migration, preorder=self._preorder
+            )
             if self._validate
             else None
         )

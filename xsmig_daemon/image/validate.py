@@ -44,9 +44,22 @@ def parent_path(path: str) -> str:
 
 
 class StreamValidator:
-    def __init__(self, header: Header, profile: Profile = SPEC, *, migration: bool = False) -> None:
+    def __init__(
+        self,
+        header: Header,
+        profile: Profile = SPEC,
+        *,
+        migration: bool = False,
+        preorder: bool = False,
+    ) -> None:
         self.header = header
         self.profile = profile
+        #: For a producer that walks a tree (the exporter): committed nodes must come in
+        #: pre-order, checked against the current ancestor path, so memory stays O(depth)
+        #: instead of O(nodes). Such a walk cannot repeat a path, so duplicates (which need
+        #: the O(nodes) set) are not looked for.
+        self.preorder = preorder
+        self._ancestors: list[str] = []
         #: A migration stream (spec section 7) carries one domain's nodes; their ancestors
         #: already exist in the loader, so a node may name a parent the stream never sent.
         self.migration = migration
@@ -182,9 +195,22 @@ class StreamValidator:
             self._tree_started = True
             if path != ROOT:
                 self._error(f"first tree node is {path!r}, '/' must come first")
+            self._ancestors = [ROOT]
+        elif self.preorder:
+            self._preorder_node(path)
+            return
         elif hash(parent_path(path)) not in self._node_hashes:
             self._error(f"node {path!r} before its parent {parent_path(path)!r}")
         self._add_path(path)
+
+    def _preorder_node(self, path: str) -> None:
+        parent = parent_path(path)
+        ancestors = self._ancestors
+        while ancestors and ancestors[-1] != parent:
+            ancestors.pop()
+        if not ancestors:
+            self._error(f"node {path!r} is not in pre-order below its parent {parent!r}")
+        ancestors.append(path)
 
     def _migration_node(self, path: str) -> None:
         if hash(path) in self._assumed_parents:
