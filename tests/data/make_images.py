@@ -107,7 +107,7 @@ def make_pending_output(xs: RealXenstored, out: Path) -> bytes:
 
 
 def make_many_watches(xs: RealXenstored, out: Path) -> bytes:
-    """60 watches on one client (absolute, relative, special, same path with two tokens,
+    """59 watches on one client (absolute, relative, special, same path with two tokens,
     a path that does not exist) and 3 on a second; all replies and initial events read."""
     with xs.connect() as setup:
         base_tree(setup)
