@@ -163,13 +163,20 @@ class MockDaemon:
                     self.engine.log.append(f"accept on {self.socket_path}: {exc}")
                     await trio.sleep(ACCEPT_RETRY_DELAY)
                     continue
-                clients.start_soon(self._serve, sock, domid)
+                if domid is None:
+                    # Registered before this task yields: a live update or a freeze that
+                    # starts now must see (and hand over) the client it has just accepted.
+                    link = self._attach(sock, self.engine.connect_socket(sock.fileno()))
+                    clients.start_soon(self._serve_accepted, link)
+                else:
+                    clients.start_soon(self._serve, sock, domid)
 
-    async def _serve(self, sock: socket.socket, domid: int | None) -> None:
+    async def _serve_accepted(self, link: _Link) -> None:
+        with link.sock:
+            await self._run_link(link)
+
+    async def _serve(self, sock: socket.socket, domid: int) -> None:
         with sock:
-            if domid is None:
-                await self.serve_connection(sock, self.engine.connect_socket(sock.fileno()))
-                return
             # A ring has one user at a time: later clients wait for the current one to leave.
             async with self._domain_locks.setdefault(domid, trio.Lock()):
                 conn = self.engine.domain_connection(domid)
@@ -200,9 +207,16 @@ class MockDaemon:
         engine (for instance one inherited across a live update). A socket connection is
         removed from the engine afterwards; a domain's connection stays.
         """
+        await self._run_link(self._attach(sock, conn))
+
+    def _attach(self, sock: socket.socket, conn: Connection) -> _Link:
         sock.setblocking(False)
         link = _Link(sock, conn)
         self._links[conn] = link
+        return link
+
+    async def _run_link(self, link: _Link) -> None:
+        conn = link.conn
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, link)
