@@ -187,37 +187,31 @@ class RecordEncoder:
         return b"".join((head, perm_bytes, path, b"\0", value, _ZEROS[:padding]))
 
     def _watch_bytes(self, watch: WatchData) -> bytes:
-        path = _cstring(watch.path, "wpath")
-        token = _cstring(watch.token, "token")
-        size = 8 + len(path) + len(token)
-        padding = -size & 7
-        head = self._watch.pack(
-            watch.type,
-            size + padding,
-            watch.conn_id,
-            _u16(len(path), "wpath-len"),
-            _u16(len(token), "token-len"),
-        )
-        return b"".join((head, path, token, _ZEROS[:padding]))
+        return self._watch_record(watch, self._watch)
 
     def _watch_ext_bytes(self, watch: WatchDataExtended) -> bytes:
         if self.header.version < 2:
             raise EncodeError("WATCH_DATA_EXTENDED needs a version 2 stream")
+        depth = DEPTH_UNLIMITED if watch.depth < 0 else watch.depth
+        return self._watch_record(watch, self._watch_ext, _u16(depth, "depth"), 0)
+
+    def _watch_record(
+        self, watch: WatchData | WatchDataExtended, head: struct.Struct, *fields: int
+    ) -> bytes:
+        """Record header + conn-id, lengths, ``fields``; then wpath, token, padding."""
         path = _cstring(watch.path, "wpath")
         token = _cstring(watch.token, "token")
-        size = 12 + len(path) + len(token)
+        size = head.size - RECORD_HEADER_SIZE + len(path) + len(token)
         padding = -size & 7
-        depth = DEPTH_UNLIMITED if watch.depth < 0 else watch.depth
-        head = self._watch_ext.pack(
+        packed = head.pack(
             watch.type,
             size + padding,
             watch.conn_id,
             _u16(len(path), "wpath-len"),
             _u16(len(token), "token-len"),
-            _u16(depth, "depth"),
-            0,
+            *fields,
         )
-        return b"".join((head, path, token, _ZEROS[:padding]))
+        return b"".join((packed, path, token, _ZEROS[:padding]))
 
     def _connection_bytes(self, conn: ConnectionData) -> bytes:
         spec = conn.spec
