@@ -66,6 +66,17 @@ def start_serve(
     return Served(process, notify, config, base)
 
 
+def start_ctl_snapshot(control: str, output: Path) -> subprocess.Popen[str]:
+    """`xsmig ctl snapshot --output OUTPUT` against the service, as a child process."""
+    command = [sys.executable, "-m", "xsmig_daemon", "ctl", "--socket", control]
+    return subprocess.Popen(
+        [*command, "snapshot", "--output", str(output)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.fixture
 def served_factory(short_dir: Path) -> Iterator[Any]:
     started: list[Served] = []
@@ -91,22 +102,7 @@ def test_ready_status_during_export_and_stopping(served_factory: Any, short_dir:
     assert served.request(command="status")["ok"] is True
 
     output = short_dir / "a.img"
-    client = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xsmig_daemon",
-            "ctl",
-            "--socket",
-            served.control,
-            "snapshot",
-            "--output",
-            str(output),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    client = start_ctl_snapshot(served.control, output)
     extend = served.notify.wait_for(lambda f: "EXTEND_TIMEOUT_USEC" in f)
     assert int(extend.fields["EXTEND_TIMEOUT_USEC"]) == 35_000_000  # timeout 30 s + 5 s
     progress = served.notify.wait_for(lambda f: "pieces" in f.get("STATUS", ""))
@@ -183,22 +179,7 @@ def test_sigterm_during_an_export_leaves_no_partial_file(
     served.notify.wait_for(lambda f: f.get("READY") == "1")
     output = short_dir / "out" / "partial.img"
     output.parent.mkdir()
-    client = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xsmig_daemon",
-            "ctl",
-            "--socket",
-            served.control,
-            "snapshot",
-            "--output",
-            str(output),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    client = start_ctl_snapshot(served.control, output)
     served.notify.wait_for(lambda f: "2/6 pieces" in f.get("STATUS", ""))
     assert [p.name for p in output.parent.iterdir()]  # the temporary file is there
     served.process.send_signal(signal.SIGTERM)
