@@ -29,8 +29,8 @@ from collections.abc import Iterator
 
 from xsmig_daemon.image.decoder import ImageDecoder
 from xsmig_daemon.image.encoder import RecordEncoder
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import End, Header, NodeData, Permission
-from xsmig_daemon.image.validate import read_image
 
 CHUNK = 1 << 20
 PHASES = ("write", "read", "read+validate")

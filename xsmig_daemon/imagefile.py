@@ -1,6 +1,7 @@
 """Small synchronous file helpers for the offline image commands.
 
-Reading: an image path, or ``-`` for standard input, in bounded chunks (never the whole file).
+Reading: an image path, or ``-`` for standard input, in bounded chunks (never the whole file),
+as raw chunks or through the reading pipeline (``open_image``).
 Writing: atomically -- the bytes go to a temporary file in the target's directory, which is
 fsynced and then renamed over (``--force``) or linked to (no clobber) the target, and the
 directory is fsynced; on any error the temporary file is removed. New files get mode 0600
@@ -17,6 +18,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import BinaryIO
+
+from .image.pipeline import ImageReader
+from .image.profiles import Profile
 
 STDIO = "-"
 CHUNK_SIZE = 1 << 20
@@ -68,6 +72,13 @@ def read_chunks(path: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     finally:
         if close:
             stream.close()
+
+
+def open_image(path: str, profile: Profile | None, *, migration: bool = False) -> ImageReader:
+    """The records of the image at ``path`` (``-`` = stdin), read in chunks, decoded and, with
+    a ``profile``, validated (see ``image.pipeline``). Both its errors, ``ImageError`` and
+    ``ImageFileError``, name the image: print ``str(exc)``."""
+    return ImageReader(read_chunks(path), profile, migration=migration, name=display_name(path))
 
 
 def check_writable_target(path: str, *, force: bool) -> None:

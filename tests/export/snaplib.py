@@ -13,8 +13,8 @@ from pathlib import Path
 from peerlib import REPO_ROOT
 from wireclient import WireClient, payload
 
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import NodeData, Record
-from xsmig_daemon.image.validate import read_image
 from xsmig_daemon.wire.ops import Op
 
 #: The Debian xenstore-utils client binaries (real libxenstore 4.17).

@@ -17,8 +17,8 @@ from real_images import IMAGE_IDS, IMAGES, walk_frames
 from xsmig_daemon.image.decoder import ImageDecoder, Located
 from xsmig_daemon.image.encoder import encode_image
 from xsmig_daemon.image.errors import FramingError, ImageError, TruncatedImageError
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import End, Header, Record, UnknownRecord
-from xsmig_daemon.image.validate import read_image
 
 EXAMPLE = unhex(WORKED_EXAMPLE_V1)
 END = bytes(8)

@@ -10,6 +10,7 @@ from real_images import IMAGE_IDS, IMAGES, PEER_IMAGES, chunked, walk_frames
 
 from xsmig_daemon.image.decoder import ImageDecoder, Located, decode_image
 from xsmig_daemon.image.encoder import encode_image
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import (
     ConnectionData,
     End,
@@ -23,7 +24,7 @@ from xsmig_daemon.image.records import (
     SocketSpec,
     WatchData,
 )
-from xsmig_daemon.image.validate import read_image, validate_records
+from xsmig_daemon.image.validate import validate_records
 
 
 def test_real_images_exist() -> None:

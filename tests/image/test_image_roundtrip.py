@@ -10,6 +10,7 @@ from image_strategies import cut_points, split, streams
 
 from xsmig_daemon.image.decoder import ImageDecoder, Located, decode_image
 from xsmig_daemon.image.encoder import encode_image
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import (
     ConnectionData,
     DomainData,
@@ -24,7 +25,7 @@ from xsmig_daemon.image.records import (
     WatchData,
     WatchDataExtended,
 )
-from xsmig_daemon.image.validate import read_image, validate_records
+from xsmig_daemon.image.validate import validate_records
 
 SETTINGS = settings(
     max_examples=150,

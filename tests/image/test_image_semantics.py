@@ -8,6 +8,7 @@ from golden_vectors import END_LE, HEADER_V1_LE, HEADER_V2_LE, unhex
 from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.encoder import encode_image
 from xsmig_daemon.image.errors import ImageError, ProfileError, SemanticError
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import (
     ConnectionData,
     DomainData,
@@ -26,7 +27,7 @@ from xsmig_daemon.image.records import (
     WatchData,
     WatchDataExtended,
 )
-from xsmig_daemon.image.validate import read_image, validate_records
+from xsmig_daemon.image.validate import validate_records
 
 V1 = Header(1, False)
 V2 = Header(2, False)

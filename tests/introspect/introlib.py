@@ -20,8 +20,8 @@ from peerlib import (
 )
 from wireclient import PeerError, WireClient, payload
 
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import Record
-from xsmig_daemon.image.validate import read_image
 from xsmig_daemon.wire.ops import Op
 
 XSMIG = (sys.executable, "-m", "xsmig_daemon")

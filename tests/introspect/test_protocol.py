@@ -17,8 +17,8 @@ from peerlib import RealXenstored
 from xsmig_daemon.client import Xenstore, XenstoreError, connect
 from xsmig_daemon.client.connection import Request
 from xsmig_daemon.export.introspect import answers_introspect
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import ConnectionData, NodeData, SocketSpec
-from xsmig_daemon.image.validate import read_image
 from xsmig_daemon.mockd import MockDaemon
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from xsmig_daemon.image.validate import read_image
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.service.app import Service
 from xsmig_daemon.service.control import bind_control_socket
 from xsmig_daemon.service.errors import ControlSocketError

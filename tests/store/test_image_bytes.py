@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xsmig_daemon.image.encoder import encode_image
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import End, Header
-from xsmig_daemon.image.validate import read_image
 from xsmig_daemon.store.image_state import restore_engine, state_records
 from xsmig_daemon.wire.ops import Op
 

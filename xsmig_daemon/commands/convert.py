@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..cli import EXIT_OK, EXIT_USAGE
-from ..image.convert import ImageConverter
-from ..image.decoder import Located
-from ..image.encoder import RecordEncoder
-from ..image.errors import ImageError
+from ..image.pipeline import ImageRewrite
 from ..image.profiles import Profile, get_profile
 from ..image.records import Header
-from ..image.validate import StreamValidator
-from ..imagefile import atomic_output, check_writable_target, display_name
-from ._common import TARGETS, ImageStream, fail, guarded, located_error, records_of
+from ..imagefile import atomic_output, check_writable_target, display_name, read_chunks
+from ._common import TARGETS, fail, guarded
 
 NAME = "convert"
 
@@ -87,19 +84,28 @@ def run(args: argparse.Namespace) -> int:
     check_writable_target(args.output, force=args.force)
     # Framing is checked while decoding; the ordering rules and the target's needs are checked
     # once, on the output records (one validator: its memory grows with the node count).
-    source = ImageStream(args.input)
+    rewrite = ImageRewrite(
+        read_chunks(args.input),
+        profile,
+        functools.partial(target_header, args, profile),
+        name=display_name(args.input),
+    )
     with atomic_output(args.output, force=args.force) as out:
-        converter, warnings = _convert(args, profile, source, out)
-        if converter.losses and not args.lossy:
-            lost = "; ".join(converter.losses.lines())
+        for data in rewrite:
+            if rewrite.losses and not args.lossy:
+                continue  # the output will be refused; keep reading to list every loss
+            out.write(data)
+        if rewrite.losses and not args.lossy:
+            lost = "; ".join(rewrite.losses.lines())
+            assert rewrite.rewriter is not None
             # Raising inside the block removes the temporary file; OUT is never created.
             raise _LossRefusedError(
-                f"{display_name(args.input)}: converting to {_describe(converter.target)} for "
-                f"{profile.name} would lose: {lost} (--lossy drops them)"
+                f"{display_name(args.input)}: converting to {_describe(rewrite.rewriter.target)} "
+                f"for {profile.name} would lose: {lost} (--lossy drops them)"
             )
-    for line in converter.losses.lines():
+    for line in rewrite.losses.lines():
         print(f"xsmig {NAME}: dropped {line}", file=sys.stderr)
-    for warning in warnings:
+    for warning in rewrite.warnings:
         print(
             f"xsmig {NAME}: {display_name(args.output, output=True)}: warning: {warning}",
             file=sys.stderr,
@@ -120,51 +126,3 @@ class _LossRefusedError(Exception):
 
 def _describe(header: Header) -> str:
     return f"version {header.version} {'big' if header.big_endian else 'little'} endian"
-
-
-def _convert(
-    args: argparse.Namespace, profile: Profile, source: ImageStream, out: BinaryIO
-) -> tuple[ImageConverter, list[str]]:
-    converter: ImageConverter | None = None
-    encoder: RecordEncoder | None = None
-    checker: StreamValidator | None = None
-    index = 0
-    offset = 0
-    writing = True
-    for located in records_of(source):
-        if converter is None:
-            assert source.header is not None
-            header = target_header(args, profile, source.header)
-            converter = ImageConverter(source.header, header, profile)
-            encoder = RecordEncoder(header)
-            checker = _output_checker(header, profile, args.output)
-            preamble = encoder.preamble()
-            out.write(preamble)
-            offset = len(preamble)
-        assert encoder is not None and checker is not None
-        record = converter.convert(located.record)
-        if converter.losses and not args.lossy:
-            writing = False  # the output will be refused; keep reading to list every loss
-        if record is None:
-            continue
-        try:
-            checker.check(Located(index, offset, record))
-        except ImageError as exc:
-            # Name the input record that produced the offending output record.
-            exc.record_index, exc.offset = located.index, located.offset
-            exc.record_type = located.record.type
-            raise located_error(exc, display_name(args.input)) from None
-        data = encoder.encode(record)
-        if writing:
-            out.write(data)
-        index += 1
-        offset += len(data)
-    assert converter is not None and checker is not None
-    return converter, checker.warnings
-
-
-def _output_checker(header: Header, profile: Profile, output: str) -> StreamValidator:
-    try:
-        return StreamValidator(header, profile)
-    except ImageError as exc:
-        raise located_error(exc, display_name(output, output=True)) from None

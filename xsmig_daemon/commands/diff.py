@@ -9,9 +9,9 @@ from typing import Any
 
 from ..cli import EXIT_FAIL, EXIT_OK
 from ..image.compare import ImageState, compare
-from ..image.profiles import get_profile
-from ..imagefile import display_name
-from ._common import ImageStream, add_json_flag, guarded, records_of
+from ..image.profiles import SPEC
+from ..imagefile import display_name, open_image
+from ._common import add_json_flag, guarded
 
 NAME = "diff"
 DIFF_SCHEMA = "xsmig.diff/1"
@@ -37,9 +37,9 @@ def register(subparsers: Any) -> None:
 
 
 def load_state(path: str, against: ImageState | None = None) -> ImageState:
-    stream = ImageStream(path, get_profile("spec"))
+    stream = open_image(path, SPEC)
     state: ImageState | None = None
-    for located in records_of(stream):
+    for located in stream:
         if state is None:
             assert stream.header is not None
             state = ImageState(stream.header, against)

@@ -9,8 +9,8 @@ from typing import Any
 
 from ..cli import EXIT_OK
 from ..image.summary import ImageSummary, record_json, record_line
-from ..imagefile import display_name
-from ._common import ImageStream, add_json_flag, guarded, records_of
+from ..imagefile import display_name, open_image
+from ._common import add_json_flag, guarded
 
 NAME = "inspect"
 
@@ -35,17 +35,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stream = ImageStream(args.image)
+    stream = open_image(args.image, None)
     out = sys.stdout
     if args.records:
-        for located in records_of(stream):
+        for located in stream:
             if args.json:
                 out.write(json.dumps(record_json(located), sort_keys=False) + "\n")
             else:
                 out.write(record_line(located) + "\n")
         return EXIT_OK
     summary: ImageSummary | None = None
-    for located in records_of(stream):
+    for located in stream:
         if summary is None:
             assert stream.header is not None
             summary = ImageSummary(stream.header)

@@ -11,7 +11,8 @@ from typing import Any
 import trio
 
 from ..mockd import MockDaemon, default_socket_path, restore
-from ..mockd.liveupdate import HANDOVER_ENV, LiveUpdater, RestoreError, Successor, load_successor
+from ..mockd.liveupdate import HANDOVER_ENV, LiveUpdater, Successor, load_successor
+from ..mockd.restore import RestoreError
 from ..store.liveupdate import SuccessorKind
 
 #: xenstored 4.17 options that a live update from C passes on (its argv + -U): accepted and
@@ -104,7 +105,7 @@ def run_mockd(args: argparse.Namespace) -> int:
     elif args.restore:
         try:
             daemon = restore.restored_daemon(args, socket_path, rundir)
-        except restore.RestoreError as exc:
+        except RestoreError as exc:
             print(f"xsmig mockd: restore failed: {exc}", file=sys.stderr)
             return 1
     else:

@@ -11,8 +11,8 @@ from ..cli import EXIT_FAIL, EXIT_OK
 from ..image.errors import ImageError
 from ..image.profiles import get_profile
 from ..image.summary import type_name
-from ..imagefile import ImageFileError, display_name
-from ._common import TARGETS, ImageStream, add_json_flag, fail
+from ..imagefile import ImageFileError, display_name, open_image
+from ._common import TARGETS, add_json_flag, fail
 
 NAME = "verify"
 VERIFY_SCHEMA = "xsmig.verify/1"
@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     name = display_name(args.image)
-    stream = ImageStream(args.image, get_profile(args.target), migration=args.migration)
+    stream = open_image(args.image, get_profile(args.target), migration=args.migration)
     count = 0
     error: dict[str, Any] | None = None
     try:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             count += 1
     except ImageError as exc:
         error = {
-            "message": str(exc),
+            "message": exc.message,
             "reason": exc.reason,
             "record_index": exc.record_index,
             "offset": exc.offset,

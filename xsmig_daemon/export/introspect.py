@@ -3,9 +3,10 @@
 Protocol in docs/introspect.md. The exporter sends ``CONTROL introspect freeze <ms> <mode>``, then
 keeps ``window`` pipelined ``CONTROL introspect read`` requests in flight; each reply is the
 next piece of a migration stream the daemon encodes from its own state, an empty reply ends
-it. Every piece is decoded as it arrives, converted for the target like an image file, and
-written to the output, where the ImageWriter validates each record for the target as it is
-written (a bad stream fails at its first bad record, before anything reaches a file). Then
+it. Every piece is decoded as it arrives, converted for the target like an image file (the
+same ``imagestage.ImageStage``), and written to the output, where the ImageWriter
+validates each record for the target as it is written (a bad stream fails at its first bad
+record, before anything reaches a file). Then
 ``CONTROL introspect thaw``. On any failure the connection is simply closed: the daemon
 thaws when its freezing connection goes away, and at the deadline in any case.
 
@@ -22,14 +23,11 @@ import trio
 from ..client import ClientError, Connection, PendingReply, Request, XenstoreError, connect
 from ..client.connection import connect_unix_stream
 from ..client.errors import ClientProtocolError, ClientTimeoutError, DaemonGoneError
-from ..image.convert import ImageConverter
-from ..image.decoder import ImageDecoder, Located
 from ..image.errors import ImageError
-from ..image.records import ConnectionData, End, NodeData, Record, RingSpec
 from ..wire.framing import MessageDecoder, ProtocolError, encode_message
 from ..wire.ops import Op
 from .errors import SourceError
-from .imagesource import _DomainFilter
+from .imagestage import ImageStage
 from .source import ExportPlan, RecordOutput, SourceReport
 
 _PROBE = b"introspect\0probe\0"
@@ -108,18 +106,18 @@ class IntrospectSource:
 
     async def export(self, plan: ExportPlan, out: RecordOutput) -> SourceReport:
         report = SourceReport(self.kind, self.location)
-        reader = _ImageReader(plan, report)
+        stage = ImageStage(plan, report, check=None)
         try:
             async with connect(self.location, timeout=self.timeout) as xs:
                 deadline_ms = max(1, round(self.freeze_deadline * 1000))
                 await xs.control("introspect", "freeze", str(deadline_ms), self.freeze_mode)
-                await self._read_all(xs.conn, reader, out)
+                await self._read_all(xs.conn, stage, out)
                 duration = await xs.control("introspect", "thaw")
         except XenstoreError as exc:
             if exc.name == "EAGAIN":
                 raise SourceError(
                     f"introspect {self.location}: the daemon ended the freeze at its "
-                    f"{self.freeze_deadline:g} s deadline after {reader.offset} bytes; "
+                    f"{self.freeze_deadline:g} s deadline after {stage.offset} bytes; "
                     "raise --freeze-deadline"
                 ) from None
             raise SourceError(f"introspect {self.location}: {exc}") from None
@@ -129,10 +127,10 @@ class IntrospectSource:
             raise SourceError(f"introspect {self.location}: invalid image: {exc}") from None
         report.freeze_duration = float(duration.rstrip(b"\0"))
         report.fidelity_notes.extend(FIDELITY_NOTES)
-        report.fidelity_notes.extend(reader.losses())
+        report.fidelity_notes.extend(stage.loss_notes())
         return report
 
-    async def _read_all(self, conn: Connection, reader: _ImageReader, out: RecordOutput) -> None:
+    async def _read_all(self, conn: Connection, stage: ImageStage, out: RecordOutput) -> None:
         pending: deque[PendingReply] = deque(await conn.submit_many([_READ] * self.window))
         more = True
         while pending:
@@ -141,52 +139,6 @@ class IntrospectSource:
                 more = False
             elif more and len(pending) <= self.window // 2:
                 pending.extend(await conn.submit_many([_READ] * (self.window - len(pending))))
-            for record in reader.feed(piece):
+            for record in stage.feed(piece):
                 await out.write(record)
-        reader.close()
-
-
-class _ImageReader:
-    """Decodes, validates, filters and converts the daemon's stream piece by piece."""
-
-    def __init__(self, plan: ExportPlan, report: SourceReport) -> None:
-        self.plan = plan
-        self.report = report
-        self._decoder = ImageDecoder()
-        self._converter: ImageConverter | None = None
-        self._keep = _DomainFilter(plan.domid) if plan.mode == "domain" else None
-
-    @property
-    def offset(self) -> int:
-        return self._decoder.offset
-
-    def feed(self, piece: bytes) -> list[Record]:
-        if piece:
-            self._decoder.feed(piece)
-        return [r for r in map(self._convert, self._decoder.records()) if r is not None]
-
-    def close(self) -> None:
-        self._decoder.close()
-
-    def _convert(self, located: Located) -> Record | None:
-        if self._converter is None:
-            assert self._decoder.header is not None
-            header = self._decoder.header
-            self._converter = ImageConverter(header, self.plan.header, self.plan.profile)
-        record = located.record
-        if isinstance(record, End) or (self._keep is not None and not self._keep(record)):
-            return None
-        converted = self._converter.convert(record)
-        if isinstance(converted, NodeData) and converted.committed:
-            self.report.nodes += 1
-        if isinstance(converted, ConnectionData) and isinstance(converted.spec, RingSpec):
-            self.report.domains.append(converted.spec.domid)
-        return converted
-
-    def losses(self) -> list[str]:
-        if self._converter is None:
-            return []
-        return [
-            f"lost converting for {self.plan.profile.name}: {line}"
-            for line in self._converter.losses.lines()
-        ]
+        stage.close()

@@ -13,7 +13,16 @@ The rule, for domain N:
 
 from __future__ import annotations
 
-from ..image.records import NodeData
+from ..image.records import (
+    ConnectionData,
+    DomainData,
+    NodeData,
+    Record,
+    RingSpec,
+    TransactionData,
+    WatchData,
+    WatchDataExtended,
+)
 from ..wire.paths import domain_home
 
 
@@ -25,3 +34,29 @@ def node_relates_to(node: NodeData, domid: int) -> bool:
     if path.startswith("@"):
         return any(perm.domid == domid for perm in node.perms)
     return bool(node.perms) and node.perms[0].domid == domid
+
+
+class DomainFilter:
+    """Keeps the records of a ``--domain N`` stream (the rule above) from a full stream."""
+
+    def __init__(self, domid: int | None) -> None:
+        assert domid is not None
+        self.domid = domid
+        self.conn_ids: set[int] = set()
+
+    def __call__(self, record: Record) -> bool:
+        match record:
+            case ConnectionData():
+                if isinstance(record.spec, RingSpec) and record.spec.domid == self.domid:
+                    self.conn_ids.add(record.conn_id)
+                    return True
+                return False
+            case WatchData() | WatchDataExtended() | TransactionData():
+                return record.conn_id in self.conn_ids
+            case NodeData():
+                if record.conn_id:
+                    return record.conn_id in self.conn_ids
+                return node_relates_to(record, self.domid)
+            case DomainData():
+                return record.domid == self.domid
+        return False

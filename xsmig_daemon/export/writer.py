@@ -1,9 +1,9 @@
 """Records -> bytes -> sink, with the numbers the manifest needs.
 
-``ImageWriter`` is the ``RecordOutput`` a source writes to. It encodes each record with the
-shared ``RecordEncoder``, checks it against the target profile with the shared
-``StreamValidator`` (so a bad ordering fails here, not in a loader), keeps the sha256, size
-and per-type counts, and hands the sink bytes in batches. ``rewind`` starts the stream over
+``ImageWriter`` is the ``RecordOutput`` a source writes to. It checks each record against
+the target profile and encodes it with the shared ``image.pipeline.CheckedEncoder`` (so a
+bad ordering fails here, not in a loader), keeps the sha256, size and per-type counts, and
+hands the sink bytes in batches. ``rewind`` starts the stream over
 when a source retries.
 """
 
@@ -14,11 +14,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..image.decoder import Located
-from ..image.encoder import RecordEncoder
+from ..image.pipeline import CheckedEncoder
 from ..image.profiles import Profile
 from ..image.records import End, Header, NodeData, Record, RecordType
-from ..image.validate import StreamValidator
 from .sinks import Sink
 
 FLUSH_SIZE = 256 * 1024
@@ -62,21 +60,18 @@ class ImageWriter:
         self._migration = migration
         self._preorder = preorder
         self._progress = progress
-        self._encoder = RecordEncoder(header)
         self._start()
 
     def _start(self) -> None:
         self.stats = StreamStats()
         self._hash = hashlib.sha256()
         self._buffer = bytearray()
-        self._validator = (
-            StreamValidator(
-                self.header, self.profile, migration=self._migration, preorder=self._preorder
-            )
-            if self._validate
-            else None
+        self._encoder = CheckedEncoder(
+            self.header,
+            self.profile if self._validate else None,
+            migration=self._migration,
+            preorder=self._preorder,
         )
-        self._index = 0
         self._ended = False
         self._append(self._encoder.preamble())
 
@@ -89,9 +84,6 @@ class ImageWriter:
         if self._ended:
             raise ValueError("record after END")
         data = self._encoder.encode(record)
-        if self._validator is not None:
-            self._validator.check(Located(self._index, self.stats.size, record))
-        self._index += 1
         self.stats.records[type_name(record)] += 1
         self._append(data)
         self._ended = isinstance(record, End)
@@ -110,8 +102,7 @@ class ImageWriter:
             await self.write(End())
         await self._flush()
         self.stats.sha256 = self._hash.hexdigest()
-        if self._validator is not None:
-            self.stats.warnings = list(self._validator.warnings)
+        self.stats.warnings = list(self._encoder.warnings)
         return self.stats
 
     async def _flush(self) -> None:

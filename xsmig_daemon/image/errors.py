@@ -2,7 +2,8 @@
 
 Every error raised while reading a stream knows where it happened: the record index (0 is
 the first record after the header, ``None`` for the header itself), the byte offset of the
-record (or header) in the stream, and the record type if known. ``str(err)`` is one line.
+record (or header) in the stream, and the record type if known; the reading pipeline adds
+the stream's name (``source``). ``str(err)`` is one line.
 """
 
 from __future__ import annotations
@@ -34,9 +35,22 @@ class ImageError(Exception):
         self.record_index = record_index
         self.offset = offset
         self.record_type = record_type
-        super().__init__(self.__str__())
+        #: The stream's name (a path, ``unix:PATH``) when the reader was given one.
+        self.source: str | None = None
+        super().__init__(self.message)
+
+    def named(self, source: str | None) -> ImageError:
+        """This error, saying which stream it is about (a name already set is kept)."""
+        if self.source is None:
+            self.source = source
+        return self
 
     def __str__(self) -> str:
+        return self.message if self.source is None else f"{self.source}: {self.message}"
+
+    @property
+    def message(self) -> str:
+        """Where and why, without the stream's name."""
         where: list[str] = []
         if self.record_index is not None:
             kind = "" if self.record_type is None else f" ({describe_type(self.record_type)})"

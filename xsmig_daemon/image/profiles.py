@@ -74,3 +74,8 @@ def get_profile(name: str) -> Profile:
     except KeyError:
         known = ", ".join(PROFILES)
         raise ValueError(f"unknown target profile {name!r} (known: {known})") from None
+
+
+def as_profile(profile: str | Profile) -> Profile:
+    """A profile given by name or as itself."""
+    return profile if isinstance(profile, Profile) else get_profile(profile)

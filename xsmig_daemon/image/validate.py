@@ -12,11 +12,11 @@ loader would drop or tolerate.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-from .decoder import ImageDecoder, Located
+from .decoder import Located
 from .errors import ImageError, ProfileError, SemanticError
-from .profiles import SPEC, Profile, get_profile
+from .profiles import SPEC, Profile, as_profile
 from .records import (
     ConnectionData,
     DomainData,
@@ -309,82 +309,15 @@ def validate_records(
     migration: bool = False,
 ) -> list[str]:
     """Validate already-decoded records; returns the warnings, raises ImageError."""
-    validator = StreamValidator(header, _profile(profile), migration=migration)
+    validator = StreamValidator(header, as_profile(profile), migration=migration)
     for item in located:
         validator.check(item)
     return validator.warnings
 
 
-class ImageReader:
-    """Decode a stream arriving in chunks and, with a profile, validate it as it goes.
-
-    Iterating yields records as they complete and raises an ``ImageError`` at the first
-    problem, including a stream that ends early. ``header`` is set once the preamble has
-    been read; ``warnings`` is filled when the END record has been checked. Without a
-    profile only framing is checked.
-    """
-
-    def __init__(
-        self,
-        chunks: Iterable[bytes],
-        profile: str | Profile | None = "spec",
-        *,
-        migration: bool = False,
-    ) -> None:
-        self._chunks = chunks
-        self.profile = None if profile is None else _profile(profile)
-        self.migration = migration
-        self.header: Header | None = None
-        self.warnings: list[str] = []
-
-    def __iter__(self) -> Iterator[Located]:
-        decoder = ImageDecoder()
-        validator: StreamValidator | None = None
-        for chunk in self._chunks:
-            decoder.feed(chunk)
-            for item in decoder.records():
-                if validator is None:
-                    validator = self._started(decoder)
-                if validator is not None:
-                    validator.check(item)
-                yield item
-            if self.header is None and decoder.header is not None:
-                validator = self._started(decoder)
-        decoder.close()
-        if validator is not None:
-            self.warnings.extend(validator.warnings)
-
-    def _started(self, decoder: ImageDecoder) -> StreamValidator | None:
-        assert decoder.header is not None
-        self.header = decoder.header
-        if self.profile is None:
-            return None
-        return StreamValidator(decoder.header, self.profile, migration=self.migration)
-
-
-def read_image(
-    chunks: Iterable[bytes],
-    profile: str | Profile = "spec",
-    warnings: list[str] | None = None,
-    *,
-    migration: bool = False,
-) -> Iterator[Located]:
-    """Decode and validate a chunked stream (see ``ImageReader``); warnings go to ``warnings``."""
-    reader = ImageReader(chunks, profile, migration=migration)
-    yield from reader
-    if warnings is not None:
-        warnings.extend(reader.warnings)
-
-
-def _profile(profile: str | Profile) -> Profile:
-    return profile if isinstance(profile, Profile) else get_profile(profile)
-
-
 __all__ = [
     "ImageError",
-    "ImageReader",
     "StreamValidator",
     "parent_path",
-    "read_image",
     "validate_records",
 ]

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field, replace
 import trio
 
 from ..image.convert import ImageConverter
-from ..image.decoder import decode_image
 from ..image.encoder import encode_image
 from ..image.profiles import XEN_4_17
 from ..image.records import (
@@ -45,11 +44,10 @@ from ..image.records import (
     WatchData,
     WatchDataExtended,
 )
-from ..image.validate import validate_records
 from ..imagefile import ImageFileError, atomic_output
 from ..store import quotas as q
 from ..store.connection import Connection
-from ..store.image_state import restore_engine, state_records
+from ..store.image_state import state_records
 from ..store.liveupdate import (
     CANCELLED,
     EXEC_FAILED,
@@ -63,6 +61,7 @@ from ..store.liveupdate import (
     ok_reply,
 )
 from ..wire.framing import Message
+from .restore import RestoreError, load_file
 from .server import MockDaemon
 
 DUMP_NAME = "state_dump"
@@ -361,10 +360,6 @@ def _unlink_quietly(path: str) -> None:
 # -- the successor ----------------------------------------------------------------------
 
 
-class RestoreError(Exception):
-    """The successor cannot restore: the dump is kept for the operator."""
-
-
 @dataclass
 class Successor:
     daemon: MockDaemon
@@ -392,16 +387,11 @@ def _inherited_socket(fd: int, *, listening: bool) -> socket.socket | None:
 def load_successor(socket_path: str, rundir: str, environ: dict[str, str]) -> Successor:
     """Restore from ``rundir/state_dump`` and wrap the inherited fds (no trio needed)."""
     path = dump_path(rundir)
+    engine = load_file(path).engine
     try:
-        with open(path, "rb") as dump:
-            data = dump.read()
-        header, located = decode_image(data)
-        validate_records(located, header, "spec")
-        records = [item.record for item in located]
-        engine = restore_engine(records)
-    except (OSError, ValueError) as exc:
-        raise RestoreError(f"{path}: {exc}") from exc
-    extra = json.loads(environ.get(HANDOVER_ENV, "{}"))
+        extra = json.loads(environ.get(HANDOVER_ENV, "{}"))
+    except ValueError as exc:
+        raise RestoreError(f"${HANDOVER_ENV}: not the predecessor's JSON: {exc}") from None
     by_id = dict(enumerate(engine.connections, start=1))
     for conn_id, tx_id, error in extra.get("doomed", []):
         tx = by_id[conn_id].transactions.get(tx_id) if conn_id in by_id else None

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ..image.decoder import ImageDecoder
 from ..image.errors import ImageError
+from ..image.pipeline import ImageParser
+from ..image.profiles import SPEC
 from ..image.records import (
     ConnectionData,
     NodeData,
@@ -40,8 +41,7 @@ from ..image.records import (
     WatchData,
     WatchDataExtended,
 )
-from ..image.validate import StreamValidator, read_image
-from ..imagefile import ImageFileError, read_chunks
+from ..imagefile import ImageFileError, open_image
 from ..store.connection import Connection
 from ..store.engine import Engine
 from ..store.image_state import restore_engine
@@ -53,7 +53,8 @@ _RECEIVE_SIZE = 1 << 18
 
 
 class RestoreError(Exception):
-    """The stream could not be loaded; the message is one line naming where and why."""
+    """The stream could not be loaded (``--restore``, or a live update's dump, which then
+    stays for the operator); the message is one line naming where and why."""
 
 
 @dataclass(slots=True)
@@ -129,9 +130,9 @@ def _count_nodes(records: Iterable[Record]) -> int:
 def load_file(path: str) -> Restored:
     """Decode, validate and restore an image file (``-`` is standard input)."""
     try:
-        records = [item.record for item in read_image(read_chunks(path))]
+        records = open_image(path, SPEC).records()
     except (ImageError, ImageFileError) as exc:
-        raise RestoreError(f"{path}: {exc}") from None
+        raise RestoreError(str(exc)) from None
     return build(records, path)
 
 
@@ -193,8 +194,7 @@ async def receive_until_signal(path: str, timeout: float = DEFAULT_TIMEOUT) -> R
 
 
 async def _read_stream(conn: trio.socket.SocketType, where: str, timeout: float) -> list[Record]:
-    decoder = ImageDecoder()
-    validator: StreamValidator | None = None
+    parser = ImageParser(SPEC, name=where)
     records: list[Record] = []
     try:
         while True:
@@ -204,24 +204,18 @@ async def _read_stream(conn: trio.socket.SocketType, where: str, timeout: float)
             except trio.TooSlowError:
                 raise RestoreError(
                     f"{where}: the producer sent nothing for {timeout:g} s "
-                    f"after {decoder.offset} bytes"
+                    f"after {parser.offset} bytes"
                 ) from None
             except OSError as exc:
                 raise RestoreError(
-                    f"{where}: receive failed after {decoder.offset} bytes: {exc}"
+                    f"{where}: receive failed after {parser.offset} bytes: {exc}"
                 ) from None
             if not data:
-                decoder.close()
+                parser.close()
                 return records
-            decoder.feed(data)
-            for item in decoder.records():
-                if validator is None:
-                    assert decoder.header is not None
-                    validator = StreamValidator(decoder.header)
-                validator.check(item)
-                records.append(item.record)
+            records.extend(item.record for item in parser.feed(data))
     except ImageError as exc:
-        raise RestoreError(f"{where}: {exc}") from None
+        raise RestoreError(str(exc)) from None
 
 
 def place_listener(sock: socket.socket, wanted_fd: int) -> socket.socket:

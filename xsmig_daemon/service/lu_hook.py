@@ -39,14 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from ..image.convert import ImageConverter
-from ..image.decoder import ImageDecoder, Located
-from ..image.encoder import RecordEncoder
 from ..image.errors import EncodeError, ImageError
+from ..image.pipeline import ImageReader, ImageRewrite
 from ..image.profiles import SPEC, Profile, get_profile
 from ..image.records import Header
 from ..image.summary import type_name
-from ..image.validate import StreamValidator
 from ..imagefile import ImageFileError, atomic_output, read_chunks
 from .config import Config, ConfigError, load_config
 from .log import get_logger, setup_logging
@@ -94,39 +91,6 @@ class DumpCheck:
         }
 
 
-class ValidatedStream:
-    """The records of a stream arriving in ``chunks``, decoded and validated against
-    ``profile`` one by one; ``header`` is known from the first record (or as soon as the
-    header is complete), ``warnings`` once END has been checked. Raises ImageError."""
-
-    def __init__(self, chunks: Iterable[bytes], profile: Profile) -> None:
-        self.chunks = chunks
-        self.profile = profile
-        self.header: Header | None = None
-        self.warnings: list[str] = []
-
-    def __iter__(self) -> Iterator[Located]:
-        decoder = ImageDecoder()
-        validator: StreamValidator | None = None
-        for chunk in self.chunks:
-            decoder.feed(chunk)
-            for located in decoder.records():  # parses the header first
-                if validator is None:
-                    validator = self._validator(decoder)
-                validator.check(located)
-                yield located
-            if validator is None and decoder.header is not None:
-                validator = self._validator(decoder)  # refuses a version early
-        decoder.close()
-        if validator is not None:
-            self.warnings.extend(validator.warnings)
-
-    def _validator(self, decoder: ImageDecoder) -> StreamValidator:
-        assert decoder.header is not None
-        self.header = decoder.header
-        return StreamValidator(decoder.header, self.profile)
-
-
 def check_dump(chunks: Iterable[bytes], profile: Profile, copy: BinaryIO | None) -> DumpCheck:
     """Validate ``chunks`` against ``profile``, hashing them and writing them to ``copy``.
 
@@ -145,7 +109,7 @@ def check_dump(chunks: Iterable[bytes], profile: Profile, copy: BinaryIO | None)
             yield chunk
 
     source = tee()
-    stream = ValidatedStream(source, profile)
+    stream = ImageReader(source, profile)
     try:
         for located in stream:
             result.header = stream.header
@@ -170,34 +134,13 @@ class Conversion:
 def convert_dump(chunks: Iterable[bytes], profile: Profile, out: BinaryIO) -> Conversion:
     """Rewrite a stream valid for the spec into one ``profile`` loads; the output is checked
     against ``profile`` record by record as it is written. Raises ImageError."""
-    converter: ImageConverter | None = None
-    encoder: RecordEncoder | None = None
-    checker: StreamValidator | None = None
-    index = offset = 0
-    source = ValidatedStream(chunks, SPEC)
-    for located in source:
-        if converter is None:
-            assert source.header is not None
-            # What a C loader reads: its newest version, little endian (x86 native order).
-            header = Header(max(profile.versions), False)
-            converter = ImageConverter(source.header, header, profile)
-            encoder = RecordEncoder(header)
-            checker = StreamValidator(header, profile)
-            preamble = encoder.preamble()
-            out.write(preamble)
-            offset = len(preamble)
-        assert encoder is not None and checker is not None
-        record = converter.convert(located.record)
-        if record is None:
-            continue
-        checker.check(Located(index, offset, record))
-        data = encoder.encode(record)
+    # What a C loader reads: its newest version, little endian (x86 native order).
+    rewrite = ImageRewrite(
+        chunks, profile, lambda _source: Header(max(profile.versions), False), source_profile=SPEC
+    )
+    for data in rewrite:
         out.write(data)
-        index += 1
-        offset += len(data)
-    if converter is None or checker is None:
-        raise ImageError("the dump holds no records")
-    return Conversion(checker.warnings, converter.losses.lines())
+    return Conversion(rewrite.warnings, rewrite.losses.lines())
 
 
 # ----------------------------------------------------------------------------- the hook

@@ -1,0 +1,62 @@
+"""What the ``image`` and ``introspect`` sources share: a stream arriving in pieces ->
+records for the plan.
+
+Each piece goes through the reading pipeline (``image.pipeline.ImageParser``: decoded, and
+validated when given a profile), then the ``--domain N`` filter (``select.DomainFilter``)
+and the conversion for the target (``image.pipeline.RecordRewriter``); the report counts
+the committed nodes and ring domains that come out. What the conversion lost becomes
+fidelity notes.
+"""
+
+from __future__ import annotations
+
+from ..image.pipeline import ImageParser, RecordRewriter
+from ..image.profiles import Profile
+from ..image.records import ConnectionData, NodeData, Record, RingSpec
+from .select import DomainFilter
+from .source import ExportPlan, SourceReport
+
+
+class ImageStage:
+    def __init__(self, plan: ExportPlan, report: SourceReport, *, check: Profile | None) -> None:
+        self.plan = plan
+        self.report = report
+        self._parser = ImageParser(check)
+        self._rewriter: RecordRewriter | None = None
+        self._keep = DomainFilter(plan.domid) if plan.mode == "domain" else None
+
+    @property
+    def offset(self) -> int:
+        """Bytes of the input consumed so far."""
+        return self._parser.offset
+
+    def feed(self, piece: bytes) -> list[Record]:
+        """The records for the plan that ``piece`` completes. Raises ImageError."""
+        out = []
+        for located in self._parser.feed(piece):
+            record = self._rewrite(located.record)
+            if record is not None:
+                self._count(record)
+                out.append(record)
+        return out
+
+    def close(self) -> None:
+        """The input has ended: raises ImageError if it stopped before END."""
+        self._parser.close()
+
+    def loss_notes(self) -> list[str]:
+        return [] if self._rewriter is None else self._rewriter.loss_notes(self.plan.profile)
+
+    def _rewrite(self, record: Record) -> Record | None:
+        if self._rewriter is None:
+            assert self._parser.header is not None
+            self._rewriter = RecordRewriter(
+                self._parser.header, self.plan.header, self.plan.profile, self._keep
+            )
+        return self._rewriter.rewrite(record)
+
+    def _count(self, record: Record) -> None:
+        if isinstance(record, NodeData) and record.committed:
+            self.report.nodes += 1
+        if isinstance(record, ConnectionData) and isinstance(record.spec, RingSpec):
+            self.report.domains.append(record.spec.domid)

@@ -1,0 +1,332 @@
+"""The two pipelines every image user goes through, sans-I/O.
+
+Reading: ``ImageParser`` is fed bytes and returns validated records (``Located``: index,
+byte offset, record); ``ImageReader`` is the same over an iterable of chunks. Rewriting:
+``RecordRewriter`` converts records for a target (``ImageConverter`` plus an optional filter)
+, ``CheckedEncoder`` validates records against a profile and encodes them, and
+``ImageRewriter`` chains the two, naming the *input* record when the output would be
+refused. ``ImageRewrite`` chains reading and rewriting over chunks.
+
+Errors are ``ImageError``\\ s. Given a ``name`` (a path, ``unix:PATH``, ...), every error a
+pipeline raises carries it (``ImageError.source``), so ``str(exc)`` is one line saying which
+stream, which record, which byte and why, whoever prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from .convert import ImageConverter, LossReport
+from .decoder import ImageDecoder, Located
+from .encoder import RecordEncoder
+from .errors import ImageError
+from .profiles import SPEC, Profile, as_profile
+from .records import End, Header, Record
+from .validate import StreamValidator
+
+
+class ImageParser:
+    """Push reader: ``feed(bytes)`` returns the records completed by those bytes, decoded and,
+    with a ``profile``, validated; ``close()`` says the input has ended.
+
+    ``header`` is set as soon as the preamble is read (and checked against the profile
+    then); ``warnings`` once END has been checked; ``offset`` counts the bytes consumed.
+    Without a profile only framing is checked. ``migration`` and ``preorder`` are the
+    validator's modes (``validate.StreamValidator``).
+    """
+
+    def __init__(
+        self,
+        profile: str | Profile | None = SPEC,
+        *,
+        migration: bool = False,
+        preorder: bool = False,
+        name: str | None = None,
+    ) -> None:
+        self.profile = None if profile is None else as_profile(profile)
+        self.migration = migration
+        self.preorder = preorder
+        self.name = name
+        self.header: Header | None = None
+        self.warnings: list[str] = []
+        self._decoder = ImageDecoder()
+        self._validator: StreamValidator | None = None
+
+    @property
+    def offset(self) -> int:
+        return self._decoder.offset
+
+    def feed(self, data: bytes) -> list[Located]:
+        try:
+            return list(self._records(data))
+        except ImageError as exc:
+            raise exc.named(self.name) from None
+
+    def close(self) -> None:
+        try:
+            self._decoder.close()
+        except ImageError as exc:
+            raise exc.named(self.name) from None
+        if self._validator is not None:
+            self.warnings.extend(self._validator.warnings)
+            self._validator = None
+
+    def _records(self, data: bytes) -> Iterator[Located]:
+        decoder = self._decoder
+        if data:
+            decoder.feed(data)
+        for item in decoder.records():
+            if self.header is None:
+                self._started()
+            if self._validator is not None:
+                self._validator.check(item)
+            yield item
+        if self.header is None and decoder.header is not None:
+            self._started()  # refuses a version the profile does not load before any record
+
+    def _started(self) -> None:
+        header = self._decoder.header
+        assert header is not None
+        self.header = header
+        if self.profile is not None:
+            self._validator = StreamValidator(
+                header, self.profile, migration=self.migration, preorder=self.preorder
+            )
+
+
+class ImageReader:
+    """Pull reader: the records of a stream arriving as ``chunks`` (see ``ImageParser``).
+
+    Iterating yields records as they complete and raises an ``ImageError`` at the first
+    problem, including a stream that ends early. ``header`` and ``warnings`` as in
+    ``ImageParser``. The chunk source's own errors (a file that cannot be read) pass through.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        profile: str | Profile | None = SPEC,
+        *,
+        migration: bool = False,
+        name: str | None = None,
+    ) -> None:
+        self._chunks = chunks
+        self._parser = ImageParser(profile, migration=migration, name=name)
+
+    @property
+    def profile(self) -> Profile | None:
+        return self._parser.profile
+
+    @property
+    def header(self) -> Header | None:
+        return self._parser.header
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._parser.warnings
+
+    @property
+    def name(self) -> str | None:
+        return self._parser.name
+
+    def __iter__(self) -> Iterator[Located]:
+        parser = self._parser
+        for chunk in self._chunks:
+            yield from parser.feed(chunk)
+        parser.close()
+
+    def records(self) -> list[Record]:
+        """Every record, END included (for the restore paths, which need the whole stream)."""
+        return [item.record for item in self]
+
+
+def read_image(
+    chunks: Iterable[bytes],
+    profile: str | Profile = SPEC,
+    warnings: list[str] | None = None,
+    *,
+    migration: bool = False,
+) -> Iterator[Located]:
+    """Decode and validate a chunked stream (see ``ImageReader``); warnings go to ``warnings``."""
+    reader = ImageReader(chunks, profile, migration=migration)
+    yield from reader
+    if warnings is not None:
+        warnings.extend(reader.warnings)
+
+
+class RecordRewriter:
+    """Records of a ``source`` stream -> records of a ``target`` stream for ``profile``.
+
+    END and the records ``keep`` refuses are dropped silently (a filter, e.g. one domain);
+    what the target cannot hold goes to ``losses``.
+    """
+
+    def __init__(
+        self,
+        source: Header,
+        target: Header,
+        profile: Profile,
+        keep: Callable[[Record], bool] | None = None,
+    ) -> None:
+        self._converter = ImageConverter(source, target, profile)
+        self._keep = keep
+
+    @property
+    def losses(self) -> LossReport:
+        return self._converter.losses
+
+    def rewrite(self, record: Record) -> Record | None:
+        if isinstance(record, End) or (self._keep is not None and not self._keep(record)):
+            return None
+        return self._converter.convert(record)
+
+    def loss_notes(self, profile: Profile) -> list[str]:
+        """The losses as the exporter's fidelity notes."""
+        return [f"lost converting for {profile.name}: {line}" for line in self.losses.lines()]
+
+
+class CheckedEncoder:
+    """Records -> the bytes of one stream, each record validated against ``profile``
+    (``None``: not validated) before its bytes are handed out, so a stream a loader would
+    refuse is never written.
+
+    ``preamble()`` first, then ``encode(record)``; ``offset`` is the bytes produced so far,
+    ``warnings`` the validator's (complete after END). Errors name the output record.
+    """
+
+    def __init__(
+        self,
+        header: Header,
+        profile: Profile | None,
+        *,
+        migration: bool = False,
+        preorder: bool = False,
+    ) -> None:
+        self.header = header
+        self._encoder = RecordEncoder(header)
+        self._validator = (
+            None
+            if profile is None
+            else StreamValidator(header, profile, migration=migration, preorder=preorder)
+        )
+        self.index = 0
+        self.offset = 0
+
+    @property
+    def warnings(self) -> list[str]:
+        return [] if self._validator is None else self._validator.warnings
+
+    def preamble(self) -> bytes:
+        data = self._encoder.preamble()
+        self.offset = len(data)
+        return data
+
+    def encode(self, record: Record) -> bytes:
+        # Encoding first: a record the stream cannot represent is the caller's EncodeError.
+        data = self._encoder.encode(record)
+        if self._validator is not None:
+            self._validator.check(Located(self.index, self.offset, record))
+        self.index += 1
+        self.offset += len(data)
+        return data
+
+
+class ImageRewriter:
+    """Records of a ``source`` stream -> bytes of a ``target`` stream that ``profile`` loads:
+    ``RecordRewriter`` then ``CheckedEncoder``.
+
+    ``preamble()`` first, then ``rewrite(located)`` per input record (END included: it ends
+    the output). A refusal of an output record is an ``ImageError`` naming the *input* record
+    that produced it.
+    """
+
+    def __init__(self, source: Header, target: Header, profile: Profile) -> None:
+        self.target = target
+        self.profile = profile
+        self._converter = ImageConverter(source, target, profile)
+        self._encoder = CheckedEncoder(target, profile)
+
+    @property
+    def losses(self) -> LossReport:
+        return self._converter.losses
+
+    @property
+    def warnings(self) -> list[str]:
+        """The output's validation warnings (complete once END was rewritten)."""
+        return self._encoder.warnings
+
+    def preamble(self) -> bytes:
+        return self._encoder.preamble()
+
+    def rewrite(self, located: Located) -> bytes:
+        record = self._converter.convert(located.record)
+        if record is None:
+            return b""
+        try:
+            return self._encoder.encode(record)
+        except ImageError as exc:
+            exc.record_index, exc.offset = located.index, located.offset
+            exc.record_type = located.record.type
+            raise
+
+
+class ImageRewrite:
+    """Read a chunked stream and rewrite it: iterating yields the output bytes.
+
+    ``target_header`` picks the output's version and byte order from the input header.
+    The input is checked against ``source_profile`` (``None``: framing only; the output is
+    validated in any case). ``losses``, ``warnings`` (the output's) and ``header`` (the
+    input's) are complete when the iteration is; an empty stream raises ``ImageError``.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        profile: Profile,
+        target_header: Callable[[Header], Header],
+        *,
+        source_profile: Profile | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.profile = profile
+        self.name = name
+        self._reader = ImageReader(chunks, source_profile, name=name)
+        self._target_header = target_header
+        self.rewriter: ImageRewriter | None = None
+
+    @property
+    def header(self) -> Header | None:
+        return self._reader.header
+
+    @property
+    def losses(self) -> LossReport:
+        return LossReport() if self.rewriter is None else self.rewriter.losses
+
+    @property
+    def warnings(self) -> list[str]:
+        return [] if self.rewriter is None else self.rewriter.warnings
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for located in self._reader:
+                if self.rewriter is None:
+                    assert self._reader.header is not None
+                    target = self._target_header(self._reader.header)
+                    self.rewriter = ImageRewriter(self._reader.header, target, self.profile)
+                    yield self.rewriter.preamble()
+                yield self.rewriter.rewrite(located)
+        except ImageError as exc:
+            raise exc.named(self.name) from None
+        if self.rewriter is None:
+            raise ImageError("the stream holds no records").named(self.name)
+
+
+__all__ = [
+    "CheckedEncoder",
+    "ImageParser",
+    "ImageReader",
+    "ImageRewrite",
+    "ImageRewriter",
+    "RecordRewriter",
+    "read_image",
+]
