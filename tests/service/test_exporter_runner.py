@@ -34,13 +34,18 @@ async def test_configured_sources(short_dir: Path) -> None:
     for kind, expected in (("wire", WireSource), ("introspect", IntrospectSource)):
         config = make_config(
             short_dir,
-            xenstored={"source": kind, "request_timeout": 7, "freeze_deadline": 1.5},
+            xenstored={
+                "source": kind,
+                "request_timeout": 7,
+                "freeze_deadline": 1.5,
+                "freeze_mode": "stream",
+            },
         )
         chosen = await ExporterRunner(config).source()
         assert isinstance(chosen, expected)
         assert (chosen.location, chosen.timeout) == (str(short_dir / "xs.sock"), 7.0)
         if isinstance(chosen, IntrospectSource):
-            assert chosen.freeze_deadline == 1.5
+            assert (chosen.freeze_deadline, chosen.freeze_mode) == (1.5, "stream")
 
 
 async def test_auto_introspects_the_mock(mockd: MockDaemon, short_dir: Path) -> None:

@@ -7,7 +7,6 @@ left at the ``--output`` path on failure, SIGTERM or Ctrl-C included.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -18,36 +17,29 @@ import trio
 
 from ..cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from ..client import ClientError
-from ..export import (
-    Destination,
-    ExportError,
-    ExportPlan,
-    ExportResult,
-    ImageSource,
-    Source,
-    WireSource,
-    run_export,
-)
+from ..export import Destination, ExportError, ExportResult, run_export
 from ..export.consistency import CONSISTENCY_CHOICES
-from ..export.imagesource import peek_header
-from ..export.introspect import (
-    DEFAULT_FREEZE_DEADLINE,
-    FREEZE_MODES,
-    IntrospectSource,
-    answers_introspect,
+from ..export.introspect import DEFAULT_FREEZE_DEADLINE
+from ..export.policy import (
+    C_EVTCHN_FD,
+    SOURCE_KINDS,
+    PlanSettings,
+    PolicyError,
+    SourceSettings,
+    check_plan,
+    export_plan,
+    open_source,
 )
 from ..export.run import Progress
 from ..export.sinks import UNIX_PREFIX, check_output_target
 from ..image.errors import EncodeError, ImageError
 from ..image.profiles import PROFILES, Profile, get_profile
-from ..image.records import Header
 from ..imagefile import ImageFileError
+from ..wire.introspect import FREEZE_MODES
 
 NAME = "snapshot"
 EXIT_TERMINATED = 128 + signal.SIGTERM
 DEFAULT_SOCKET = "/var/run/xenstored/socket"
-#: GLOBAL_DATA evtchn-fd for C loaders (they refuse -1): the first fd after stdio.
-C_EVTCHN_FD = 3
 
 
 def default_socket() -> str:
@@ -74,7 +66,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--source",
-        choices=("auto", "wire", "image", "introspect"),
+        choices=SOURCE_KINDS,
         default="auto",
         help="where state comes from (default auto: introspect if the daemon offers it, "
         "else wire; image if --image is given)",
@@ -155,34 +147,30 @@ class UsageError(Exception):
     pass
 
 
-def _plan(args: argparse.Namespace, profile: Profile) -> ExportPlan:
-    if args.domain is not None and not 0 <= args.domain < 0x7FF0:
-        raise UsageError(f"--domain {args.domain} is not a domain id (0..32751)")
-    if args.domain is not None and profile.is_c_loader:
-        raise UsageError(
-            f"--target {profile.name} loads live-update images only; --domain needs spec"
-        )
-    version = args.stream_version
-    if version is None:
-        version = 1
-        if args.image and args.source in ("auto", "image"):
-            version = peek_header(args.image).version
-        if version not in profile.versions:
-            version = max(profile.versions)
-    if version not in profile.versions:
-        raise UsageError(f"--target {profile.name} does not load version {version} streams")
-    evtchn_fd = args.evtchn_fd
-    if evtchn_fd is None:
-        evtchn_fd = C_EVTCHN_FD if profile.is_c_loader else -1
-    return ExportPlan(
-        mode="domain" if args.domain is not None else "live-update",
-        socket_fd=args.socket_fd,
-        evtchn_fd=evtchn_fd,
+def _plan_settings(args: argparse.Namespace, profile: Profile) -> PlanSettings:
+    settings = PlanSettings(
         profile=profile,
-        header=Header(version, False),
-        domid=args.domain,
+        domain=args.domain,
+        version=args.stream_version,
+        socket_fd=args.socket_fd,
+        evtchn_fd=args.evtchn_fd,
         dom0_evtchn=args.dom0_evtchn,
         timeout=args.timeout,
+    )
+    check_plan(settings)  # usage errors before anything is opened
+    return settings
+
+
+def _source_settings(args: argparse.Namespace) -> SourceSettings:
+    return SourceSettings(
+        kind=args.source,
+        socket=args.socket,
+        image=args.image,
+        timeout=args.timeout,
+        freeze_deadline=args.freeze_deadline,
+        freeze_mode=args.freeze_mode,
+        attempts=args.attempts,
+        consistency=args.consistency,
     )
 
 
@@ -197,38 +185,11 @@ def _destination(args: argparse.Namespace) -> Destination:
     return Destination(args.output, force=args.force)
 
 
-async def _source(args: argparse.Namespace) -> Source:
-    kind = args.source
-    if kind == "auto":
-        kind = "image" if args.image else "wire"
-        if not args.image and await answers_introspect(args.socket, args.timeout):
-            kind = "introspect"
-    if kind == "image":
-        if not args.image:
-            raise UsageError("--source image needs --image FILE")
-        return ImageSource(args.image)
-    if args.image:
-        raise UsageError(f"--image is only used with --source image (not {kind})")
-    if kind == "introspect":
-        return IntrospectSource(
-            args.socket,
-            timeout=args.timeout,
-            freeze_deadline=args.freeze_deadline,
-            freeze_mode=args.freeze_mode,
-        )
-    return WireSource(
-        args.socket,
-        timeout=args.timeout,
-        max_attempts=args.attempts,
-        consistency=args.consistency,
-    )
-
-
-async def _main(args: argparse.Namespace, dest: Destination, plan: ExportPlan) -> ExportResult:
-    source = await _source(args)
-    if source.kind == "introspect" and args.stream_version is None and 2 in plan.profile.versions:
-        # The mock's state holds watch depths, features and unique ids: version 1 cannot.
-        plan = dataclasses.replace(plan, header=Header(2, False))
+async def _main(
+    args: argparse.Namespace, dest: Destination, settings: PlanSettings
+) -> ExportResult:
+    source = await open_source(_source_settings(args))
+    plan = export_plan(settings, source)
     progress = Progress(f"xsmig {NAME}")
     try:
         return await run_export(source, plan, dest, progress=progress if progress.enabled else None)
@@ -237,7 +198,7 @@ async def _main(args: argparse.Namespace, dest: Destination, plan: ExportPlan) -
 
 
 async def _main_until_sigterm(
-    args: argparse.Namespace, dest: Destination, plan: ExportPlan
+    args: argparse.Namespace, dest: Destination, plan: PlanSettings
 ) -> ExportResult | None:
     """Run the export; SIGTERM cancels it (so the sinks clean up) and returns None."""
     result: ExportResult | None = None
@@ -272,10 +233,10 @@ def run(args: argparse.Namespace) -> int:
     if args.socket is None:
         args.socket = default_socket()
     try:
-        plan = _plan(args, get_profile(args.target))
+        plan = _plan_settings(args, get_profile(args.target))
         dest = _destination(args)
         result = _run_trio(args, dest, plan)
-    except UsageError as exc:
+    except (UsageError, PolicyError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except (ExportError, ClientError, ImageFileError, EncodeError) as exc:
         return _fail(str(exc))
@@ -299,7 +260,9 @@ def _only_cancelled(exc: BaseException) -> bool:
     return isinstance(exc, trio.Cancelled)
 
 
-def _run_trio(args: argparse.Namespace, dest: Destination, plan: ExportPlan) -> ExportResult | None:
+def _run_trio(
+    args: argparse.Namespace, dest: Destination, plan: PlanSettings
+) -> ExportResult | None:
     try:
         return trio.run(_main_until_sigterm, args, dest, plan)
     except BaseExceptionGroup as group:

@@ -1,10 +1,13 @@
-"""The exporter: sources (wire, image; introspect later) -> records -> writer -> sinks.
+"""The exporter: sources (wire, introspect, image) -> records -> writer -> sinks.
 
-    plan = ExportPlan(mode="live-update", profile=get_profile("xen-4.17"), header=Header(1))
-    result = await run_export(WireSource(socket), plan, Destination("/tmp/x.img"))
+    source = await open_source(SourceSettings("auto", socket))
+    plan = export_plan(PlanSettings(get_profile("xen-4.17")), source)
+    result = await run_export(source, plan, Destination("/tmp/x.img"))
 
-A new source implements ``source.Source`` (``kind``, ``location``, ``async export(plan, out)
--> SourceReport``) and writes records, in the target's order and without END, to ``out``.
+``policy.py`` is the one export policy (which source, which stream for a target) that the
+CLI and the service both follow. A new source implements ``source.Source`` (``kind``,
+``location``, ``async export(plan, out) -> SourceReport``) and writes records, in the
+target's order and without END, to ``out``.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from ..client.connection import connect_unix_stream
 from ..client.errors import ClientProtocolError, ClientTimeoutError, DaemonGoneError
 from ..image.errors import ImageError
 from ..wire.framing import MessageDecoder, ProtocolError, encode_message
+from ..wire.introspect import CAPTURE, FREEZE_MODES
 from ..wire.ops import Op
 from .errors import SourceError
 from .imagestage import ImageStage
@@ -36,9 +37,6 @@ _READ = Request(Op.CONTROL, b"introspect\0read\0")
 DEFAULT_WINDOW = 64
 #: Longest freeze asked for, in seconds (the daemon thaws by itself after it).
 DEFAULT_FREEZE_DEADLINE = 10.0
-#: ``capture``: the daemon encodes its image inside the freeze and runs on (short freeze);
-#: ``stream``: it stays frozen while we read (no copy of the image in the daemon).
-FREEZE_MODES = ("capture", "stream")
 
 FIDELITY_NOTES = (
     "socket connections are recorded with the daemon's fd numbers; only a successor that "
@@ -93,7 +91,7 @@ class IntrospectSource:
         *,
         timeout: float,
         freeze_deadline: float = DEFAULT_FREEZE_DEADLINE,
-        freeze_mode: str = "capture",
+        freeze_mode: str = CAPTURE,
         window: int = DEFAULT_WINDOW,
     ) -> None:
         if freeze_mode not in FREEZE_MODES:

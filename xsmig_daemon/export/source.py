@@ -3,8 +3,9 @@
 A source turns some xenstored state into records of the migration stream, in the order the
 target loader needs, and hands them one by one to a ``RecordOutput``. It never encodes bytes
 or touches the sink itself. Sources in this package: ``wire`` (any xenstored, over its
-socket), ``image`` (an existing image file). A source for the xsmig mock's introspection
-protocol implements the same ``Source`` protocol (see docs/export.md, "Adding a source").
+socket), ``introspect`` (the xsmig mock's introspection protocol), ``image`` (an existing
+image file); a new one implements the same ``Source`` protocol (docs/export.md, "Adding a
+source").
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from ..client import (
 )
 from ..client.xenstore import parse_bool, parse_int
 from ..image.records import (
+    DOMID_FIRST_RESERVED,
     DOMID_INVALID,
     ConnectionData,
     DomainData,
@@ -48,8 +49,6 @@ from .source import ExportPlan, RecordOutput, SourceReport
 from .walk import DEFAULT_WINDOW, TreeChanged, TreeWalker
 
 DEFAULT_ATTEMPTS = 8
-#: Loaders that expect the special nodes before the tree, as C 4.17 writes them (spec 9.1).
-_SPECIALS_FIRST = frozenset({"xen-4.17"})
 _DEFAULT_SPECIAL_PERMS = (Permission("n", 0),)
 
 WIRE_LIMITS = (
@@ -228,7 +227,9 @@ class _WireExport:
                 names = await xs.directory("/local/domain")
             except XenstoreError:
                 names = []
-            candidates = sorted(int(n) for n in names if n.isdigit() and 0 < int(n) < 0x7FF0)
+            candidates = sorted(
+                int(n) for n in names if n.isdigit() and 0 < int(n) < DOMID_FIRST_RESERVED
+            )
         handles = await xs.conn.submit_many(
             Request(Op.IS_DOMAIN_INTRODUCED, strings_payload((str(d),))) for d in candidates
         )
@@ -285,7 +286,7 @@ class _WireExport:
                 await out.write(ConnectionData(1, RingSpec(0, DOMID_INVALID, plan.dom0_evtchn)))
             for ring in rings:
                 await out.write(ring)
-            specials_first = plan.profile.name in _SPECIALS_FIRST
+            specials_first = plan.profile.specials_first
             if specials_first:
                 for node in specials:
                     await out.write(node)

@@ -33,10 +33,11 @@ payload is incomplete. It cannot always be done exactly:
 
 from __future__ import annotations
 
-import struct
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
+from ..wire.header import FIELD_SIZE, HEADER_SIZE, byte_order, message_spans, swap_fields
 from .profiles import Profile
 from .records import (
     DEPTH_UNLIMITED,
@@ -54,12 +55,9 @@ from .records import (
     WatchDataExtended,
 )
 
-WIRE_HEADER_SIZE = 16
+#: in-data-len of CONNECTION_DATA is a u16.
 PENDING_INPUT_MAX = 0xFFFF
 EXAMPLES_PER_LOSS = 3
-
-_WIRE = {False: struct.Struct("<IIII"), True: struct.Struct(">IIII")}
-_FIELD = {False: struct.Struct("<I"), True: struct.Struct(">I")}
 
 #: Loss kinds: key -> (singular, plural) description.
 LOSS_KINDS: dict[str, tuple[str, str]] = {
@@ -94,10 +92,13 @@ class LossReport:
     def __bool__(self) -> bool:
         return bool(self.counts)
 
-    def lines(self) -> list[str]:
-        """One line per kind: ``3 transaction nodes (e.g. /a in tx 1 on conn 2, ...)``."""
+    def lines(self, skip: Collection[str] = ()) -> list[str]:
+        """One line per kind (but those in ``skip``):
+        ``3 transaction nodes (e.g. /a in tx 1 on conn 2, ...)``."""
         result = []
         for kind, count in self.counts.items():
+            if kind in skip:
+                continue
             singular, plural = LOSS_KINDS[kind]
             shown = self.examples[kind]
             more = ", ..." if count > len(shown) else ""
@@ -127,25 +128,15 @@ def swap_wire_messages(data: bytes, source_big: bool) -> SwapResult:
     converted, the payload copied) or be a partial header (whole 4-byte fields converted; a
     field cut in the middle makes the tail ambiguous and it is dropped).
     """
-    src, dst = _WIRE[source_big], _WIRE[not source_big]
+    order = byte_order(source_big)
     out = bytearray()
-    pos = 0
-    size = len(data)
-    while size - pos >= WIRE_HEADER_SIZE:
-        fields = src.unpack_from(data, pos)
-        out += dst.pack(*fields)
-        body = pos + WIRE_HEADER_SIZE
-        end = min(body + fields[3], size)
-        out += data[body:end]
-        pos = end
-    tail = size - pos
-    if tail == 0:
-        return SwapResult(bytes(out), 0)
-    if tail % 4:
-        return SwapResult(bytes(out), tail)
-    src_field, dst_field = _FIELD[source_big], _FIELD[not source_big]
-    for at in range(pos, size, 4):
-        out += dst_field.pack(*src_field.unpack_from(data, at))
+    for start, end in message_spans(data, order):
+        header_end = min(start + HEADER_SIZE, end)
+        cut = (header_end - start) % FIELD_SIZE
+        if cut:  # a partial header cut inside a field: the rest is ambiguous
+            return SwapResult(bytes(out), end - start)
+        out += swap_fields(data[start:header_end], order)
+        out += data[header_end:end]
     return SwapResult(bytes(out), 0)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .records import RecordType
+from .records import Header, RecordType
 
 _ALL_TYPES = frozenset(RecordType)
 
@@ -24,10 +24,18 @@ class Profile:
     is_c_loader: bool
     #: Record types the loader understands; others it skips (losing their content).
     record_types: frozenset[int]
+    #: The daemon's own dumps put ``@releaseDomain`` and ``@introduceDomain`` before the tree
+    #: (C 4.17); later ones put them after it (spec 9.1). Producers follow the daemon's order.
+    specials_first: bool = False
 
     @property
     def keeps_transactions(self) -> bool:
         return RecordType.TRANSACTION_DATA in self.record_types
+
+    @property
+    def newest_header(self) -> Header:
+        """The newest stream this loader reads, little endian (x86's order, which C needs)."""
+        return Header(max(self.versions), big_endian=False)
 
 
 SPEC = Profile(
@@ -54,6 +62,7 @@ XEN_4_17 = Profile(
             RecordType.NODE_DATA,
         }
     ),
+    specials_first=True,
 )
 
 XEN_4_21 = Profile(
@@ -63,6 +72,7 @@ XEN_4_21 = Profile(
     little_endian_only=True,
     is_c_loader=True,
     record_types=XEN_4_17.record_types | {RecordType.DOMAIN_DATA},
+    specials_first=False,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (SPEC, XEN_4_17, XEN_4_21)}

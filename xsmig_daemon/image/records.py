@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 TEXT_ENCODING = "utf-8"
 TEXT_ERRORS = "surrogateescape"
 
+#: Domain ids from here on are reserved (xen.h): no guest has one.
+DOMID_FIRST_RESERVED = 0x7FF0
+#: "The caller's own domain" in requests (xen.h).
+DOMID_SELF = 0x7FF0
 DOMID_INVALID = 0x7FF4
 DOMID_ANY = 0x7FF5
 #: Depth of a WATCH_DATA_EXTENDED record meaning "no limit".
@@ -57,15 +61,7 @@ class NodeAccess(enum.IntFlag):
     WRITTEN = 2
 
 
-class PermAccess(enum.StrEnum):
-    NONE = "n"
-    READ = "r"
-    WRITE = "w"
-    BOTH = "b"
-
-
 PERM_FLAG_STALE = 0x01
-CONN_FIELD_UNIQUE_ID = 0x0001
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from .decoder import Located
 from .errors import ImageError, ProfileError, SemanticError
 from .profiles import SPEC, Profile, as_profile
 from .records import (
+    DOMID_INVALID,
     ConnectionData,
     DomainData,
     End,
@@ -146,7 +147,7 @@ class StreamValidator:
         self._conn_ids.add(record.conn_id)
         if isinstance(record.spec, RingSpec):
             self._known_domains.add(record.spec.domid)
-            if record.spec.tdomid != 0x7FF4:
+            if record.spec.tdomid != DOMID_INVALID:
                 self._known_domains.add(record.spec.tdomid)
             if record.spec.domid == 0:
                 self._dom0_ring_seen = True

@@ -28,13 +28,14 @@ from ..store.engine import Engine
 from ..store.errors import XsError
 from ..store.freeze import FreezeState
 from ..store.wireargs import c_atoi
+from ..wire import introspect as names
 
-COMMAND = b"introspect"
+COMMAND = names.COMMAND.encode()
 PROTOCOL = b"xsmig-introspect 1"
 #: Freeze modes: read the frozen engine as the exporter asks (memory flat, frozen until the
 #: thaw), or encode the whole image at once and run on (short freeze, image kept in memory).
-STREAM = b"stream"
-CAPTURE = b"capture"
+STREAM = names.STREAM.encode()
+CAPTURE = names.CAPTURE.encode()
 #: Image bytes per ``read`` reply: the wire's payload limit.
 PIECE_SIZE = 4096
 

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field, replace
 
 import trio
 
-from ..image.convert import ImageConverter
 from ..image.encoder import encode_image
-from ..image.profiles import XEN_4_17
+from ..image.pipeline import RecordRewriter
+from ..image.profiles import XEN_4_17, Profile
 from ..image.records import (
     DOMID_INVALID,
     ConnectionData,
+    ConnType,
     GlobalData,
     Header,
     NodeData,
@@ -70,9 +71,13 @@ HANDOVER_ENV = "XSMIG_LIVE_UPDATE"
 #: C re-evaluates a parked ``-s`` at least this often (seconds).
 RECHECK_INTERVAL = 1.0
 MOCK_HEADER = Header(2, False)
-XEN_417_HEADER = Header(1, False)
-#: Loss kinds the 4.17 conversion reports for open transactions: those wait instead (C).
-_TX_LOSSES = frozenset({"transaction", "transaction-node"})
+#: Loss kinds of the conversion for C that are said otherwise: open transactions make the
+#: update wait (as C does), quotas are listed from the engine (``_quota_losses``).
+_LOSSES_SAID_OTHERWISE = frozenset(
+    {"transaction", "transaction-node", "global-quota", "domain-data"}
+)
+#: The local event-channel port written for a dom0 ring the mock never had.
+DOM0_EVTCHN = 1
 
 
 def dump_path(rundir: str) -> str:
@@ -127,7 +132,7 @@ def build_mock_handover(daemon: MockDaemon, pending: PendingStart, owner: Connec
     domains: dict[str, list[int]] = {}
     for conn in engine.connections:
         sock = sockets.get(conn)
-        if conn.kind.name == "SOCKET":
+        if conn.kind is ConnType.SOCKET:
             if sock is not None:
                 keep.append(sock.fileno())
             continue
@@ -157,21 +162,23 @@ def build_mock_handover(daemon: MockDaemon, pending: PendingStart, owner: Connec
     return Handover(MOCK_HEADER, records, keep, extra)
 
 
-def build_xen417_handover(
-    daemon: MockDaemon, pending: PendingStart | None, owner: Connection | None
+def build_c_handover(
+    daemon: MockDaemon,
+    pending: PendingStart | None,
+    owner: Connection | None,
+    profile: Profile = XEN_4_17,
 ) -> Handover:
-    """The image for C 4.17: v1, types 0-5, GLOBAL first, dom0's ring before any node."""
+    """The image for a C loader (``profile``): its newest version, the record types it
+    reads, GLOBAL_DATA first and dom0's ring before any node (``is_c_loader``), the special
+    nodes where its own dumps have them (``specials_first``)."""
     engine = daemon.engine
     records: Iterable[Record] = state_records(engine)
     if pending is not None and owner is not None:
         records = _with_ok(records, _conn_id(daemon, owner), ok_reply(pending.request))
-    converter = ImageConverter(MOCK_HEADER, XEN_417_HEADER, XEN_4_17)
-    converted = [c for r in records if (c := converter.convert(r)) is not None]
-    losses = [
-        line
-        for kind, line in zip(converter.losses.counts, converter.losses.lines(), strict=True)
-        if kind not in _TX_LOSSES and kind not in ("global-quota", "domain-data")
-    ]
+    header = profile.newest_header
+    rewriter = RecordRewriter(MOCK_HEADER, header, profile)
+    converted = [c for r in records if (c := rewriter.rewrite(r)) is not None]
+    losses = rewriter.losses.lines(skip=_LOSSES_SAID_OTHERWISE)
     losses.extend(_quota_losses(daemon))
     sockets = daemon.client_sockets()
     keep = [daemon.listener.fileno()] if daemon.listener is not None else []
@@ -195,19 +202,19 @@ def build_xen417_handover(
         elif isinstance(record, NodeData):
             (specials if record.path.startswith("@") else nodes).append(record)
     for conn, sock in sockets.items():
-        if conn.kind.name == "SOCKET":
+        if conn.kind is ConnType.SOCKET:
             keep.append(sock.fileno())
     evtchn = os.eventfd(0)
     ordered: list[Record] = [GlobalData(keep[0] if keep else -1, evtchn)]
     if not dom0_id:
         dom0_id = max(groups, default=0) + 1
-        groups = {dom0_id: [ConnectionData(dom0_id, RingSpec(0, DOMID_INVALID, 1))], **groups}
+        dom0 = ConnectionData(dom0_id, RingSpec(0, DOMID_INVALID, DOM0_EVTCHN))
+        groups = {dom0_id: [dom0], **groups}
     ordered.extend(groups.pop(dom0_id))
     for group in groups.values():
         ordered.extend(group)
-    ordered.extend(specials)
-    ordered.extend(nodes)
-    return Handover(XEN_417_HEADER, ordered, [*keep, evtchn], losses=losses, opened_fds=[evtchn])
+    ordered.extend([*specials, *nodes] if profile.specials_first else [*nodes, *specials])
+    return Handover(header, ordered, [*keep, evtchn], losses=losses, opened_fds=[evtchn])
 
 
 def _quota_losses(daemon: MockDaemon) -> list[str]:
@@ -235,7 +242,8 @@ class LiveUpdater:
         self.daemon = daemon
         self.argv = list(argv)
         self.default_kind = default_kind
-        self.session = LiveUpdateSession(probe_binary)
+        #: The pure state machine of ``CONTROL live-update`` (store/liveupdate.py).
+        self.lu = LiveUpdateSession(probe_binary)
         self._wake = trio.Event()
         self._next_output = daemon.engine.on_output
         daemon.engine.on_output = self._on_output
@@ -243,12 +251,12 @@ class LiveUpdater:
 
     def _on_output(self, conn: Connection) -> None:
         self._next_output(conn)
-        if self.session.session is not None and self.session.session.pending is not None:
+        if self.lu.session is not None and self.lu.session.pending is not None:
             self._wake.set()
 
     def _control(self, conn: Connection, message: Message, args: list[str]) -> str | None:
-        text = self.session.control(conn, message, args, trio.current_time())
-        cancelled, self.session.cancelled = self.session.cancelled, None
+        text = self.lu.control(conn, message, args, trio.current_time())
+        cancelled, self.lu.cancelled = self.lu.cancelled, None
         if cancelled is not None and cancelled.request is not message:
             self._answer(conn, cancelled, CANCELLED)
         self._wake.set()
@@ -270,20 +278,20 @@ class LiveUpdater:
 
     def evaluate(self) -> float:
         """Decide on a parked ``-s``; returns when to look again at the latest."""
-        session = self.session.session
+        session = self.lu.session
         if session is None or session.pending is None:
             return float("inf")
         pending, owner = session.pending, session.owner
         if owner not in self.daemon.engine.connections:
-            self.session.finish()  # the requester went away: nobody to answer
+            self.lu.finish()  # the requester went away: nobody to answer
             return float("inf")
         now = trio.current_time()
         kind = self.kind_for(pending)
-        transactions = self.session.observe(self.daemon.engine.connections, now)
+        transactions = self.lu.observe(self.daemon.engine.connections, now)
         handover = None
         losses: list[str] = []
         if kind is SuccessorKind.XEN_417:
-            handover = build_xen417_handover(self.daemon, pending, owner)
+            handover = build_c_handover(self.daemon, pending, owner)
             losses = handover.losses
         decision = decide(pending, now, kind, transactions, losses)
         if decision.verdict is Verdict.WAIT:
@@ -293,14 +301,14 @@ class LiveUpdater:
         if decision.verdict is Verdict.FAIL:
             if handover is not None:
                 _close_all(handover.opened_fds)
-            self.session.finish()
+            self.lu.finish()
             self._answer(owner, pending, decision.text)
             return float("inf")
         if handover is None:
             handover = build_mock_handover(self.daemon, pending, owner)
         error = self.hand_over(handover, session.binary, session.cmdline)
         # Only reached when the exec did not happen: the daemon goes on serving.
-        self.session.finish()
+        self.lu.finish()
         self._answer(owner, pending, error)
         return float("inf")
 
@@ -410,7 +418,7 @@ def load_successor(socket_path: str, rundir: str, environ: dict[str, str]) -> Su
     daemon.adopted_listener = _inherited_socket(engine.listen_fd, listening=True)
     adopted: list[tuple[socket.socket, Connection]] = []
     for conn in list(engine.connections):
-        if conn.kind.name != "SOCKET":
+        if conn.kind is not ConnType.SOCKET:
             continue
         sock = _inherited_socket(conn.fd, listening=False)
         if sock is None:
@@ -436,8 +444,8 @@ __all__ = [
     "LiveUpdater",
     "RestoreError",
     "Successor",
+    "build_c_handover",
     "build_mock_handover",
-    "build_xen417_handover",
     "dump_path",
     "load_successor",
     "probe_binary",

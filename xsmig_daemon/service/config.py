@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..image.profiles import PROFILES
+from ..wire.introspect import FREEZE_MODES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SOURCES = ("auto", "introspect", "wire")
@@ -40,6 +41,7 @@ class XenstoredOptions:
     connect_timeout: float
     request_timeout: float
     freeze_deadline: float
+    freeze_mode: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +193,12 @@ OPTIONS: dict[str, dict[str, Option]] = {
             2.0,
             seconds(0.1, maximum=60),
             "introspect: seconds after which the daemon unfreezes by itself",
+        ),
+        "freeze_mode": Option(
+            FREEZE_MODES[0],
+            one_of(FREEZE_MODES),
+            "introspect: capture (the daemon copies its state and runs on) or stream "
+            "(frozen until everything is read)",
         ),
     },
     "snapshots": {

@@ -12,12 +12,10 @@ from typing import Any
 
 import trio
 
-from ..commands.snapshot import C_EVTCHN_FD
-from ..export import Destination, ExportPlan, Source, WireSource, run_export
-from ..export.introspect import IntrospectSource, answers_introspect
+from ..export import Destination, ExportPlan, Source, run_export
+from ..export.policy import PlanSettings, SourceSettings, export_plan, open_source
 from ..export.writer import StreamStats
 from ..image.profiles import get_profile
-from ..image.records import Header
 from .config import Config
 from .runner import ProgressCallback
 
@@ -26,7 +24,8 @@ PROGRESS_INTERVAL = 1.0
 
 
 class ExporterRunner:
-    """Snapshots with the service's ``[xenstored]`` settings."""
+    """Snapshots with the service's ``[xenstored]`` settings, by the export policy that
+    ``xsmig snapshot`` follows too (``export/policy.py``)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -34,30 +33,22 @@ class ExporterRunner:
     async def source(self) -> Source:
         """``xenstored.source``; ``auto`` asks the daemon, as ``xsmig snapshot`` does."""
         xs = self.config.xenstored
-        kind = xs.source
-        if kind == "auto":
-            introspect = await answers_introspect(xs.socket, xs.connect_timeout)
-            kind = "introspect" if introspect else "wire"
-        if kind == "introspect":
-            return IntrospectSource(
-                xs.socket, timeout=xs.request_timeout, freeze_deadline=xs.freeze_deadline
+        return await open_source(
+            SourceSettings(
+                kind=xs.source,
+                socket=xs.socket,
+                timeout=xs.request_timeout,
+                probe_timeout=xs.connect_timeout,
+                freeze_deadline=xs.freeze_deadline,
+                freeze_mode=xs.freeze_mode,
             )
-        return WireSource(xs.socket, timeout=xs.request_timeout)
+        )
 
     def plan(self, target: str, source: Source) -> ExportPlan:
-        profile = get_profile(target)
-        version = 1 if 1 in profile.versions else max(profile.versions)
-        if source.kind == "introspect" and 2 in profile.versions:
-            # As xsmig snapshot: the mock's state has watch depths, features and unique ids,
-            # which version 1 cannot hold.
-            version = 2
-        return ExportPlan(
-            mode="live-update",
-            profile=profile,
-            header=Header(version, False),
-            evtchn_fd=C_EVTCHN_FD if profile.is_c_loader else -1,
-            timeout=self.config.xenstored.request_timeout,
+        settings = PlanSettings(
+            profile=get_profile(target), timeout=self.config.xenstored.request_timeout
         )
+        return export_plan(settings, source)
 
     async def run(
         self, output: Path, *, target: str, force: bool, progress: ProgressCallback

@@ -134,9 +134,8 @@ class Conversion:
 def convert_dump(chunks: Iterable[bytes], profile: Profile, out: BinaryIO) -> Conversion:
     """Rewrite a stream valid for the spec into one ``profile`` loads; the output is checked
     against ``profile`` record by record as it is written. Raises ImageError."""
-    # What a C loader reads: its newest version, little endian (x86 native order).
     rewrite = ImageRewrite(
-        chunks, profile, lambda _source: Header(max(profile.versions), False), source_profile=SPEC
+        chunks, profile, lambda _source: profile.newest_header, source_profile=SPEC
     )
     for data in rewrite:
         out.write(data)

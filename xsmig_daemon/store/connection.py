@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..image.records import ConnType
 from ..wire.framing import MessageDecoder, encode_message
+from ..wire.header import HEADER_SIZE
 from ..wire.ops import Op
 from ..wire.paths import domain_home
 from .domains import SUPPORTED_FEATURES, Domain
@@ -135,7 +136,7 @@ class Connection:
             item = self._out_queue.popleft()
             self._out_bytes -= len(item.data)
             if item.is_event:
-                self._queued_events[item.data[16:]] -= 1
+                self._queued_events[item.data[HEADER_SIZE:]] -= 1
             else:
                 self._queued_replies -= 1
             self.out_partial = item.data

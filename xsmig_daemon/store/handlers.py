@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..image.records import DOMID_ANY, Permission
+from ..image.records import DOMID_ANY, DOMID_FIRST_RESERVED, DOMID_SELF, Permission
 from ..wire.framing import Message, split_strings
 from ..wire.ops import Op
 from ..wire.paths import domain_home, parent
 from . import quotas as q
 from .connection import Watch
 from .control import handle_control
-from .domains import DOMID_FIRST_RESERVED, DOMID_SELF, FEATURE_DOMID_ANY, SUPPORTED_FEATURES
+from .domains import FEATURE_DOMID_ANY, FEATURE_WATCHDEPTH, SUPPORTED_FEATURES
 from .errors import XsError
-from .perms import Access, format_perms, parse_wire_perm
+from .perms import Access, parse_wire_perm, perms_payload
 from .transaction import Transaction
 from .watches import add_event, fire
 from .wireargs import c_atoi, exact_args, one_arg, parse_domid, parse_u32, strings
@@ -92,7 +92,7 @@ def do_get_perms(
             raise XsError("EACCES", path)
     else:
         perms = engine.get_node(conn, tx, path, Access.READ).perms
-    engine.reply(conn, message, format_perms(perms))
+    engine.reply(conn, message, perms_payload(perms))
 
 
 def do_write(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
@@ -183,7 +183,7 @@ def do_set_perms(
 def do_watch(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
     args = strings(message)
     depth: int | None = None
-    if len(args) == 3 and conn.features & 4:
+    if len(args) == 3 and conn.features & FEATURE_WATCHDEPTH:
         depth = parse_u32(args[2])
     elif len(args) != 2:
         raise XsError("EINVAL", f"{message.describe()}: expected path and token")

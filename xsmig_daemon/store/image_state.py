@@ -14,7 +14,6 @@ differs (so its commit answers EAGAIN, as it would have before the dump).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Collection, Iterable, Iterator
 
 from ..image.records import (
@@ -36,15 +35,13 @@ from ..image.records import (
     decode_text,
     encode_text,
 )
-from ..wire.framing import HEADER_SIZE
+from ..wire.header import HEADER_SIZE, decode_header, message_spans
 from ..wire.ops import Op
 from ..wire.paths import INTRODUCE_DOMAIN, RELEASE_DOMAIN, basename, canonicalize, parent
 from .connection import Connection, Watch
 from .engine import Engine
 from .transaction import Transaction, TxNode
 from .tree import Node
-
-_LENGTH = struct.Struct("<I")
 
 
 def state_records(engine: Engine, *, skip: Collection[Connection] = ()) -> Iterator[Record]:
@@ -174,15 +171,11 @@ def _restore_connection(engine: Engine, record: ConnectionData) -> Connection:
 
 
 def _split_messages(data: bytes) -> Iterator[tuple[bytes, bool]]:
-    offset = 0
-    while offset + HEADER_SIZE <= len(data):
-        (op,) = _LENGTH.unpack_from(data, offset)
-        (length,) = _LENGTH.unpack_from(data, offset + 12)
-        end = offset + HEADER_SIZE + length
-        yield data[offset:end], op == Op.WATCH_EVENT
-        offset = end
-    if offset < len(data):
-        yield data[offset:], False
+    """Each queued message, and whether it is a watch event (a partial one is not)."""
+    for start, end in message_spans(data):
+        message = data[start:end]
+        has_header = len(message) >= HEADER_SIZE
+        yield message, has_header and decode_header(message)[0] == Op.WATCH_EVENT
 
 
 def _restore_watch(conn: Connection, record: WatchData | WatchDataExtended) -> None:

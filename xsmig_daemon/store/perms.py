@@ -6,8 +6,7 @@ import enum
 import re
 from collections.abc import Sequence
 
-from ..image.records import DOMID_ANY, Permission
-from .domains import DOMID_FIRST_RESERVED
+from ..image.records import DOMID_ANY, DOMID_FIRST_RESERVED, Permission
 from .errors import XsError
 
 PermList = tuple[Permission, ...]
@@ -59,7 +58,8 @@ def parse_wire_perm(raw: bytes) -> Permission:
     return Permission(letter, domid, stale)
 
 
-def format_perms(perms: Sequence[Permission]) -> bytes:
+def perms_payload(perms: Sequence[Permission]) -> bytes:
+    """GET_PERMS's reply: ``r0\0w1\0`` (image/summary.format_perms is the text for people)."""
     return b"".join(f"{perm.access}{perm.domid}".encode() + b"\0" for perm in perms)
 
 

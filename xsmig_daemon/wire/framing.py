@@ -1,24 +1,19 @@
 """Sans-I/O framing of xenstore wire messages (16-byte header + payload).
 
 ``MessageDecoder`` is fed bytes as they arrive and yields complete ``Message`` objects; it
-never touches a socket. The header is four u32 in host byte order; ``byteorder`` lets the
-image converter re-frame pending data of a foreign-endian stream.
+never touches a socket. The header (``header.py``) is four u32 in the writer's byte order,
+little endian on x86; ``byteorder`` reads or writes the other one.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
+from .header import HEADER_SIZE, ByteOrder, decode_header, encode_header
 from .ops import Op
 
-HEADER_SIZE = 16
 PAYLOAD_MAX = 4096
-
-ByteOrder = Literal["little", "big"]
-_HEADERS = {"little": struct.Struct("<IIII"), "big": struct.Struct(">IIII")}
 
 
 class ProtocolError(Exception):
@@ -53,12 +48,7 @@ def encode_message(
 ) -> bytes:
     if len(payload) > PAYLOAD_MAX:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {PAYLOAD_MAX}")
-    return _HEADERS[byteorder].pack(op, req_id, tx_id, len(payload)) + payload
-
-
-def decode_header(raw: bytes, byteorder: ByteOrder = "little") -> tuple[int, int, int, int]:
-    op, req_id, tx_id, length = _HEADERS[byteorder].unpack_from(raw)
-    return op, req_id, tx_id, length
+    return encode_header(op, req_id, tx_id, len(payload), byteorder) + payload
 
 
 def split_strings(payload: bytes) -> list[bytes]:
@@ -78,7 +68,7 @@ class MessageDecoder:
 
     def __init__(self, byteorder: ByteOrder = "little", payload_max: int = PAYLOAD_MAX) -> None:
         self._buffer = bytearray()
-        self._header = _HEADERS[byteorder]
+        self._byteorder = byteorder
         self._payload_max = payload_max
 
     def feed(self, data: bytes) -> None:
@@ -92,7 +82,7 @@ class MessageDecoder:
         buf = self._buffer
         if len(buf) < HEADER_SIZE:
             return None
-        op, req_id, tx_id, length = self._header.unpack_from(buf)
+        op, req_id, tx_id, length = decode_header(buf, 0, self._byteorder)
         if length > self._payload_max:
             raise ProtocolError(
                 f"message {op}/{req_id} announces {length} payload bytes (max {self._payload_max})"
@@ -107,3 +97,16 @@ class MessageDecoder:
     def messages(self) -> Iterator[Message]:
         while (message := self.next_message()) is not None:
             yield message
+
+
+__all__ = [
+    "HEADER_SIZE",
+    "PAYLOAD_MAX",
+    "ByteOrder",
+    "Message",
+    "MessageDecoder",
+    "ProtocolError",
+    "decode_header",
+    "encode_message",
+    "split_strings",
+]

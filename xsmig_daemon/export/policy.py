@@ -1,0 +1,148 @@
+"""The export policy: which source reads the state, and which stream a target gets.
+
+``xsmig snapshot`` and the service (``service/exporter_runner.py``) both call these, so a
+snapshot taken either way is the same stream for the same settings:
+
+* source ``auto``: the image if one is given, else ``introspect`` when the daemon answers
+  the introspection probe (the xsmig mock), else ``wire`` (any xenstored);
+* stream version: the one asked for; else the input image's (image source) or 1, raised to
+  2 for the introspect source (the mock's state has watch depths, domain features and
+  unique ids, which version 1 cannot hold); in every case one the target loads, little
+  endian;
+* GLOBAL_DATA evtchn-fd: C loaders refuse -1, so they get ``C_EVTCHN_FD`` by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..image.profiles import Profile
+from ..image.records import DOMID_FIRST_RESERVED, Header
+from ..store.freeze import IMAGE_HEADER
+from ..wire.introspect import CAPTURE
+from .consistency import Consistency
+from .imagesource import ImageSource, peek_header
+from .introspect import DEFAULT_FREEZE_DEADLINE, IntrospectSource, answers_introspect
+from .source import ExportPlan, Source
+from .wire import DEFAULT_ATTEMPTS, WireSource
+
+#: GLOBAL_DATA evtchn-fd for C loaders (they refuse -1): the first fd after stdio.
+C_EVTCHN_FD = 3
+#: Source kinds; ``auto`` picks one of the others.
+SOURCE_KINDS = ("auto", "wire", "image", "introspect")
+#: The version of the mock's own image: the only one that holds all of its state (version 1
+#: has no watch depths, domain features or unique ids).
+FULL_STREAM_VERSION = IMAGE_HEADER.version
+
+
+class PolicyError(ValueError):
+    """The settings ask for something no export can do (a usage error); one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    """Where state comes from and how to read it."""
+
+    kind: str
+    socket: str
+    image: str | None = None
+    #: Longest wait for any one reply.
+    timeout: float = 10.0
+    #: Longest wait for the introspection probe (``auto``); default ``timeout``.
+    probe_timeout: float | None = None
+    freeze_deadline: float = DEFAULT_FREEZE_DEADLINE
+    freeze_mode: str = CAPTURE
+    attempts: int = DEFAULT_ATTEMPTS
+    consistency: Consistency = "transaction"
+
+
+async def open_source(settings: SourceSettings) -> Source:
+    """The source ``settings`` ask for (``auto`` resolved); PolicyError for contradictions."""
+    kind = settings.kind
+    if kind not in SOURCE_KINDS:
+        raise PolicyError(f"unknown source {kind!r}")
+    if kind == "auto":
+        kind = "image" if settings.image else "wire"
+        probe_timeout = settings.probe_timeout or settings.timeout
+        if not settings.image and await answers_introspect(settings.socket, probe_timeout):
+            kind = "introspect"
+    if kind == "image":
+        if not settings.image:
+            raise PolicyError("the image source needs an image file")
+        return ImageSource(settings.image)
+    if settings.image:
+        raise PolicyError(f"an image file is only read by the image source (not {kind})")
+    if kind == "introspect":
+        return IntrospectSource(
+            settings.socket,
+            timeout=settings.timeout,
+            freeze_deadline=settings.freeze_deadline,
+            freeze_mode=settings.freeze_mode,
+        )
+    return WireSource(
+        settings.socket,
+        timeout=settings.timeout,
+        max_attempts=settings.attempts,
+        consistency=settings.consistency,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    """What the stream is for: the target loader, the whole state or one domain, and the
+    GLOBAL_DATA / dom0 ring facts a wire source cannot see (``None``: the policy's)."""
+
+    profile: Profile
+    domain: int | None = None
+    version: int | None = None
+    socket_fd: int = -1
+    evtchn_fd: int | None = None
+    dom0_evtchn: int = 1
+    timeout: float = 10.0
+
+
+def check_plan(settings: PlanSettings) -> None:
+    """Refuse what no export can write, before any source is opened (PolicyError)."""
+    profile = settings.profile
+    if settings.domain is not None and not 0 <= settings.domain < DOMID_FIRST_RESERVED:
+        raise PolicyError(
+            f"domain {settings.domain} is not a domain id (0..{DOMID_FIRST_RESERVED - 1})"
+        )
+    if settings.domain is not None and profile.is_c_loader:
+        raise PolicyError(
+            f"target {profile.name} loads live-update images only; a domain stream needs spec"
+        )
+    if settings.version is not None and settings.version not in profile.versions:
+        raise PolicyError(f"target {profile.name} does not load version {settings.version} streams")
+
+
+def stream_version(settings: PlanSettings, source: Source) -> int:
+    """The version rule of the module doc."""
+    if settings.version is not None:
+        return settings.version
+    versions = settings.profile.versions
+    version = 1
+    if isinstance(source, ImageSource):
+        version = peek_header(source.location).version
+    elif source.kind == IntrospectSource.kind and FULL_STREAM_VERSION in versions:
+        version = FULL_STREAM_VERSION
+    return version if version in versions else max(versions)
+
+
+def export_plan(settings: PlanSettings, source: Source) -> ExportPlan:
+    """The plan for ``source``: checked (PolicyError), versions and fds defaulted."""
+    check_plan(settings)
+    profile = settings.profile
+    evtchn_fd = settings.evtchn_fd
+    if evtchn_fd is None:
+        evtchn_fd = C_EVTCHN_FD if profile.is_c_loader else -1
+    return ExportPlan(
+        mode="domain" if settings.domain is not None else "live-update",
+        profile=profile,
+        header=Header(stream_version(settings, source), False),
+        domid=settings.domain,
+        dom0_evtchn=settings.dom0_evtchn,
+        socket_fd=settings.socket_fd,
+        evtchn_fd=evtchn_fd,
+        timeout=settings.timeout,
+    )

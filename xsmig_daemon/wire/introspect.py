@@ -1,0 +1,11 @@
+"""Names of xsmig's ``CONTROL introspect`` extension (docs/introspect.md) that both ends use:
+the mock that serves it and the exporter (and the service's configuration) that asks."""
+
+from __future__ import annotations
+
+COMMAND = "introspect"
+#: ``capture``: the daemon encodes its image inside the freeze and runs on (short freeze);
+#: ``stream``: it stays frozen while the image is read (no copy of it in the daemon).
+CAPTURE = "capture"
+STREAM = "stream"
+FREEZE_MODES = (CAPTURE, STREAM)
