@@ -37,6 +37,8 @@ from .errors import (
 DEFAULT_TIMEOUT = 10.0
 #: Watch events buffered before the reader stops reading the socket.
 DEFAULT_EVENT_BUFFER = 1024
+#: A WATCH_EVENT's payload: path, token (a daemon may add more).
+WATCH_EVENT_STRINGS = 2
 _RECEIVE_SIZE = 1 << 16
 _CONNECT_RETRY = 0.01
 _REQ_ID_LIMIT = 1 << 32
@@ -251,7 +253,7 @@ class Connection:
     async def _dispatch(self, message: Message) -> None:
         if message.op == Op.WATCH_EVENT:
             strings = split_strings(message.payload)
-            if len(strings) < 2:
+            if len(strings) < WATCH_EVENT_STRINGS:
                 raise ClientProtocolError(f"{self.name}: malformed watch event {message.payload!r}")
             event = WatchEvent(decode_text(strings[0]), decode_text(strings[1]))
             with suppress(trio.ClosedResourceError):

@@ -30,6 +30,7 @@ from ..client.xenstore import parse_bool, parse_int
 from ..image.records import (
     DOMID_FIRST_RESERVED,
     DOMID_INVALID,
+    STREAM_V2,
     ConnectionData,
     DomainData,
     GlobalData,
@@ -330,7 +331,7 @@ class _WireExport:
             return
         for domain in domains:
             features = 0
-            if caps.features and plan.header.version >= 2:
+            if caps.features and plan.header.version >= STREAM_V2:
                 with suppress(XenstoreError):
                     features = await self.xs.get_feature(domain.domid)
             quotas: tuple[Quota, ...] = ()

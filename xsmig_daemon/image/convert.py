@@ -41,6 +41,8 @@ from ..wire.header import FIELD_SIZE, HEADER_SIZE, byte_order, message_spans, sw
 from .profiles import Profile
 from .records import (
     DEPTH_UNLIMITED,
+    STREAM_V2,
+    U16_MAX,
     ConnectionData,
     DomainData,
     GlobalQuotaData,
@@ -56,7 +58,7 @@ from .records import (
 )
 
 #: in-data-len of CONNECTION_DATA is a u16.
-PENDING_INPUT_MAX = 0xFFFF
+PENDING_INPUT_MAX = U16_MAX
 EXAMPLES_PER_LOSS = 3
 
 #: Loss kinds: key -> (singular, plural) description.
@@ -157,9 +159,9 @@ class ImageConverter:
         self.losses = LossReport()
         self._swap = source.big_endian != target.big_endian
         self._types = profile.record_types
-        self._keeps_unique_id = max(profile.versions) >= 2
+        self._keeps_unique_id = max(profile.versions) >= STREAM_V2
         self._keeps_watch_ext = (
-            target.version >= 2 and RecordType.WATCH_DATA_EXTENDED in profile.record_types
+            target.version >= STREAM_V2 and RecordType.WATCH_DATA_EXTENDED in profile.record_types
         )
         self._conn_names: dict[int, str] = {}
 
@@ -208,7 +210,7 @@ class ImageConverter:
         if RecordType.DOMAIN_DATA not in self._types:
             self.losses.add("domain-data", f"dom{record.domid}")
             return None
-        if record.features and self.target.version < 2:
+        if record.features and self.target.version < STREAM_V2:
             self.losses.add("domain-features", f"dom{record.domid} 0x{record.features:x}")
             return replace(record, features=0)
         return record

@@ -20,10 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NoReturn
 
-from .encoder import HEADER_SIZE, IDENT, RECORD_HEADER_SIZE, SUPPORTED_VERSIONS
+from .encoder import HEADER_SIZE, IDENT, RECORD_HEADER_SIZE, SUPPORTED_VERSIONS, pad_len
 from .errors import FramingError, TruncatedImageError
 from .records import (
+    CONN_FIELD_UNIQUE_ID,
     PERM_FLAG_STALE,
+    RECORD_ALIGN,
+    STREAM_V2,
     TEXT_ENCODING,
     TEXT_ERRORS,
     ConnectionData,
@@ -201,7 +204,7 @@ class ImageDecoder:
         )
 
     def _peek_type(self) -> int | None:
-        if self.header is None or len(self._buf) - self._pos < 4:
+        if self.header is None or len(self._buf) - self._pos < self._u32.size:
             return None
         value: int = self._u32.unpack_from(self._buf, self._pos)[0]
         return value
@@ -260,7 +263,7 @@ class ImageDecoder:
         """Between the fields and ``end`` there may only be 0-7 zero padding bytes."""
         if content_end > end:
             raise _BodyError(f"fields need {content_end - end} bytes more than len provides")
-        if end - content_end >= 8:
+        if end - content_end >= RECORD_ALIGN:
             raise _BodyError(f"len leaves {end - content_end} unused bytes after the fields")
         if buf.count(0, content_end, end) != end - content_end:
             raise _BodyError("non-zero padding")
@@ -292,8 +295,9 @@ class ImageDecoder:
         return GlobalData(rw_fd, evtchn_fd)
 
     def _parse_connection(self, buf: bytes, body: int, end: int) -> Record:
-        if end - body < 24:
-            raise _BodyError(f"CONNECTION_DATA needs 24 bytes, len is {end - body}")
+        fixed = self._conn.size
+        if end - body < fixed:
+            raise _BodyError(f"CONNECTION_DATA needs {fixed} bytes, len is {end - body}")
         conn_id, conn_type, fields, spec_raw, in_len, resp_len, out_len = self._conn.unpack_from(
             buf, body
         )
@@ -307,15 +311,15 @@ class ImageDecoder:
             spec = SocketSpec(fd)
         else:
             raise _BodyError(f"reserved conn-type {conn_type}")
-        if fields & ~1:
+        if fields & ~CONN_FIELD_UNIQUE_ID:
             raise _BodyError(f"reserved connection field bits 0x{fields:04x}")
         if resp_len > out_len:
             raise _BodyError(f"out-resp-len {resp_len} exceeds out-data-len {out_len}")
-        data = body + 24
+        data = body + fixed
         data_end = data + in_len + out_len
         unique_id = None
-        if fields & 1:
-            uid_at = body + ((24 + in_len + out_len + 7) & ~7)
+        if fields & CONN_FIELD_UNIQUE_ID:
+            uid_at = body + pad_len(fixed + in_len + out_len)
             if uid_at + 8 > end:
                 raise _BodyError("unique-id flagged but len ends before it")
             self._check_zero(buf, data_end, uid_at, "padding before unique-id")
@@ -333,8 +337,8 @@ class ImageDecoder:
         )
 
     def _parse_watch(self, buf: bytes, body: int, end: int) -> Record:
-        if end - body < 8:
-            raise self._short(body, end, 8)
+        if end - body < self._watch.size:
+            raise self._short(body, end, self._watch.size)
         conn_id, path_len, token_len = self._watch.unpack_from(buf, body)
         path_at = body + 8
         token_at = path_at + path_len
@@ -346,8 +350,8 @@ class ImageDecoder:
         )
 
     def _parse_watch_ext(self, buf: bytes, body: int, end: int) -> Record:
-        if end - body < 12:
-            raise self._short(body, end, 12)
+        if end - body < self._watch_ext.size:
+            raise self._short(body, end, self._watch_ext.size)
         conn_id, path_len, token_len, depth, pad = self._watch_ext.unpack_from(buf, body)
         if pad:
             raise _BodyError(
@@ -370,14 +374,17 @@ class ImageDecoder:
         return TransactionData(conn_id, tx_id)
 
     def _parse_node(self, buf: bytes, body: int, end: int) -> Record:
-        if end - body < 16:
-            raise self._short(body, end, 16)
+        if end - body < self._node.size:
+            raise self._short(body, end, self._node.size)
         conn_id, tx_id, path_len, value_len, access, perm_count = self._node.unpack_from(buf, body)
         perms_at = body + 16
         path_at = perms_at + 4 * perm_count
         value_at = path_at + path_len
         value_end = value_at + value_len
-        if not 0 <= end - value_end < 8 or buf.count(0, value_end, end) != end - value_end:
+        if (
+            not 0 <= end - value_end < RECORD_ALIGN
+            or buf.count(0, value_end, end) != end - value_end
+        ):
             self._check_tail(buf, value_end, end)
         raw_perms = buf[perms_at:path_at]
         perms = self._perms_cache.get(raw_perms)
@@ -433,21 +440,21 @@ class ImageDecoder:
         return tuple(zip(names, values, strict=True)), at
 
     def _parse_global_quota(self, buf: bytes, body: int, end: int) -> Record:
-        if end - body < 4:
-            raise self._short(body, end, 4)
+        if end - body < self._two_u16.size:
+            raise self._short(body, end, self._two_u16.size)
         n_dom, n_glob = self._two_u16.unpack_from(buf, body)
         quotas, content_end = self._parse_quota_list(buf, body + 4, n_dom + n_glob, end)
         self._check_tail(buf, content_end, end)
         return GlobalQuotaData(quotas[:n_dom], quotas[n_dom:])
 
     def _parse_domain(self, buf: bytes, body: int, end: int) -> Record:
-        if end - body < 8:
-            raise self._short(body, end, 8)
+        if end - body < self._domain.size:
+            raise self._short(body, end, self._domain.size)
         domid, n_quota, features = self._domain.unpack_from(buf, body)
         quotas, content_end = self._parse_quota_list(buf, body + 8, n_quota, end)
         self._check_tail(buf, content_end, end)
         assert self.header is not None
-        return DomainData(domid, features if self.header.version >= 2 else 0, quotas)
+        return DomainData(domid, features if self.header.version >= STREAM_V2 else 0, quotas)
 
 
 def decode_image(data: bytes) -> tuple[Header, list[Located]]:

@@ -11,10 +11,14 @@ from collections.abc import Iterable, Iterator
 
 from .errors import EncodeError
 from .records import (
+    CONN_FIELD_UNIQUE_ID,
     DEPTH_UNLIMITED,
     PERM_FLAG_STALE,
+    RECORD_ALIGN,
+    STREAM_V2,
     TEXT_ENCODING,
     TEXT_ERRORS,
+    U16_MAX,
     ConnectionData,
     DomainData,
     End,
@@ -43,7 +47,7 @@ _PERMS_BY_ID_MAX = 4096
 
 
 def pad_len(length: int) -> int:
-    return (length + 7) & ~7
+    return (length + RECORD_ALIGN - 1) & -RECORD_ALIGN
 
 
 def encode_header(header: Header) -> bytes:
@@ -61,7 +65,7 @@ def _cstring(text: str, what: str) -> bytes:
 
 
 def _u16(value: int, what: str) -> int:
-    if not 0 <= value <= 0xFFFF:
+    if not 0 <= value <= U16_MAX:
         raise EncodeError(f"{what} {value} does not fit in 16 bits")
     return value
 
@@ -167,7 +171,7 @@ class RecordEncoder:
         path_len = len(path) + 1
         size = 16 + len(perm_bytes) + path_len + len(value)
         padding = -size & 7
-        if path_len > 0xFFFF or len(value) > 0xFFFF or len(perms) > 0xFFFF:
+        if max(path_len, len(value), len(perms)) > U16_MAX:
             raise EncodeError(f"node {node.path!r}: path, value or perm count too long")
         if 0 in path:
             raise EncodeError(f"node path {node.path!r} contains a NUL")
@@ -190,7 +194,7 @@ class RecordEncoder:
         return self._watch_record(watch, self._watch)
 
     def _watch_ext_bytes(self, watch: WatchDataExtended) -> bytes:
-        if self.header.version < 2:
+        if self.header.version < STREAM_V2:
             raise EncodeError("WATCH_DATA_EXTENDED needs a version 2 stream")
         depth = DEPTH_UNLIMITED if watch.depth < 0 else watch.depth
         return self._watch_record(watch, self._watch_ext, _u16(depth, "depth"), 0)
@@ -236,7 +240,13 @@ class RecordEncoder:
             len(conn.out_data),
         )
         parts = [
-            self._conn.pack(conn.type, total, conn.conn_id, conn.conn_type, 1 if has_uid else 0),
+            self._conn.pack(
+                conn.type,
+                total,
+                conn.conn_id,
+                conn.conn_type,
+                CONN_FIELD_UNIQUE_ID if has_uid else 0,
+            ),
             spec_bytes,
             lens,
             conn.in_data,
@@ -262,7 +272,7 @@ class RecordEncoder:
         return self._framed(record.type, body)
 
     def _domain_bytes(self, record: DomainData) -> bytes:
-        if record.features and self.header.version < 2:
+        if record.features and self.header.version < STREAM_V2:
             raise EncodeError(f"domain {record.domid}: features need a version 2 stream")
         body = self._domain.pack(
             _u16(record.domid, "domain-id"),

@@ -24,6 +24,11 @@ DOMID_FIRST_RESERVED = 0x7FF0
 DOMID_SELF = 0x7FF0
 DOMID_INVALID = 0x7FF4
 DOMID_ANY = 0x7FF5
+#: Largest value of the stream's 16-bit fields (lengths, counts, domids).
+U16_MAX = 0xFFFF
+#: Stream version 2 added WATCH_DATA_EXTENDED, DOMAIN_DATA features and the connection
+#: unique-id; version 1 has none of them.
+STREAM_V2 = 2
 #: Depth of a WATCH_DATA_EXTENDED record meaning "no limit".
 DEPTH_UNLIMITED = 0xFFFF
 
@@ -62,6 +67,10 @@ class NodeAccess(enum.IntFlag):
 
 
 PERM_FLAG_STALE = 0x01
+#: CONNECTION_DATA ``fields`` bit: a 64-bit unique-id follows the data (version 2).
+CONN_FIELD_UNIQUE_ID = 0x0001
+#: Records and their variable parts are padded to this many bytes.
+RECORD_ALIGN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +99,7 @@ class Permission:
     @classmethod
     def parse(cls, text: str, *, stale: bool = False) -> Permission:
         """Parse the wire form ``r5``; raises ValueError on anything else."""
-        if len(text) < 2 or text[0] not in "nrwb" or not text[1:].isdigit():
+        if text[:1] not in ("n", "r", "w", "b") or not text[1:].isdigit():
             raise ValueError(f"bad permission {text!r}")
         return cls(text[0], int(text[1:]), stale)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .decoder import Located
+from .encoder import HEADER_SIZE, RECORD_HEADER_SIZE
 from .errors import describe_type
 from .records import (
     DOMID_INVALID,
@@ -37,8 +38,9 @@ from .records import (
 
 INSPECT_SCHEMA = "xsmig.inspect/1"
 RECORD_SCHEMA = "xsmig.record/1"
-HEADER_SIZE = 16
-END_SIZE = 8
+END_SIZE = RECORD_HEADER_SIZE
+#: Owners listed by name in the text summary.
+OWNERS_SHOWN = 10
 
 JSON = dict[str, Any]
 
@@ -313,8 +315,9 @@ def _text_lines(summary: JSON) -> list[str]:
     )
     owners = tree["nodes_per_owner"]
     if owners:
-        shown = list(owners.items())[:10]
-        more = f", ... ({len(owners) - 10} more owners)" if len(owners) > 10 else ""
+        shown = list(owners.items())[:OWNERS_SHOWN]
+        hidden = len(owners) - OWNERS_SHOWN
+        more = f", ... ({hidden} more owners)" if hidden > 0 else ""
         lines.append("  nodes per owner: " + ", ".join(f"dom{d}={n}" for d, n in shown) + more)
     if summary["references_to_unknown_connections"]:
         lines.append(

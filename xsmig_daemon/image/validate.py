@@ -19,6 +19,7 @@ from .errors import ImageError, ProfileError, SemanticError
 from .profiles import SPEC, Profile, as_profile
 from .records import (
     DOMID_INVALID,
+    STREAM_V2,
     ConnectionData,
     DomainData,
     End,
@@ -160,7 +161,7 @@ class StreamValidator:
         self._need_conn(record.conn_id, "watch")
         if not record.path:
             self._error("watch with an empty path")
-        if isinstance(record, WatchDataExtended) and self.header.version < 2:
+        if isinstance(record, WatchDataExtended) and self.header.version < STREAM_V2:
             self._error("WATCH_DATA_EXTENDED in a version 1 stream")
 
     def _transaction(self, record: TransactionData) -> None:

@@ -36,6 +36,8 @@ PROTOCOL = b"xsmig-introspect 1"
 #: thaw), or encode the whole image at once and run on (short freeze, image kept in memory).
 STREAM = names.STREAM.encode()
 CAPTURE = names.CAPTURE.encode()
+#: ``freeze <ms> [<mode>]``: where the optional mode is.
+_MODE_ARG = 2
 #: Image bytes per ``read`` reply: the wire's payload limit.
 PIECE_SIZE = 4096
 
@@ -88,7 +90,7 @@ class Introspection:
             raise XsError("EAGAIN", "the freeze ended at its deadline")
         if command == b"freeze" and len(args) in (2, 3):
             deadline_ms = c_atoi(args[1])
-            mode = args[2] if len(args) == 3 else STREAM
+            mode = args[2] if len(args) > _MODE_ARG else STREAM
             if mode not in (STREAM, CAPTURE):
                 raise XsError("EINVAL", f"freeze mode {mode!r}")
             self.state.freeze(self.engine, conn, trio.current_time(), deadline_ms)

@@ -21,6 +21,10 @@ from .config import WrongTypeError
 
 #: Longest request line accepted (requests are a few hundred bytes).
 MAX_LINE = 64 * 1024
+#: Longest live-update timeout a request may ask for (seconds).
+LU_TIMEOUT_MAX = 3600
+#: Longest request deadline (seconds): one day.
+DEADLINE_MAX = 86400
 
 
 class RequestError(ValueError):
@@ -59,8 +63,8 @@ def _target(value: Any, key: str) -> str:
 
 
 def _lu_timeout(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
-        raise ValueError(f"{key}: expected an integer number of seconds, 1 to 3600")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= LU_TIMEOUT_MAX:
+        raise ValueError(f"{key}: expected an integer number of seconds, 1 to {LU_TIMEOUT_MAX}")
     return value
 
 
@@ -103,9 +107,11 @@ def parse_request(line: bytes) -> Request:
         isinstance(deadline, bool)
         or not isinstance(deadline, int | float)
         or not math.isfinite(deadline)
-        or not 0 < deadline <= 86400
+        or not 0 < deadline <= DEADLINE_MAX
     ):
-        raise RequestError("deadline: expected seconds, more than 0 and at most 86400", request_id)
+        raise RequestError(
+            f"deadline: expected seconds, more than 0 and at most {DEADLINE_MAX}", request_id
+        )
     return Request(command, args, request_id, None if deadline is None else float(deadline))
 
 

@@ -14,13 +14,15 @@ import sys
 from typing import NoReturn
 
 USAGE = "usage: python -m xsmig_daemon.service.lu_entry SUCCESSOR CONFIG [XENSTORED-ARGS...]"
+#: argv: this module, SUCCESSOR, CONFIG, then xenstored's arguments.
+_FIRST_XENSTORED_ARG = 3
 
 
 def main(argv: list[str]) -> NoReturn:
-    if len(argv) < 3:
+    if len(argv) < _FIRST_XENSTORED_ARG:
         sys.stderr.write(f"<2>lu-hook: {USAGE}\n")
         sys.exit(2)
-    successor, config_path, args = argv[1], argv[2], argv[3:]
+    successor, config_path, args = argv[1], argv[2], argv[_FIRST_XENSTORED_ARG:]
     try:
         from .lu_hook import run_hook  # noqa: PLC0415 - only after the fallback is armed
 

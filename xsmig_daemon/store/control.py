@@ -14,6 +14,9 @@ from .wireargs import c_atoi
 if TYPE_CHECKING:
     from .engine import Engine
 
+#: ``quota-set NAME VALUE`` (args after the command: set, NAME, VALUE).
+_SET_QUOTA_ARGS = 3
+
 HELP = (
     "check\t\n"
     "log\t[on|off|+<switch>|-<switch>]\n"
@@ -55,7 +58,7 @@ def _domain_usage(engine: Engine, domid: int) -> str:
 
 
 def _set_quota(engine: Engine, args: list[str], specs: tuple[q.QuotaSpec, ...]) -> bytes:
-    if len(args) != 3 or args[0] != "set":
+    if len(args) != _SET_QUOTA_ARGS or args[0] != "set":
         raise XsError("EINVAL", f"quota arguments {args!r}")
     names = {spec.name.removeprefix(q.SOFT_PREFIX): spec.name for spec in specs}
     value = c_atoi(args[2].encode())

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 Handler = Callable[["Engine", "Connection", Message, Transaction | None], None]
 OK = b"OK\0"
 _OWNER_WRITE = Access.WRITE | Access.OWNER
+#: Strings in the payload of requests that take a fixed number of them.
+_PATH_AND_PERMS = 2  # SET_PERMS path perm..., at least one permission
+_WATCH_ARGS = 2  # WATCH path token
+_WATCH_DEPTH_ARGS = 3  # WATCH path token depth (FEATURE_WATCHDEPTH)
+_INTRODUCE_ARGS = 3  # INTRODUCE domid gfn port
+_SET_TARGET_ARGS = 2  # SET_TARGET domid target
+_DOMAIN_QUOTA_ARGS = 2  # GET_QUOTA domid name
+_SET_GLOBAL_QUOTA_ARGS = 2  # SET_QUOTA name value
+_SET_DOMAIN_QUOTA_ARGS = 3  # SET_QUOTA domid name value
 
 
 def child_listing(children: list[str]) -> bytes:
@@ -146,7 +155,7 @@ def do_set_perms(
     engine: Engine, conn: Connection, message: Message, tx: Transaction | None
 ) -> None:
     args = strings(message)
-    if len(args) < 2:
+    if len(args) < _PATH_AND_PERMS:
         raise XsError("EINVAL", f"{message.describe()}: needs a path and permissions")
     limit = engine.quota(conn, q.NODE_PERMISSIONS)
     if q.exceeds(len(args) - 1, limit):
@@ -183,9 +192,9 @@ def do_set_perms(
 def do_watch(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
     args = strings(message)
     depth: int | None = None
-    if len(args) == 3 and conn.features & FEATURE_WATCHDEPTH:
+    if len(args) == _WATCH_DEPTH_ARGS and conn.features & FEATURE_WATCHDEPTH:
         depth = parse_u32(args[2])
-    elif len(args) != 2:
+    elif len(args) != _WATCH_ARGS:
         raise XsError("EINVAL", f"{message.describe()}: expected path and token")
     given, token = args[0], args[1]
     canonical = engine.path_arg(conn, given, allow_special=True)
@@ -274,7 +283,7 @@ def do_introduce(
 ) -> None:
     require_privileged(conn, message)
     args = strings(message)
-    if len(args) < 3:
+    if len(args) < _INTRODUCE_ARGS:
         raise XsError("EINVAL", f"{message.describe()}: expected domid, gfn, port")
     domid = guest_domid(args[0])
     parse_u32(args[1])
@@ -328,7 +337,7 @@ def do_set_target(
 ) -> None:
     require_privileged(conn, message)
     args = strings(message)
-    if len(args) < 2:
+    if len(args) < _SET_TARGET_ARGS:
         raise XsError("EINVAL", f"{message.describe()}: expected domid and target")
     domid, target = guest_domid(args[0]), guest_domid(args[1])
     engine.introduced(domid)
@@ -392,7 +401,7 @@ def do_get_quota(
         return
     if len(args) == 1:
         value = engine.global_quotas[quota_name(args[0])]
-    elif len(args) == 2:
+    elif len(args) == _DOMAIN_QUOTA_ARGS:
         domain = engine.domains.get(guest_domid(args[0]))
         if domain is None:
             raise XsError("ENOENT", f"unknown domain {args[0]!r}")
@@ -407,9 +416,9 @@ def do_set_quota(
 ) -> None:
     require_privileged(conn, message)
     args = strings(message)
-    if len(args) == 2:
+    if len(args) == _SET_GLOBAL_QUOTA_ARGS:
         target = engine.global_quotas
-    elif len(args) == 3:
+    elif len(args) == _SET_DOMAIN_QUOTA_ARGS:
         domain = engine.domains.get(guest_domid(args[0]))
         if domain is None:
             raise XsError("ENOENT", f"unknown domain {args[0]!r}")

@@ -6,7 +6,7 @@ import enum
 import re
 from collections.abc import Sequence
 
-from ..image.records import DOMID_ANY, DOMID_FIRST_RESERVED, Permission
+from ..image.records import DOMID_ANY, DOMID_FIRST_RESERVED, U16_MAX, Permission
 from .errors import XsError
 
 PermList = tuple[Permission, ...]
@@ -52,7 +52,7 @@ def parse_wire_perm(raw: bytes) -> Permission:
         domid = int(digits, 8)
     else:
         domid = int(digits)
-    if number.startswith("-") or domid > 0xFFFF:
+    if number.startswith("-") or domid > U16_MAX:
         raise XsError("EINVAL", f"permission domid {number} out of range")
     stale = domid >= DOMID_FIRST_RESERVED and domid != DOMID_ANY
     return Permission(letter, domid, stale)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ..image.records import U16_MAX
 from ..wire.framing import Message
 from . import quotas as q
 from .errors import XsError
@@ -32,7 +33,7 @@ def exact_args(message: Message, count: int) -> list[bytes]:
 
 
 def parse_domid(raw: bytes) -> int:
-    if not raw.isdigit() or int(raw) > 0xFFFF:
+    if not raw.isdigit() or int(raw) > U16_MAX:
         raise XsError("EINVAL", f"bad domid {raw!r}")
     return int(raw)
 
