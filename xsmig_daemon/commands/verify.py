@@ -8,9 +8,8 @@ import sys
 from typing import Any
 
 from ..cli import EXIT_FAIL, EXIT_OK
-from ..image.errors import ImageError
+from ..image.errors import ImageError, type_name
 from ..image.profiles import get_profile
-from ..image.summary import type_name
 from ..imagefile import ImageFileError, display_name, open_image
 from ._common import TARGETS, add_json_flag, fail
 

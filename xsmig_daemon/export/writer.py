@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..image.errors import type_name
 from ..image.pipeline import CheckedEncoder
 from ..image.profiles import Profile
 from ..image.records import End, Header, NodeData, Record, RecordType
@@ -32,13 +33,6 @@ class StreamStats:
     @property
     def nodes(self) -> int:
         return self.records[RecordType.NODE_DATA.name]
-
-
-def type_name(record: Record) -> str:
-    try:
-        return RecordType(record.type).name
-    except ValueError:
-        return f"type-{record.type}"
 
 
 class ImageWriter:
@@ -84,7 +78,7 @@ class ImageWriter:
         if self._ended:
             raise ValueError("record after END")
         data = self._encoder.encode(record)
-        self.stats.records[type_name(record)] += 1
+        self.stats.records[type_name(record.type)] += 1
         self._append(data)
         self._ended = isinstance(record, End)
         if len(self._buffer) >= FLUSH_SIZE:

@@ -20,6 +20,11 @@ def describe_type(record_type: int | None) -> str:
         return f"type {record_type}"
 
 
+def type_name(record_type: int) -> str:
+    """The record type as one word: ``NODE_DATA``, ``type-9`` for a reserved one."""
+    return describe_type(record_type).replace(" ", "-")
+
+
 class ImageError(Exception):
     """Base of everything the codec raises about a stream."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from .decoder import Located
 from .encoder import HEADER_SIZE, RECORD_HEADER_SIZE
-from .errors import describe_type
+from .errors import type_name
 from .records import (
     DOMID_INVALID,
     ConnectionData,
@@ -43,11 +43,6 @@ END_SIZE = RECORD_HEADER_SIZE
 OWNERS_SHOWN = 10
 
 JSON = dict[str, Any]
-
-
-def type_name(record_type: int) -> str:
-    name = describe_type(record_type)
-    return name.replace(" ", "-")
 
 
 def format_perms(perms: tuple[Permission, ...]) -> str:

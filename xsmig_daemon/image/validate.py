@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from .decoder import Located
-from .errors import ImageError, ProfileError, SemanticError
+from .errors import ImageError, ProfileError, SemanticError, type_name
 from .profiles import SPEC, Profile, as_profile
 from .records import (
     DOMID_INVALID,
@@ -29,7 +29,6 @@ from .records import (
     NodeAccess,
     NodeData,
     Record,
-    RecordType,
     RingSpec,
     TransactionData,
     UnknownRecord,
@@ -262,7 +261,7 @@ class StreamValidator:
                 f"{self.profile.name} skips WATCH_DATA_EXTENDED: watch {record.path!r} "
                 "would be lost"
             )
-        self._dropped[_name(record.type)] += 1
+        self._dropped[type_name(record.type)] += 1
 
     def _finish(self) -> None:
         if self.profile.is_c_loader and not self._seen_global:
@@ -294,13 +293,6 @@ class StreamValidator:
 
     def _profile_error(self, reason: str) -> None:
         raise ProfileError(f"{self.profile.name}: {reason}", **self._where())
-
-
-def _name(record_type: int) -> str:
-    try:
-        return RecordType(record_type).name
-    except ValueError:
-        return f"type-{record_type}"
 
 
 def validate_records(

@@ -39,11 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from ..image.errors import EncodeError, ImageError
+from ..image.errors import EncodeError, ImageError, type_name
 from ..image.pipeline import ImageReader, ImageRewrite
 from ..image.profiles import SPEC, Profile, get_profile
 from ..image.records import Header
-from ..image.summary import type_name
 from ..imagefile import ImageFileError, atomic_output, read_chunks
 from .config import Config, ConfigError, load_config
 from .log import get_logger, setup_logging
