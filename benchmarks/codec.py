@@ -9,7 +9,8 @@ Every phase runs in a fresh subprocess so that its peak RSS (``ru_maxrss``) is i
 
 * ``write``: build records -> ``RecordEncoder`` -> buffered file
 * ``read``: file in 1 MiB chunks -> ``ImageDecoder`` (framing checks only)
-* ``read+validate``: file -> ``read_image(profile="spec")`` (decoder + ``StreamValidator``)
+* ``read+validate``: file -> ``read_image(profile="spec")`` (the reading pipeline: decoder +
+  ``StreamValidator``)
 
 Usage: ``.venv/bin/python benchmarks/codec.py [--domains 1000] [--nodes 1000] [--dir DIR]``
 """

@@ -171,7 +171,7 @@ class RecordEncoder:
         path_len = len(path) + 1
         size = 16 + len(perm_bytes) + path_len + len(value)
         padding = -size & 7
-        if max(path_len, len(value), len(perms)) > U16_MAX:
+        if path_len > U16_MAX or len(value) > U16_MAX or len(perms) > U16_MAX:
             raise EncodeError(f"node {node.path!r}: path, value or perm count too long")
         if 0 in path:
             raise EncodeError(f"node path {node.path!r} contains a NUL")

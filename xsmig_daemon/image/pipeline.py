@@ -14,6 +14,7 @@ stream, which record, which byte and why, whoever prints it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 from .convert import ImageConverter, LossReport
@@ -57,8 +58,12 @@ class ImageParser:
         return self._decoder.offset
 
     def feed(self, data: bytes) -> list[Located]:
+        return list(self.stream(data))
+
+    def stream(self, data: bytes) -> Iterator[Located]:
+        """``feed`` as a generator: each record as soon as it is parsed (no list per chunk)."""
         try:
-            return list(self._records(data))
+            yield from self._records(data)
         except ImageError as exc:
             raise exc.named(self.name) from None
 
@@ -75,14 +80,23 @@ class ImageParser:
         decoder = self._decoder
         if data:
             decoder.feed(data)
-        for item in decoder.records():
-            if self.header is None:
+        records = decoder.records()
+        if self.header is None and decoder.header is None:
+            # The header is parsed with the first record (or alone, when no record is
+            # complete yet); a version the profile does not load is refused right then.
+            first = next(records, None)
+            if decoder.header is not None:
                 self._started()
-            if self._validator is not None:
-                self._validator.check(item)
+            if first is None:
+                return
+            records = itertools.chain((first,), records)
+        if self._validator is None:
+            yield from records
+            return
+        check = self._validator.check
+        for item in records:
+            check(item)
             yield item
-        if self.header is None and decoder.header is not None:
-            self._started()  # refuses a version the profile does not load before any record
 
     def _started(self) -> None:
         header = self._decoder.header
@@ -132,7 +146,7 @@ class ImageReader:
     def __iter__(self) -> Iterator[Located]:
         parser = self._parser
         for chunk in self._chunks:
-            yield from parser.feed(chunk)
+            yield from parser.stream(chunk)
         parser.close()
 
     def records(self) -> list[Record]:
