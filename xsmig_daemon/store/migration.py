@@ -1,0 +1,433 @@
+"""One domain's migration stream against a running engine (image-format.md section 7), no I/O.
+
+Export -- ``domain_records(engine, N)`` is everything the stream holds for domain N, in an
+order a migration loader takes: N's ring CONNECTION_DATA (pending input and output,
+unique-id) with its watches and open transactions (TRANSACTION_DATA + their nodes), the home
+subtree ``/local/domain/N`` in pre-order, the other nodes N owns (pre-order), the special
+nodes whose permission list names N, and N's DOMAIN_DATA.
+
+Import -- ``plan_import(engine, records, domid=M)`` checks a whole stream against the
+destination and returns an ``ImportPlan``, or raises ``ImportRefusedError`` with a one-line cause;
+it changes nothing. ``apply_import(engine, plan)`` then makes the change in one synchronous
+step that cannot fail half-way: the domain is created at M, every path under the old home and
+every permission entry naming N are remapped to M, the nodes are written (missing ancestors
+are created as a privileged write would create them), other connections' watches fire as
+those writes would, ``@introduceDomain`` fires, and the connection is restored with its
+pending bytes, watches and transactions. The migrated guest gets no event for nodes that
+already existed at its source.
+
+Release at the source is the engine's own ``release``: the connection goes, nodes N owns are
+removed and entries naming it become stale, ``@releaseDomain`` fires (as C does).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+from ..image.records import (
+    DEPTH_UNLIMITED,
+    DOMID_INVALID,
+    ConnectionData,
+    DomainData,
+    End,
+    NodeData,
+    Permission,
+    Record,
+    RingSpec,
+    TransactionData,
+    WatchData,
+    WatchDataExtended,
+    encode_text,
+)
+from ..wire.framing import HEADER_SIZE
+from ..wire.ops import Op
+from ..wire.paths import (
+    INTRODUCE_DOMAIN,
+    RELEASE_DOMAIN,
+    basename,
+    canonicalize,
+    domain_home,
+    parent,
+)
+from . import quotas as q
+from .connection import Connection, Watch
+from .domains import DOMID_FIRST_RESERVED, SUPPORTED_FEATURES, Domain
+from .engine import Engine
+from .image_state import _connection_records, _rebuild_tx_children, _restore_tx_node
+from .transaction import Transaction
+from .tree import Node
+from .watches import fire, fire_special
+
+_U32 = struct.Struct("<I")
+
+
+class ImportRefusedError(Exception):
+    """The destination cannot take the stream; the message is one line naming the cause."""
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+def domain_known(engine: Engine, domid: int) -> bool:
+    """Is there anything of ``domid`` to migrate: a domain entry, its home, or owned nodes?"""
+    return (
+        domid in engine.domains
+        or engine.tree.get(domain_home(domid)) is not None
+        or engine.tree.owned[domid] > 0
+    )
+
+
+def domain_records(engine: Engine, domid: int, *, unread_input: bytes = b"") -> Iterator[Record]:
+    """The migration stream of ``domid`` without END (see the module doc).
+
+    ``unread_input`` is what the guest has sent that the transport has not read yet (it is
+    pending input of the connection, like bytes still in a ring).
+    """
+    conn = engine.domain_connection(domid)
+    if conn is not None:
+        for record in _connection_records(1, conn):
+            if isinstance(record, ConnectionData) and unread_input:
+                yield replace(record, in_data=record.in_data + unread_input)
+            else:
+                yield record
+    home = domain_home(domid)
+    in_home = 0
+    for path, node in engine.tree.walk(home):
+        in_home += node.owner == domid
+        yield NodeData(path, node.value, node.perms)
+    if engine.tree.owned[domid] > in_home:
+        for path, node in engine.tree.walk():
+            if node.owner == domid and not _under(path, home):
+                yield NodeData(path, node.value, node.perms)
+    for special in (RELEASE_DOMAIN, INTRODUCE_DOMAIN):
+        perms = engine.tree.special_perms[special]
+        if any(p.domid == domid for p in perms):
+            yield NodeData(special, b"", perms)
+    domain = engine.domains.get(domid)
+    if domain is not None:
+        yield DomainData(domid, domain.features, tuple(domain.quotas.items()))
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top + "/")
+
+
+# -- remapping ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Remap:
+    """Domain ``old`` becomes ``new``: its home paths and permission entries follow."""
+
+    old: int
+    new: int
+
+    @property
+    def old_home(self) -> str:
+        return domain_home(self.old)
+
+    @property
+    def new_home(self) -> str:
+        return domain_home(self.new)
+
+    def path(self, path: str) -> str:
+        if self.old == self.new or not _under(path, self.old_home):
+            return path
+        return self.new_home + path[len(self.old_home) :]
+
+    def perms(self, perms: tuple[Permission, ...]) -> tuple[Permission, ...]:
+        if self.old == self.new or not any(p.domid == self.old for p in perms):
+            return perms
+        return tuple(
+            Permission(p.access, self.new, p.stale) if p.domid == self.old else p for p in perms
+        )
+
+    def node(self, record: NodeData) -> NodeData:
+        return replace(record, path=self.path(record.path), perms=self.perms(record.perms))
+
+    def event(self, message: bytes) -> bytes:
+        """A queued WATCH_EVENT whose absolute path is under the old home, re-pointed."""
+        body = message[HEADER_SIZE:]
+        path, sep, rest = body.partition(b"\0")
+        text = path.decode("utf-8", "surrogateescape")
+        moved = self.path(text)
+        if not sep or moved == text:
+            return message
+        payload = moved.encode("utf-8", "surrogateescape") + b"\0" + rest
+        return message[:12] + _U32.pack(len(payload)) + payload
+
+
+# -- import ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ImportPlan:
+    """A checked stream, remapped for the destination; ``apply_import`` executes it."""
+
+    remap: Remap
+    connection: ConnectionData | None = None
+    watches: list[WatchData | WatchDataExtended] = field(default_factory=list)
+    transactions: dict[int, list[NodeData]] = field(default_factory=dict)
+    #: Ancestors the destination lacks, top-down, with the permissions they get.
+    ancestors: list[tuple[str, tuple[Permission, ...]]] = field(default_factory=list)
+    nodes: list[NodeData] = field(default_factory=list)
+    #: Entries naming the domain to add to each special node's permission list.
+    special_entries: dict[str, list[Permission]] = field(default_factory=dict)
+    features: int = SUPPORTED_FEATURES
+
+    @property
+    def domid(self) -> int:
+        return self.remap.new
+
+
+def stream_domid(records: list[Record]) -> int:
+    """The domain a migration stream is about (its ring, else DOMAIN_DATA, else its home)."""
+    for record in records:
+        if isinstance(record, ConnectionData) and isinstance(record.spec, RingSpec):
+            return record.spec.domid
+    for record in records:
+        if isinstance(record, DomainData):
+            return record.domid
+    homes = {_home_domid(r.path) for r in records if isinstance(r, NodeData)} - {None}
+    if len(homes) == 1:
+        return homes.pop()  # type: ignore[return-value]
+    raise ImportRefusedError(
+        "the stream names no domain (no ring CONNECTION_DATA, DOMAIN_DATA or home)"
+    )
+
+
+def _home_domid(path: str) -> int | None:
+    parts = path.split("/")
+    if len(parts) >= 4 and parts[1:3] == ["local", "domain"] and parts[3].isdigit():
+        return int(parts[3])
+    return None
+
+
+def plan_import(engine: Engine, records: Iterable[Record], domid: int | None = None) -> ImportPlan:
+    """Check ``records`` (a validated migration stream) against ``engine``; change nothing."""
+    items: list[Record] = [r for r in records if not isinstance(r, End)]
+    source = stream_domid(items)
+    target = source if domid is None else domid
+    plan = ImportPlan(Remap(source, target))
+    _check_target(engine, target)
+    _sort_records(plan, items, source)
+    _check_nodes(engine, plan)
+    _check_specials(engine, plan, items)
+    _check_quotas(engine, plan)
+    return plan
+
+
+def _check_target(engine: Engine, target: int) -> None:
+    if target == 0 or target >= DOMID_FIRST_RESERVED:
+        raise ImportRefusedError(f"domain {target} cannot be migrated in (0 and reserved ids)")
+    domain = engine.domains.get(target)
+    if domain is not None and domain.introduced:
+        raise ImportRefusedError(f"domain {target} is already introduced at the destination")
+    if engine.tree.owned[target]:
+        raise ImportRefusedError(
+            f"domain {target} already owns {engine.tree.owned[target]} nodes at the destination"
+        )
+
+
+def _sort_records(plan: ImportPlan, items: list[Record], source: int) -> None:
+    remap = plan.remap
+    for index, record in enumerate(items, start=1):
+        match record:
+            case ConnectionData():
+                _check_connection(plan, index, record, source)
+                plan.connection = record
+            case WatchData() | WatchDataExtended():
+                plan.watches.append(replace(record, path=remap.path(record.path)))
+            case TransactionData():
+                plan.transactions[record.tx_id] = []
+            case NodeData() if record.committed and not record.path.startswith("@"):
+                plan.nodes.append(remap.node(record))
+            case NodeData() if not record.committed:
+                plan.transactions[record.tx_id].append(remap.node(record))
+            case NodeData():
+                pass  # special nodes: _check_specials
+            case DomainData() if record.domid == source:
+                if record.features:
+                    plan.features = record.features & SUPPORTED_FEATURES
+            case _:
+                what = type(record).__name__
+                raise ImportRefusedError(
+                    f"record {index}: {what} does not belong in a migration stream"
+                )
+
+
+def _check_connection(plan: ImportPlan, index: int, record: ConnectionData, source: int) -> None:
+    if not isinstance(record.spec, RingSpec):
+        raise ImportRefusedError(f"record {index}: a socket connection (fd {record.spec.fd})")
+    if plan.connection is not None:
+        raise ImportRefusedError(f"record {index}: a second connection (conn-id {record.conn_id})")
+    if record.spec.domid != source:
+        raise ImportRefusedError(
+            f"record {index}: ring of domain {record.spec.domid}, not {source}"
+        )
+
+
+def _check_nodes(engine: Engine, plan: ImportPlan) -> None:
+    tree = engine.tree
+    created: set[str] = set()
+    for node in plan.nodes:
+        if tree.get(node.path) is not None:
+            raise ImportRefusedError(f"node {node.path} exists at the destination")
+        above = parent(node.path)
+        if node.path != "/" and above not in created and tree.get(above) is None:
+            plan.ancestors.extend(_missing_ancestors(engine, above, created))
+        created.add(node.path)
+
+
+def _missing_ancestors(
+    engine: Engine, path: str, created: set[str]
+) -> list[tuple[str, tuple[Permission, ...]]]:
+    """``path`` and its missing ancestors, top-down, with the nearest existing one's perms
+    (what a privileged WRITE creates)."""
+    missing = [path]
+    above = parent(path)
+    while above not in created and engine.tree.get(above) is None:
+        missing.append(above)
+        above = parent(above)
+    existing = engine.tree.get(above)
+    perms = existing.perms if existing is not None else engine.tree.nodes["/"].perms
+    created.update(missing)
+    return [(here, perms) for here in reversed(missing)]
+
+
+def _check_specials(engine: Engine, plan: ImportPlan, items: list[Record]) -> None:
+    for record in items:
+        if not isinstance(record, NodeData) or not record.path.startswith("@"):
+            continue
+        if record.path not in engine.tree.special_perms:
+            raise ImportRefusedError(f"special node {record.path} is unknown at the destination")
+        current = engine.tree.special_perms[record.path]
+        named = [p for p in plan.remap.perms(record.perms)[1:] if p.domid == plan.domid]
+        added = [p for p in named if not any(c.domid == p.domid for c in current[1:])]
+        if added:
+            plan.special_entries[record.path] = added
+
+
+def _check_quotas(engine: Engine, plan: ImportPlan) -> None:
+    domain = engine.domains.get(plan.domid)
+    quotas = domain.quotas if domain is not None else engine.global_quotas
+    target = plan.domid
+    owned = [n for n in plan.nodes if n.perms[0].domid == target]
+    child_bytes: Counter[str] = Counter()
+    for node in plan.nodes:
+        child_bytes[parent(node.path)] += len(basename(node.path)) + 1
+    memory = 0
+    for node in owned:
+        size = Node(node.value, node.perms).size() + child_bytes[node.path]
+        if q.exceeds(size, quotas.get(q.NODE_SIZE, 0)):
+            _refuse_quota(target, q.NODE_SIZE, f"node {node.path} is {size} bytes", quotas)
+        memory += size + len(node.path)
+    conn = plan.connection
+    if conn is not None:
+        memory += len(conn.out_data)
+        memory += sum(len(w.path) + len(encode_text(w.token)) for w in plan.watches)
+    checks = (
+        (q.NODES, len(owned), f"it would own {len(owned)} nodes"),
+        (q.WATCHES, len(plan.watches), f"it has {len(plan.watches)} watches"),
+        (q.TRANSACTIONS, len(plan.transactions), f"it has {len(plan.transactions)} transactions"),
+        (q.MEMORY, memory, f"it would use {memory} bytes"),
+    )
+    for name, value, why in checks:
+        if q.exceeds(value, quotas.get(name, 0)):
+            _refuse_quota(target, name, why, quotas)
+    for tx_id, nodes in plan.transactions.items():
+        if q.exceeds(len(nodes), quotas.get(q.TRANSACTION_NODES, 0)):
+            _refuse_quota(
+                target, q.TRANSACTION_NODES, f"transaction {tx_id} has {len(nodes)} nodes", quotas
+            )
+
+
+def _refuse_quota(domid: int, name: str, why: str, quotas: dict[str, int]) -> None:
+    raise ImportRefusedError(
+        f"quota refused: domain {domid}: {why}; the destination's {name} quota is {quotas[name]}"
+    )
+
+
+def apply_import(engine: Engine, plan: ImportPlan) -> Domain:
+    """Execute a checked plan in one synchronous step (see the module doc)."""
+    tree = engine.tree
+    written: list[tuple[str, Node]] = []
+    for path, perms in plan.ancestors:
+        written.append((path, _put(engine, path, Node(b"", perms))))
+    for record in plan.nodes:
+        written.append((record.path, _put(engine, record.path, Node(record.value, record.perms))))
+    for name, entries in plan.special_entries.items():
+        tree.special_perms[name] = (*tree.special_perms[name], *entries)
+    # Other connections see the writes; the migrated guest already saw these nodes.
+    for path, node in written:
+        fire(engine, None, path, exact=False, perms=node.perms)
+    domain = _introduce(engine, plan)
+    fire_special(engine, INTRODUCE_DOMAIN, plan.domid)
+    if plan.connection is not None:
+        engine.connections.append(_connection(engine, plan, domain))
+    engine.on_domain_introduced(domain)
+    return domain
+
+
+def _put(engine: Engine, path: str, node: Node) -> Node:
+    engine.tree.put(path, node)
+    engine.tree.link_child(parent(path), basename(path))
+    return node
+
+
+def _introduce(engine: Engine, plan: ImportPlan) -> Domain:
+    domain = engine.domain(plan.domid)
+    domain.introduced = True
+    domain.features = plan.features
+    ring = plan.connection.spec if plan.connection is not None else None
+    domain.remote_port = ring.evtchn if isinstance(ring, RingSpec) else 0
+    # Fresh local port and unique id: the source's numbers mean nothing here.
+    domain.local_port = engine._next_local_port
+    engine._next_local_port += 1
+    domain.unique_id = engine._next_unique_id
+    engine._next_unique_id += 1
+    return domain
+
+
+def _connection(engine: Engine, plan: ImportPlan, domain: Domain) -> Connection:
+    record = plan.connection
+    assert record is not None and isinstance(record.spec, RingSpec)
+    conn = Connection(record.conn_type, plan.domid, domain=domain)
+    tdomid = record.spec.tdomid
+    if tdomid not in (DOMID_INVALID, plan.remap.old):
+        conn.target = tdomid
+    conn.decoder.feed(record.in_data)
+    conn.out_partial = record.out_data[: record.out_resp_len]
+    for message in _messages(record.out_data[record.out_resp_len :]):
+        if len(message) >= HEADER_SIZE and _U32.unpack_from(message)[0] == Op.WATCH_EVENT:
+            conn.queue_event(plan.remap.event(message)[HEADER_SIZE:], dedup=False)
+        else:
+            conn.queue_raw(message)
+    for watch in plan.watches:
+        depth = None
+        if isinstance(watch, WatchDataExtended) and watch.depth != DEPTH_UNLIMITED:
+            depth = watch.depth
+        canonical = canonicalize(watch.path, conn.home)
+        conn.watches.append(Watch(watch.path, encode_text(watch.token), canonical, depth))
+    for tx_id, nodes in plan.transactions.items():
+        tx = Transaction(tx_id)
+        conn.transactions[tx_id] = tx
+        conn.next_tx_id = max(conn.next_tx_id, tx_id + 1)
+        for node in nodes:
+            _restore_tx_node(engine, tx, node)
+        _rebuild_tx_children(engine, tx)
+    return conn
+
+
+def _messages(data: bytes) -> Iterator[bytes]:
+    offset = 0
+    while offset + HEADER_SIZE <= len(data):
+        (length,) = _U32.unpack_from(data, offset + 12)
+        end = offset + HEADER_SIZE + length
+        yield data[offset:end]
+        offset = end
+    if offset < len(data):
+        yield data[offset:]
