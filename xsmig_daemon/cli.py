@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "diff",
     "convert",
     "snapshot",
+    "migrate",
     "mockd",
     "serve",
     "ctl",

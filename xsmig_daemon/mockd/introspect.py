@@ -19,10 +19,11 @@ dropped the same ways.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import trio
 
+from ..image.records import Record
 from ..store.connection import Connection
 from ..store.engine import Engine
 from ..store.errors import XsError
@@ -110,6 +111,18 @@ class Introspection:
                 raise XsError("EINVAL", f"{conn!r} holds no freeze")
             return f"{self._thaw('thaw')}".encode() + b"\0"
         raise XsError("EINVAL", f"introspect arguments {args!r}")
+
+    def hold(self, conn: Connection, deadline_ms: int, records: Iterable[Record]) -> None:
+        """Freeze for ``conn`` with ``records`` as its image, encoded now; the daemon stays
+        frozen until ``thaw`` (a migration: the source must not change until it releases)."""
+        self._expire_if_due()
+        self.state.freeze(self.engine, conn, trio.current_time(), deadline_ms, records=records)
+        self._timed_out = None
+        self.state.capture()
+        self._thawed = trio.Event()
+
+    def thaw(self, why: str) -> float:
+        return self._thaw(why)
 
     def _expire_if_due(self) -> None:
         if self.state.expired(trio.current_time()):

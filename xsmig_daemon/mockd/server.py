@@ -31,6 +31,7 @@ from ..store.connection import Connection
 from ..store.domains import Domain
 from ..store.engine import Engine
 from .introspect import Introspection
+from .migrate import Migration
 
 DEFAULT_SOCKET = "/var/run/xenstored/socket"
 READ_SIZE = 65536
@@ -123,6 +124,8 @@ class MockDaemon:
         self.engine.on_domain_released = self._domain_released
         #: CONTROL introspect; every task waits at its gate while it is frozen.
         self.introspection = Introspection(self.engine)
+        #: CONTROL migrate: one domain out of (or into) this daemon.
+        self.migration = Migration(self)
 
     def domain_socket_path(self, domid: int) -> str:
         return os.path.join(self.rundir, "domain", str(domid))

@@ -14,10 +14,11 @@ a short freeze for the price of the image's size in memory until it has been rea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..image.encoder import encode_image
-from ..image.records import Header
+from ..image.records import Header, Record
 from .connection import Connection
 from .engine import Engine
 from .errors import XsError
@@ -61,12 +62,21 @@ class FreezeState:
     def expired(self, now: float) -> bool:
         return self._current is not None and now >= self._current.deadline
 
-    def freeze(self, engine: Engine, owner: Connection, now: float, deadline_ms: int) -> None:
+    def freeze(
+        self,
+        engine: Engine,
+        owner: Connection,
+        now: float,
+        deadline_ms: int,
+        *,
+        records: Iterable[Record] | None = None,
+    ) -> None:
+        """Freeze for ``owner``; the image is the whole state, or ``records`` if given."""
         if self._current is not None:
             raise XsError("EBUSY", f"already frozen by {self._current.owner!r}")
         if not 0 < deadline_ms <= DEADLINE_MAX_MS:
             raise XsError("EINVAL", f"freeze deadline {deadline_ms} ms not in 1..{DEADLINE_MAX_MS}")
-        image = ImageChunks(engine, skip=owner)
+        image = ImageChunks(engine, skip=owner, records=records)
         self._current = _Freeze(owner, now, now + deadline_ms / 1000, image)
 
     def capture(self) -> None:
@@ -98,9 +108,17 @@ class FreezeState:
 class ImageChunks:
     """The engine's state as stream bytes (header ... END), in pieces on demand."""
 
-    def __init__(self, engine: Engine, *, skip: Connection | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        skip: Connection | None = None,
+        records: Iterable[Record] | None = None,
+    ) -> None:
         skipped = () if skip is None else (skip,)
-        self._parts = encode_image(state_records(engine, skip=skipped), IMAGE_HEADER)
+        if records is None:
+            records = state_records(engine, skip=skipped)
+        self._parts = encode_image(records, IMAGE_HEADER)
         self._buffer = bytearray()
         self._offset = 0
         self._done = False

@@ -1,0 +1,279 @@
+"""Move one guest's xenstore state between two running daemons (``xsmig migrate``) or load a
+migration image into one (``xsmig migrate-in``).
+
+The order makes every failure leave both ends consistent:
+
+1. the destination is asked to prepare (an xsmig mock opens an import; a C daemon is
+   checked: the domid must be free) -- nothing is frozen yet;
+2. the source is frozen and its domain's stream read (``CONTROL migrate export`` on a mock;
+   a consistent wire read on a C daemon, which cannot be frozen);
+3. the destination takes the stream in one step, or refuses it and changes nothing; on a
+   refusal or a lost destination the source is thawed untouched (``migrate abort``);
+4. the source releases the domain (``migrate release``; RELEASE on a C daemon) and thaws.
+
+The guest's downtime runs from the freeze (2) to the destination's answer (3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from ..client import ClientError, Request, Xenstore, XenstoreError
+from ..image.encoder import encode_image
+from ..image.errors import ImageError
+from ..image.records import Header, Record
+from ..image.validate import read_image
+from ..imagefile import ImageFileError, read_chunks
+from ..store.migration import ImportRefusedError, stream_domid
+from ..wire.ops import Op
+from .errors import ExportError
+from .introspect import answers_introspect
+
+#: ``migrate import data`` carries this many stream bytes (payload limit minus the prefix).
+_DATA_PREFIX = b"migrate\0import\0data\0"
+PIECE = 4096 - len(_DATA_PREFIX) - 1
+WINDOW = 64
+_READ = Request(Op.CONTROL, b"introspect\0read\0")
+DEFAULT_FREEZE_DEADLINE = 10.0
+STREAM_HEADER = Header(2, False)
+
+#: A test (or a caller) may act at each phase: "prepared", "exported", "imported".
+Checkpoint = Callable[[str], Awaitable[None]]
+
+
+class MigrationError(ExportError):
+    """The migration failed; the message says what happened at each end."""
+
+
+class RefusedError(MigrationError):
+    """The destination refused the stream and changed nothing."""
+
+
+@dataclass(slots=True)
+class Stream:
+    """One domain's migration stream, as bytes and as validated records."""
+
+    data: bytes
+    records: list[Record]
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str) -> Stream:
+        try:
+            records = [item.record for item in read_image([data], migration=True)]
+        except ImageError as exc:
+            raise MigrationError(f"{where}: invalid migration stream: {exc}") from None
+        return cls(data, records)
+
+    @classmethod
+    def from_records(cls, records: list[Record]) -> Stream:
+        return cls(b"".join(encode_image(records, STREAM_HEADER)), records)
+
+    @property
+    def domid(self) -> int:
+        try:
+            return stream_domid(self.records)
+        except ImportRefusedError as exc:
+            raise MigrationError(str(exc)) from None
+
+
+@dataclass(slots=True)
+class Outcome:
+    source_domid: int
+    domid: int
+    image_bytes: int
+    records: int
+    #: Source freeze -> the destination serving the domain (None: nothing was frozen).
+    downtime: float | None
+    #: How long the source daemon was frozen in all (through the release).
+    source_frozen: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+class SourceEnd(Protocol):
+    location: str
+
+    async def export(self, domid: int | None) -> Stream: ...
+
+    async def release(self, domid: int) -> None: ...
+
+    async def abort(self) -> None: ...
+
+
+class DestinationEnd(Protocol):
+    location: str
+
+    async def prepare(self, domid: int | None) -> None: ...
+
+    async def load(self, stream: Stream, domid: int) -> list[str]: ...
+
+
+# -- the mock's CONTROL migrate ---------------------------------------------------------------
+
+
+class MockSource:
+    """An xsmig mock: frozen by ``migrate export``, released by ``migrate release``."""
+
+    def __init__(self, xs: Xenstore, location: str, freeze_deadline: float) -> None:
+        self.xs = xs
+        self.location = location
+        self.freeze_deadline = freeze_deadline
+        self.frozen_at: float | None = None
+
+    async def export(self, domid: int | None) -> Stream:
+        assert domid is not None
+        deadline_ms = max(1, round(self.freeze_deadline * 1000))
+        self.frozen_at = trio.current_time()
+        try:
+            await self.xs.control("migrate", "export", str(domid), str(deadline_ms))
+        except XenstoreError as exc:
+            self.frozen_at = None
+            if exc.name == "ENOENT":
+                raise MigrationError(
+                    f"source {self.location}: domain {domid} is not introduced there"
+                ) from None
+            raise MigrationError(f"source {self.location}: export refused: {exc}") from None
+        return Stream.from_bytes(await self._read(), f"source {self.location}")
+
+    async def _read(self) -> bytes:
+        conn = self.xs.conn
+        pieces: list[bytes] = []
+        pending = list(await conn.submit_many([_READ] * WINDOW))
+        while pending:
+            piece = await pending.pop(0).payload()
+            if not piece:
+                for rest in pending:
+                    await rest.payload()
+                break
+            pieces.append(piece)
+            if len(pending) < WINDOW // 2:
+                pending.extend(await conn.submit_many([_READ] * WINDOW))
+        return b"".join(pieces)
+
+    async def release(self, domid: int) -> None:
+        await self.xs.control("migrate", "release", str(domid))
+
+    async def abort(self) -> None:
+        await self.xs.control("migrate", "abort")
+
+
+class MockDestination:
+    """An xsmig mock: ``migrate import begin``, pipelined ``data``, ``commit``."""
+
+    def __init__(self, xs: Xenstore, location: str) -> None:
+        self.xs = xs
+        self.location = location
+
+    async def prepare(self, domid: int | None) -> None:
+        args = () if domid is None else (str(domid),)
+        try:
+            await self.xs.control("migrate", "import", "begin", *args)
+        except XenstoreError as exc:
+            raise MigrationError(f"destination {self.location}: import refused: {exc}") from None
+
+    async def load(self, stream: Stream, domid: int) -> list[str]:
+        data = stream.data
+        requests = (
+            Request(Op.CONTROL, _DATA_PREFIX + data[at : at + PIECE] + b"\0")
+            for at in range(0, len(data), PIECE)
+        )
+        handles = await self.xs.conn.submit_many([*requests, _commit()])
+        for handle in handles[:-1]:
+            await handle.payload()
+        answer = (await handles[-1].payload()).rstrip(b"\0").decode("utf-8", "replace")
+        if answer != "OK":
+            raise RefusedError(f"destination {self.location}: {answer}")
+        return []
+
+
+def _commit() -> Request:
+    return Request(Op.CONTROL, b"migrate\0import\0commit\0")
+
+
+# -- an image file as the source (migrate-in) -------------------------------------------------
+
+
+class FileSource:
+    def __init__(self, path: str) -> None:
+        self.location = path
+
+    async def export(self, domid: int | None) -> Stream:
+        del domid
+        try:
+            data = b"".join(read_chunks(self.location))
+        except ImageFileError as exc:
+            raise MigrationError(str(exc)) from None
+        return Stream.from_bytes(data, self.location)
+
+    async def release(self, domid: int) -> None:
+        del domid
+
+    async def abort(self) -> None:
+        pass
+
+
+# -- the driver -------------------------------------------------------------------------------
+
+
+async def no_checkpoint(phase: str) -> None:
+    del phase
+
+
+async def run_migration(
+    source: SourceEnd,
+    destination: DestinationEnd,
+    domid: int | None,
+    new_domid: int | None,
+    *,
+    checkpoint: Checkpoint = no_checkpoint,
+) -> Outcome:
+    """Steps 1-4 of the module doc; raises MigrationError saying where each end stands."""
+    await destination.prepare(new_domid)
+    await checkpoint("prepared")
+    started = trio.current_time()
+    stream = await source.export(domid)
+    exported = stream.domid
+    target = new_domid if new_domid is not None else exported
+    await checkpoint("exported")
+    try:
+        notes = await destination.load(stream, target)
+    except (RefusedError, ClientError, MigrationError) as exc:
+        await _abort(source)
+        raise MigrationError(f"{exc}; domain {exported} stays at the source") from None
+    served = trio.current_time()
+    await checkpoint("imported")
+    try:
+        await source.release(exported)
+    except ClientError as exc:
+        raise MigrationError(
+            f"domain {exported} is at the destination as {target}, but the source "
+            f"{source.location} did not confirm its release ({exc})"
+        ) from None
+    released = trio.current_time()
+    frozen = isinstance(source, MockSource)
+    return Outcome(
+        exported,
+        target,
+        len(stream.data),
+        len(stream.records),
+        served - started if frozen else None,
+        released - started if frozen else None,
+        notes,
+    )
+
+
+async def _abort(source: SourceEnd) -> None:
+    with suppress(ClientError):
+        # A lost source thaws by itself (its freezing connection closes, or the deadline).
+        await source.abort()
+
+
+async def is_mock(path: str, timeout: float) -> bool:
+    try:
+        return await answers_introspect(path, timeout)
+    except ClientError as exc:
+        raise MigrationError(f"{path}: {exc}") from None

@@ -1,0 +1,207 @@
+"""``CONTROL migrate``: move one guest's xenstore state between two running mocks.
+
+Protocol (docs/introspect.md, "Migrating one domain"); every request needs a privileged
+caller, like every CONTROL.
+
+At the source:
+
+* ``migrate export <domid> <deadline-ms>`` freezes the daemon (the introspection freeze: only
+  the caller is served) and encodes the domain's migration stream (store/migration.py). What
+  the guest has written to its endpoint and the daemon has not read yet is part of the
+  connection's pending input (peeked, not consumed: bytes in a ring move with the guest).
+  The caller reads the stream with ``introspect read``.
+* ``migrate release <domid>`` (the freezing caller, after the destination took the stream):
+  the domain is released as RELEASE releases it -- its connection and endpoint go, its nodes
+  are removed, ``@releaseDomain`` fires -- and the daemon thaws.
+* ``migrate abort``, ``introspect thaw``, the caller going away, or the freeze deadline:
+  the daemon thaws with the domain untouched, and the guest goes on there.
+
+At the destination:
+
+* ``migrate import begin [<domid>]`` opens an import for the caller (one at a time), to
+  create the domain at ``domid`` (default: the stream's);
+* ``migrate import data <bytes>`` appends stream bytes (binary: the payload after
+  ``data\\0`` up to a final NUL); they are decoded and validated as they arrive;
+* ``migrate import commit`` checks the whole stream against the daemon and applies it in one
+  synchronous step, or changes nothing; the reply is ``OK`` or ``refused: <cause>``;
+* ``migrate import abort``, or the caller going away, drops the import.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..image.decoder import ImageDecoder
+from ..image.errors import ImageError
+from ..image.records import Record
+from ..image.validate import StreamValidator
+from ..store.connection import Connection
+from ..store.errors import XsError
+from ..store.migration import (
+    ImportRefusedError,
+    apply_import,
+    domain_records,
+    plan_import,
+)
+from ..store.wireargs import c_atoi
+
+if TYPE_CHECKING:
+    from .server import MockDaemon
+
+COMMAND = b"migrate"
+#: CONNECTION_DATA's in-data-len is 16 bits.
+_PENDING_INPUT_MAX = 0xFFFF
+_OK = b"OK\0"
+
+
+@dataclass(slots=True)
+class _Import:
+    domid: int | None
+    decoder: ImageDecoder = field(default_factory=ImageDecoder)
+    validator: StreamValidator | None = None
+    records: list[Record] = field(default_factory=list)
+    error: str | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.decoder.feed(data)
+            for item in self.decoder.records():
+                if self.validator is None:
+                    assert self.decoder.header is not None
+                    self.validator = StreamValidator(self.decoder.header, migration=True)
+                self.validator.check(item)
+                self.records.append(item.record)
+        except ImageError as exc:
+            self.error = f"bad image: {exc}"
+
+    def finish(self) -> list[Record]:
+        if self.error is None:
+            try:
+                self.decoder.close()
+            except ImageError as exc:
+                self.error = f"bad image: {exc}"
+        if self.error is not None:
+            raise ImportRefusedError(self.error)
+        return self.records
+
+
+class Migration:
+    """Serves ``CONTROL migrate`` for ``daemon`` (both ends)."""
+
+    def __init__(self, daemon: MockDaemon) -> None:
+        self.daemon = daemon
+        self.engine = daemon.engine
+        self.introspection = daemon.introspection
+        #: The domain frozen for export, and by whom.
+        self._export: tuple[Connection, int] | None = None
+        self._imports: dict[Connection, _Import] = {}
+        self.engine.control_extensions[COMMAND] = self._control
+
+    def _control(self, conn: Connection, args: list[bytes]) -> bytes:
+        command = args[0] if args else b""
+        if command == b"export" and len(args) == 3:
+            return self._start_export(conn, _domid(args[1]), c_atoi(args[2]))
+        if command == b"release" and len(args) == 2:
+            return self._release(conn, _domid(args[1]))
+        if command == b"abort" and len(args) == 1:
+            return self._abort(conn)
+        if command == b"import" and len(args) >= 2:
+            return self._import(conn, args[1], args[2:])
+        raise XsError("EINVAL", f"migrate arguments {args[:3]!r}")
+
+    # -- source ---------------------------------------------------------------------------
+
+    def _start_export(self, conn: Connection, domid: int, deadline_ms: int) -> bytes:
+        domain = self.engine.domains.get(domid)
+        if domain is None or not domain.introduced:
+            raise XsError("ENOENT", f"domain {domid} is not introduced")
+        unread = self._unread_input(domid)
+        records = domain_records(self.engine, domid, unread_input=unread)
+        self.introspection.hold(conn, deadline_ms, records)
+        self._export = (conn, domid)
+        self.engine.log.append(f"migrate: domain {domid} exported, frozen by {conn!r}")
+        return _OK
+
+    def _unread_input(self, domid: int) -> bytes:
+        """Bytes the guest sent that the daemon has not read (peeked: still in the socket)."""
+        guest = self.engine.domain_connection(domid)
+        sock = self.daemon.client_sockets().get(guest) if guest is not None else None
+        if guest is None or sock is None:
+            return b""
+        room = _PENDING_INPUT_MAX - len(guest.decoder.pending)
+        try:
+            return sock.recv(room, socket.MSG_PEEK | socket.MSG_DONTWAIT) if room > 0 else b""
+        except OSError:
+            return b""
+
+    def _holding(self, conn: Connection) -> int:
+        if self._export is None or self._export[0] is not conn:
+            raise XsError("EINVAL", f"{conn!r} holds no exported domain")
+        if self.introspection.state.owner is not conn:
+            self._export = None
+            raise XsError("EAGAIN", "the freeze ended (deadline or thaw) before the release")
+        return self._export[1]
+
+    def _release(self, conn: Connection, domid: int) -> bytes:
+        held = self._holding(conn)
+        if held != domid:
+            raise XsError("EINVAL", f"domain {domid} is not the exported one ({held})")
+        self.engine.release(domid)
+        self._export = None
+        self.introspection.thaw(f"domain {domid} migrated away")
+        return _OK
+
+    def _abort(self, conn: Connection) -> bytes:
+        domid = self._holding(conn)
+        self._export = None
+        self.introspection.thaw(f"migration of domain {domid} aborted")
+        return _OK
+
+    # -- destination ----------------------------------------------------------------------
+
+    def _import(self, conn: Connection, command: bytes, rest: list[bytes]) -> bytes:
+        self._forget_gone()
+        if command == b"begin" and len(rest) <= 1:
+            if any(other is not conn for other in self._imports):
+                raise XsError("EBUSY", "another import is in progress")
+            self._imports[conn] = _Import(_domid(rest[0]) if rest else None)
+            return _OK
+        session = self._imports.get(conn)
+        if session is None:
+            raise XsError("EINVAL", f"{conn!r} has no import in progress")
+        if command == b"data":
+            # The payload after "data\0" up to the final NUL, NULs included.
+            session.feed(b"\0".join(rest))
+            return _OK
+        if command == b"abort" and not rest:
+            del self._imports[conn]
+            return _OK
+        if command == b"commit" and not rest:
+            del self._imports[conn]
+            return self._commit(session)
+        raise XsError("EINVAL", f"migrate import {command!r}")
+
+    def _commit(self, session: _Import) -> bytes:
+        try:
+            plan = plan_import(self.engine, session.finish(), session.domid)
+        except ImportRefusedError as exc:
+            self.engine.log.append(f"migrate: import refused: {exc}")
+            return f"refused: {exc}".encode() + b"\0"
+        apply_import(self.engine, plan)
+        self.engine.log.append(f"migrate: domain {plan.remap.old} imported as {plan.domid}")
+        return _OK
+
+    def _forget_gone(self) -> None:
+        for conn in [c for c in self._imports if c not in self.engine.connections]:
+            del self._imports[conn]
+
+
+def _domid(raw: bytes) -> int:
+    text = raw.decode("ascii", "replace")
+    if not text.isdigit() or int(text) >= 0x7FF0:
+        raise XsError("EINVAL", f"domid {text!r}")
+    return int(text)
