@@ -54,4 +54,5 @@ class ImageSource:
         except (ImageError, ImageFileError) as exc:
             raise SourceError(f"image source {self.location}: {exc}") from None
         report.fidelity_notes.extend(stage.loss_notes())
+        report.left_to_toolstack = stage.left_to_toolstack
         return report

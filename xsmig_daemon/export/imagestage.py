@@ -44,6 +44,11 @@ class ImageStage:
         """The input has ended: raises ImageError if it stopped before END."""
         self._parser.close()
 
+    @property
+    def left_to_toolstack(self) -> list[str]:
+        """``--domain N``: what relates to N but stays behind (``select.LeftBehind``)."""
+        return [] if self._keep is None else self._keep.left.paths
+
     def loss_notes(self) -> list[str]:
         return [] if self._rewriter is None else self._rewriter.loss_notes(self.plan.profile)
 

@@ -126,6 +126,7 @@ class IntrospectSource:
         report.freeze_duration = float(duration.rstrip(b"\0"))
         report.fidelity_notes.extend(FIDELITY_NOTES)
         report.fidelity_notes.extend(stage.loss_notes())
+        report.left_to_toolstack = stage.left_to_toolstack
         return report
 
     async def _read_all(self, conn: Connection, stage: ImageStage, out: RecordOutput) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import trio
 
+from .domain_contents import DomainContents
+from .errors import SourceError
 from .manifest import JSON, build_manifest, manifest_path, remove_quietly, write_manifest
 from .sinks import STDOUT, Sink, open_file_sink, open_stdout_sink, open_unix_sink
 from .source import ExportPlan, Source
@@ -113,7 +115,13 @@ async def run_export(
             preorder=source.kind != "image",
             progress=progress,
         )
-        report = await source.export(plan, writer)
+        contents = DomainContents(writer, plan.domid) if plan.domid is not None else None
+        report = await source.export(plan, contents or writer)
+        if contents is not None and contents.empty:
+            raise SourceError(
+                f"domain {plan.domid} is unknown at {source.location}: not introduced, "
+                "no node relates to it"
+            )
         stats = await writer.finish()
         manifest = build_manifest(
             image=dest.display,
@@ -123,6 +131,8 @@ async def run_export(
             started=started,
             ended=time.time(),
         )
+        if contents is not None:
+            manifest["migration"] = contents.to_json(report.left_to_toolstack)
         if manifest_file is not None:
             written.append(manifest_file)
             write_manifest(manifest_file, manifest)

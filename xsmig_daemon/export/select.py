@@ -13,6 +13,8 @@ The rule, for domain N:
 
 from __future__ import annotations
 
+import re
+
 from ..image.records import (
     ConnectionData,
     DomainData,
@@ -43,6 +45,7 @@ class DomainFilter:
         assert domid is not None
         self.domid = domid
         self.conn_ids: set[int] = set()
+        self.left = LeftBehind(domid)
 
     def __call__(self, record: Record) -> bool:
         match record:
@@ -56,7 +59,35 @@ class DomainFilter:
             case NodeData():
                 if record.conn_id:
                     return record.conn_id in self.conn_ids
-                return node_relates_to(record, self.domid)
+                if node_relates_to(record, self.domid):
+                    return True
+                self.left.consider(record)
+                return False
             case DomainData():
                 return record.domid == self.domid
         return False
+
+
+_BACKEND = re.compile(r"/local/domain/\d+/backend/[^/]+/(\d+)$")
+
+
+class LeftBehind:
+    """Nodes relating to domain N that a migration stream does not carry: the toolstack's.
+
+    Backend directories of N under other domains (``/local/domain/K/backend/TYPE/N``) and any
+    other node, not kept, whose permission list grants N access; only the top of each such
+    subtree is listed. Fed every node that was *not* kept, in pre-order.
+    """
+
+    def __init__(self, domid: int) -> None:
+        self.domid = domid
+        self.paths: list[str] = []
+
+    def consider(self, node: NodeData) -> None:
+        path = node.path
+        if self.paths and (path.startswith(self.paths[-1] + "/")):
+            return
+        backend = _BACKEND.match(path)
+        grants = any(perm.domid == self.domid for perm in node.perms[1:])
+        if grants or (backend is not None and int(backend.group(1)) == self.domid):
+            self.paths.append(path)

@@ -67,6 +67,8 @@ class SourceReport:
     #: Domains known to be introduced (wire: IS_DOMAIN_INTRODUCED answered T).
     domains: list[int] = field(default_factory=list)
     nodes: int = 0
+    #: ``--domain N``: nodes relating to N that the stream leaves to the toolstack.
+    left_to_toolstack: list[str] = field(default_factory=list)
 
 
 class Source(Protocol):

@@ -45,7 +45,7 @@ from ..wire.ops import Op
 from ..wire.paths import INTRODUCE_DOMAIN, RELEASE_DOMAIN, domain_home
 from .consistency import Consistency, transaction_view, watched_view
 from .errors import SourceError
-from .select import node_relates_to
+from .select import LeftBehind, node_relates_to
 from .source import ExportPlan, RecordOutput, SourceReport
 from .walk import DEFAULT_WINDOW, TreeChanged, TreeWalker
 
@@ -292,13 +292,19 @@ class _WireExport:
                 for node in specials:
                     await out.write(node)
 
+            left = LeftBehind(plan.domid) if plan.domid is not None else None
+
             async def emit(node: NodeData, _children: list[str]) -> None:
                 nonlocal walked
                 walked += 1
                 if _wanted(node, plan):
                     await out.write(node)
+                elif left is not None:
+                    left.consider(node)
 
             await TreeWalker(xs.conn, tx_id, self.window).walk(emit)
+            if left is not None:
+                self.report.left_to_toolstack = left.paths
             if not specials_first:
                 for node in specials:
                     await out.write(node)

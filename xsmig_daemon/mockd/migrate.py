@@ -138,6 +138,18 @@ class Migration:
         except OSError:
             return b""
 
+    def _discard_unread(self, domid: int) -> None:
+        """The unread input went with the stream; consume it so that closing the endpoint
+        does not reset the guest's socket (which would lose the replies still on it)."""
+        guest = self.engine.domain_connection(domid)
+        sock = self.daemon.client_sockets().get(guest) if guest is not None else None
+        while sock is not None:
+            try:
+                if not sock.recv(_PENDING_INPUT_MAX, socket.MSG_DONTWAIT):
+                    return
+            except OSError:
+                return
+
     def _holding(self, conn: Connection) -> int:
         if self._export is None or self._export[0] is not conn:
             raise XsError("EINVAL", f"{conn!r} holds no exported domain")
@@ -150,6 +162,7 @@ class Migration:
         held = self._holding(conn)
         if held != domid:
             raise XsError("EINVAL", f"domain {domid} is not the exported one ({held})")
+        self._discard_unread(domid)
         self.engine.release(domid)
         self._export = None
         self.introspection.thaw(f"domain {domid} migrated away")

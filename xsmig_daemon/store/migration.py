@@ -419,7 +419,25 @@ def _connection(engine: Engine, plan: ImportPlan, domain: Domain) -> Connection:
         for node in nodes:
             _restore_tx_node(engine, tx, node)
         _rebuild_tx_children(engine, tx)
+        _quiet_parents(engine, tx)
     return conn
+
+
+def _quiet_parents(engine: Engine, tx: Transaction) -> None:
+    """A parent the transaction rewrote only to add or remove a child fires nothing at
+    commit (C fires for the child alone); the stream does not say which nodes were written
+    explicitly, so a node with its committed value and permissions counts as such a parent."""
+    parents = {parent(path) for path in tx.touched if path != "/"}
+    for path, entry in tx.touched.items():
+        committed = engine.tree.get(path)
+        if (
+            entry.fire
+            and path in parents
+            and entry.node is not None
+            and committed is not None
+            and (entry.node.value, entry.node.perms) == (committed.value, committed.perms)
+        ):
+            entry.fire = False
 
 
 def _messages(data: bytes) -> Iterator[bytes]:
