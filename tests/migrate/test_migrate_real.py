@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from miglib import build_domain, introduce, ls, ok, remapped, write, xsmig
@@ -94,8 +95,8 @@ def test_real_source_to_mock(real_xenstored: RealXenstored) -> None:
 
 
 def test_real_destination_takes_an_image(
-    source: MockDaemon, real_xenstored: RealXenstored, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    source: MockDaemon, real_xenstored: RealXenstored, tmp_path: Path
+) -> None:
     with source.connect() as admin:
         build_domain(admin)
         introduce(admin, 3)
