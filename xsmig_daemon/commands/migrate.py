@@ -120,7 +120,7 @@ def _report(name: str, outcome: Outcome, as_json: bool) -> int:
     downtime = "" if outcome.downtime is None else f", downtime {outcome.downtime * 1000:.1f} ms"
     print(
         f"xsmig {name}: domain {outcome.source_domid} -> {outcome.domid}: "
-        f"{outcome.records} records, {outcome.image_bytes} bytes{downtime}",
+        f"{outcome.image_bytes} bytes{downtime}",
         file=sys.stderr,
     )
     for note in outcome.notes:

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import trio
 
-from ..client import ClientError, Request, Xenstore, XenstoreError
+from ..client import ClientError, PendingReply, Request, Xenstore, XenstoreError
 from ..image.encoder import encode_image
 from ..image.errors import ImageError
 from ..image.records import Header, Record
@@ -42,6 +42,8 @@ _READ = Request(Op.CONTROL, b"introspect\0read\0")
 DEFAULT_FREEZE_DEADLINE = 10.0
 STREAM_HEADER = Header(2, False)
 
+#: Receives the stream's bytes piece by piece while the source is read.
+Forward = Callable[[bytes], Awaitable[None]]
 #: A test (or a caller) may act at each phase: "prepared", "exported", "imported".
 Checkpoint = Callable[[str], Awaitable[None]]
 
@@ -54,31 +56,49 @@ class RefusedError(MigrationError):
     """The destination refused the stream and changed nothing."""
 
 
-@dataclass(slots=True)
 class Stream:
-    """One domain's migration stream, as bytes and as validated records."""
+    """One domain's migration stream: its bytes, and its validated records when asked for
+    (between two mocks the destination validates; the driver only forwards the bytes)."""
 
-    data: bytes
-    records: list[Record]
+    def __init__(
+        self,
+        data: bytes,
+        where: str,
+        *,
+        domid: int | None = None,
+        records: list[Record] | None = None,
+    ) -> None:
+        self.data = data
+        self.where = where
+        self._domid = domid
+        self._records = records
 
     @classmethod
-    def from_bytes(cls, data: bytes, where: str) -> Stream:
-        try:
-            records = [item.record for item in read_image([data], migration=True)]
-        except ImageError as exc:
-            raise MigrationError(f"{where}: invalid migration stream: {exc}") from None
-        return cls(data, records)
+    def from_records(cls, records: list[Record], where: str) -> Stream:
+        data = b"".join(encode_image(records, STREAM_HEADER))
+        return cls(data, where, records=records)
 
-    @classmethod
-    def from_records(cls, records: list[Record]) -> Stream:
-        return cls(b"".join(encode_image(records, STREAM_HEADER)), records)
+    @property
+    def records(self) -> list[Record]:
+        if self._records is None:
+            try:
+                self._records = [item.record for item in read_image([self.data], migration=True)]
+            except ImageError as exc:
+                raise MigrationError(f"{self.where}: invalid migration stream: {exc}") from None
+        return self._records
+
+    @property
+    def record_count(self) -> int | None:
+        return None if self._records is None else len(self._records)
 
     @property
     def domid(self) -> int:
-        try:
-            return stream_domid(self.records)
-        except ImportRefusedError as exc:
-            raise MigrationError(str(exc)) from None
+        if self._domid is None:
+            try:
+                self._domid = stream_domid(self.records)
+            except ImportRefusedError as exc:
+                raise MigrationError(f"{self.where}: {exc}") from None
+        return self._domid
 
 
 @dataclass(slots=True)
@@ -86,7 +106,8 @@ class Outcome:
     source_domid: int
     domid: int
     image_bytes: int
-    records: int
+    #: Records in the stream (None: forwarded between mocks without decoding).
+    records: int | None
     #: Source freeze -> the destination serving the domain (None: nothing was frozen).
     downtime: float | None
     #: How long the source daemon was frozen in all (through the release).
@@ -122,24 +143,23 @@ class MockSource:
         self.xs = xs
         self.location = location
         self.freeze_deadline = freeze_deadline
-        self.frozen_at: float | None = None
 
-    async def export(self, domid: int | None) -> Stream:
+    async def export(self, domid: int | None, forward: Forward | None = None) -> Stream:
+        """Freeze and read the stream; ``forward`` gets each piece as it arrives (so a mock
+        destination decodes while the rest is still being read)."""
         assert domid is not None
         deadline_ms = max(1, round(self.freeze_deadline * 1000))
-        self.frozen_at = trio.current_time()
         try:
             await self.xs.control("migrate", "export", str(domid), str(deadline_ms))
         except XenstoreError as exc:
-            self.frozen_at = None
             if exc.name == "ENOENT":
                 raise MigrationError(
                     f"source {self.location}: domain {domid} is not introduced there"
                 ) from None
             raise MigrationError(f"source {self.location}: export refused: {exc}") from None
-        return Stream.from_bytes(await self._read(), f"source {self.location}")
+        return Stream(await self._read(forward), f"source {self.location}", domid=domid)
 
-    async def _read(self) -> bytes:
+    async def _read(self, forward: Forward | None) -> bytes:
         conn = self.xs.conn
         pieces: list[bytes] = []
         pending = list(await conn.submit_many([_READ] * WINDOW))
@@ -150,6 +170,8 @@ class MockSource:
                     await rest.payload()
                 break
             pieces.append(piece)
+            if forward is not None:
+                await forward(piece)
             if len(pending) < WINDOW // 2:
                 pending.extend(await conn.submit_many([_READ] * WINDOW))
         return b"".join(pieces)
@@ -167,6 +189,24 @@ class MockDestination:
     def __init__(self, xs: Xenstore, location: str) -> None:
         self.xs = xs
         self.location = location
+        self._buffer = bytearray()
+        self._sent = 0
+        self._handles: list[PendingReply] = []
+
+    async def send_piece(self, piece: bytes) -> None:
+        """Send stream bytes now, in ``data`` requests whose replies ``load`` collects."""
+        self._buffer += piece
+        if len(self._buffer) >= PIECE:
+            await self._submit(len(self._buffer) - len(self._buffer) % PIECE)
+
+    async def _submit(self, size: int) -> None:
+        data, self._buffer = bytes(self._buffer[:size]), self._buffer[size:]
+        self._sent += len(data)
+        requests = [
+            Request(Op.CONTROL, _DATA_PREFIX + data[at : at + PIECE] + b"\0")
+            for at in range(0, len(data), PIECE)
+        ]
+        self._handles.extend(await self.xs.conn.submit_many(requests))
 
     async def prepare(self, domid: int | None) -> None:
         args = () if domid is None else (str(domid),)
@@ -176,12 +216,12 @@ class MockDestination:
             raise MigrationError(f"destination {self.location}: import refused: {exc}") from None
 
     async def load(self, stream: Stream, domid: int) -> list[str]:
-        data = stream.data
-        requests = (
-            Request(Op.CONTROL, _DATA_PREFIX + data[at : at + PIECE] + b"\0")
-            for at in range(0, len(data), PIECE)
-        )
-        handles = await self.xs.conn.submit_many([*requests, _commit()])
+        if not self._sent:
+            self._buffer = bytearray(stream.data)
+        if self._buffer:
+            await self._submit(len(self._buffer))
+        handles = [*self._handles, *await self.xs.conn.submit_many([_commit()])]
+        self._handles = []
         for handle in handles[:-1]:
             await handle.payload()
         answer = (await handles[-1].payload()).rstrip(b"\0").decode("utf-8", "replace")
@@ -207,7 +247,9 @@ class FileSource:
             data = b"".join(read_chunks(self.location))
         except ImageFileError as exc:
             raise MigrationError(str(exc)) from None
-        return Stream.from_bytes(data, self.location)
+        stream = Stream(data, self.location)
+        stream.records  # noqa: B018 -- validated here: a bad file fails before the destination
+        return stream
 
     async def release(self, domid: int) -> None:
         del domid
@@ -235,7 +277,14 @@ async def run_migration(
     await destination.prepare(new_domid)
     await checkpoint("prepared")
     started = trio.current_time()
-    stream = await source.export(domid)
+    if isinstance(source, MockSource) and isinstance(destination, MockDestination):
+        try:
+            stream = await source.export(domid, destination.send_piece)
+        except ClientError as exc:
+            await _abort(source)
+            raise MigrationError(f"{exc}; domain {domid} stays at the source") from None
+    else:
+        stream = await source.export(domid)
     exported = stream.domid
     target = new_domid if new_domid is not None else exported
     await checkpoint("exported")
@@ -259,7 +308,7 @@ async def run_migration(
         exported,
         target,
         len(stream.data),
-        len(stream.records),
+        stream.record_count,
         served - started if frozen else None,
         released - started if frozen else None,
         notes,

@@ -66,7 +66,7 @@ class WireSourceEnd:
         if domid not in report.domains:
             raise MigrationError(f"source {self.location}: domain {domid} is not introduced there")
         self.notes.extend(f"source (wire): {note}" for note in report.fidelity_notes)
-        return Stream.from_records(out.records)
+        return Stream.from_records(out.records, f"source {self.location}")
 
     async def release(self, domid: int) -> None:
         async with connect(self.location, timeout=self.timeout) as xs:

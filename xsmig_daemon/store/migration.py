@@ -58,7 +58,7 @@ from .domains import DOMID_FIRST_RESERVED, SUPPORTED_FEATURES, Domain
 from .engine import Engine
 from .image_state import _connection_records, _rebuild_tx_children, _restore_tx_node
 from .transaction import Transaction
-from .tree import Node
+from .tree import NODE_HEADER_SIZE, Node
 from .watches import fire, fire_special
 
 _U32 = struct.Struct("<I")
@@ -124,6 +124,10 @@ class Remap:
 
     old: int
     new: int
+    #: Remapped permission lists by original (a store has few distinct ones).
+    _perms: dict[tuple[Permission, ...], tuple[Permission, ...]] = field(
+        default_factory=dict, compare=False
+    )
 
     @property
     def old_home(self) -> str:
@@ -139,14 +143,24 @@ class Remap:
         return self.new_home + path[len(self.old_home) :]
 
     def perms(self, perms: tuple[Permission, ...]) -> tuple[Permission, ...]:
-        if self.old == self.new or not any(p.domid == self.old for p in perms):
-            return perms
-        return tuple(
-            Permission(p.access, self.new, p.stale) if p.domid == self.old else p for p in perms
-        )
+        found = self._perms.get(perms)
+        if found is None:
+            found = perms
+            if self.old != self.new and any(p.domid == self.old for p in perms):
+                found = tuple(
+                    Permission(p.access, self.new, p.stale) if p.domid == self.old else p
+                    for p in perms
+                )
+            self._perms[perms] = found
+        return found
 
     def node(self, record: NodeData) -> NodeData:
-        return replace(record, path=self.path(record.path), perms=self.perms(record.perms))
+        if self.old == self.new:
+            return record
+        path, perms = self.path(record.path), self.perms(record.perms)
+        if path is record.path and perms is record.perms:
+            return record
+        return NodeData(path, record.value, perms, record.conn_id, record.tx_id, record.access)
 
     def event(self, message: bytes) -> bytes:
         """A queued WATCH_EVENT whose absolute path is under the old home, re-pointed."""
@@ -321,7 +335,7 @@ def _check_quotas(engine: Engine, plan: ImportPlan) -> None:
         child_bytes[parent(node.path)] += len(basename(node.path)) + 1
     memory = 0
     for node in owned:
-        size = Node(node.value, node.perms).size() + child_bytes[node.path]
+        size = NODE_HEADER_SIZE + 4 * len(node.perms) + len(node.value) + child_bytes[node.path]
         if q.exceeds(size, quotas.get(q.NODE_SIZE, 0)):
             _refuse_quota(target, q.NODE_SIZE, f"node {node.path} is {size} bytes", quotas)
         memory += size + len(node.path)
