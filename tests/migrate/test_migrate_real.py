@@ -31,6 +31,7 @@ def test_mock_to_real_refuses_connection_state_unless_lossy(
         build_domain(admin)
         with source.guest(7) as guest:
             ok(guest, Op.WATCH, "data", "rel")
+            assert guest.event().payload == b"data\0rel\0"  # nothing left pending
         ok(real_admin, Op.WATCH, "@introduceDomain", "new")
         assert real_admin.event().payload == b"@introduceDomain\0new\0"
         before_src, before_real = ls(source, "/"), ls(real_xenstored, "/")
