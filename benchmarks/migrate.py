@@ -8,12 +8,15 @@ of 100 nodes each, 100 nodes per directory. Both have the default per-domain quo
 domain 7 to the other daemon (A -> B, then B -> A, ...) with the library the command uses,
 in this process. Printed per run, in milliseconds:
 
+* ``precopy``: the domain's nodes copied to the destination and planned there while the
+  guest still runs (``migrate precopy``, ``import stage``); not part of the downtime;
 * ``downtime``: from sending ``migrate export`` (the source freezes) to the destination's
   ``OK`` to the import commit (it serves the domain from then on);
 * ``served``: from the same instant to the reply of a READ sent by a guest that attaches to
   the destination's endpoint right after the commit (what the guest sees);
 * ``frozen``: how long the source was frozen in all (until its release reply);
-* ``export`` / ``import``: the two halves of ``downtime``.
+* ``export`` / ``import``: the two halves of ``downtime``; ``final_kB`` the frozen stream
+  (the connection part only, when no node changed since the pre-copy).
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def guest_read(daemon: MockDaemon) -> None:
         assert reply.op == Op.READ, reply.describe()
 
 
-async def one_run(source: MockDaemon, dest: MockDaemon) -> tuple[Outcome, float, float]:
+async def one_run(source: MockDaemon, dest: MockDaemon) -> tuple[Outcome, float, float, float]:
     served: list[float] = []
     marks: dict[str, float] = {}
 
@@ -126,9 +129,9 @@ async def one_run(source: MockDaemon, dest: MockDaemon) -> tuple[Outcome, float,
             None,
             checkpoint=checkpoint,
         )
-    # run_migration starts its clock just after "prepared"; so does ours.
-    started = marks["prepared"]
-    return outcome, served[0] - started, marks["exported"] - started
+    # run_migration starts its clock (the freeze) just after the pre-copy; so does ours.
+    started = marks["precopied"]
+    return outcome, served[0] - started, marks["exported"] - started, started - marks["prepared"]
 
 
 def main() -> int:
@@ -151,18 +154,21 @@ def main() -> int:
             rows = []
             ends = (a, b)
             print(f"domain {DOMID}: {args.nodes} nodes, other domains: {OTHERS} x {OTHER_NODES}")
-            print("run  downtime_ms  served_ms  frozen_ms  export_ms  import_ms  image_kB")
+            print(
+                "run  precopy_ms  downtime_ms  served_ms  frozen_ms  export_ms  import_ms  final_kB"
+            )
             for run in range(args.runs):
                 source, dest = ends[run % 2], ends[(run + 1) % 2]
-                outcome, served, exported = trio.run(one_run, source, dest)
+                outcome, served, exported, precopy = trio.run(one_run, source, dest)
                 assert outcome.downtime is not None and outcome.source_frozen is not None
                 row = (outcome.downtime, served, outcome.source_frozen, exported)
                 rows.append(row)
                 print(
-                    f"{run + 1:3d}  {outcome.downtime * 1000:11.1f}  {served * 1000:9.1f}  "
+                    f"{run + 1:3d}  {precopy * 1000:10.1f}  "
+                    f"{outcome.downtime * 1000:11.1f}  {served * 1000:9.1f}  "
                     f"{outcome.source_frozen * 1000:9.1f}  {exported * 1000:9.1f}  "
                     f"{(outcome.downtime - exported) * 1000:9.1f}  "
-                    f"{outcome.image_bytes / 1000:8.0f}"
+                    f"{outcome.image_bytes / 1000:8.1f}"
                 )
             print(
                 f"median downtime {statistics.median(r[0] for r in rows) * 1000:.1f} ms, "

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import trio
-from miglib import build_domain, ls, ok, remapped
+from miglib import build_domain, ls, ok, remapped, write
 from peerlib import MockDaemon, start_mockd
 from wireclient import PeerError
 
@@ -102,3 +102,39 @@ async def test_source_frozen_until_release(two_mocks: tuple[MockDaemon, MockDaem
     await migrate(str(a.socket_path), str(b.socket_path), 7, None, Options(), checkpoint=checkpoint)
     assert len(answers) == 1 and "within the timeout" in answers[0]
     assert ls(b, "/local/domain/7")[0] == '/local/domain/7/name = "web" (n0,r7)'
+
+
+@pytest.mark.parametrize("change", ["write", "rm", "chmod"])
+async def test_change_after_the_precopy_sends_everything(
+    two_mocks: tuple[MockDaemon, MockDaemon], change: str
+) -> None:
+    """A node written, removed or re-permitted between the pre-copy and the freeze: the
+    frozen stream carries every node again and the destination uses it, not the copy."""
+    a, b = two_mocks
+    with a.connect() as admin:
+        build_domain(admin)
+
+    def alter() -> None:
+        with a.connect() as admin:
+            if change == "write":
+                write(admin, "/local/domain/7/data/sub/leaf", b"later")
+            elif change == "rm":
+                ok(admin, Op.RM, "/local/domain/7/data/sub")
+            else:
+                ok(admin, Op.SET_PERMS, "/local/domain/7/name", "n0", "b7")
+
+    async def checkpoint(phase: str) -> None:
+        if phase == "precopied":
+            await trio.to_thread.run_sync(alter)
+
+    await migrate(str(a.socket_path), str(b.socket_path), 7, 12, Options(), checkpoint=checkpoint)
+    with a.connect() as admin:
+        assert ok(admin, Op.IS_DOMAIN_INTRODUCED, "7") == b"F\0"
+    expected = {
+        "write": '/local/domain/12/data/sub/leaf = "later" (b12)',
+        "rm": '/local/domain/12/data/key = "v1" (b12)',
+        "chmod": '/local/domain/12/name = "web" (n0,b12)',
+    }[change]
+    listing = ls(b, "/local/domain/12")
+    assert expected in listing
+    assert (change == "rm") == ("/local/domain/12/data/sub" not in " ".join(listing))

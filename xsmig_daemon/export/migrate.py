@@ -70,6 +70,8 @@ class Stream:
     ) -> None:
         self.data = data
         self.where = where
+        #: The stream leaves out the nodes: the destination has them staged (pre-copy).
+        self.staged = False
         self._domid = domid
         self._records = records
 
@@ -144,20 +146,36 @@ class MockSource:
         self.location = location
         self.freeze_deadline = freeze_deadline
 
-    async def export(self, domid: int | None, forward: Forward | None = None) -> Stream:
+    async def precopy(self, domid: int, forward: Forward) -> None:
+        """The domain's nodes while the guest still runs (``migrate precopy``), forwarded."""
+        deadline_ms = max(1, round(self.freeze_deadline * 1000))
+        try:
+            await self.xs.control("migrate", "precopy", str(domid), str(deadline_ms))
+        except XenstoreError as exc:
+            raise self._refused(domid, exc) from None
+        await self._read(forward)
+        await self.xs.control("introspect", "thaw")
+
+    def _refused(self, domid: int, exc: XenstoreError) -> MigrationError:
+        if exc.name == "ENOENT":
+            return MigrationError(f"source {self.location}: domain {domid} is not introduced there")
+        return MigrationError(f"source {self.location}: export refused: {exc}")
+
+    async def export(
+        self, domid: int | None, forward: Forward | None = None, *, since_precopy: bool = False
+    ) -> Stream:
         """Freeze and read the stream; ``forward`` gets each piece as it arrives (so a mock
         destination decodes while the rest is still being read)."""
         assert domid is not None
         deadline_ms = max(1, round(self.freeze_deadline * 1000))
+        since = ("since-precopy",) if since_precopy else ()
         try:
-            await self.xs.control("migrate", "export", str(domid), str(deadline_ms))
+            reply = await self.xs.control("migrate", "export", str(domid), str(deadline_ms), *since)
         except XenstoreError as exc:
-            if exc.name == "ENOENT":
-                raise MigrationError(
-                    f"source {self.location}: domain {domid} is not introduced there"
-                ) from None
-            raise MigrationError(f"source {self.location}: export refused: {exc}") from None
-        return Stream(await self._read(forward), f"source {self.location}", domid=domid)
+            raise self._refused(domid, exc) from None
+        stream = Stream(await self._read(forward), f"source {self.location}", domid=domid)
+        stream.staged = reply.rstrip(b"\0") == b"OK unchanged"
+        return stream
 
     async def _read(self, forward: Forward | None) -> bytes:
         conn = self.xs.conn
@@ -218,20 +236,27 @@ class MockDestination:
     async def load(self, stream: Stream, domid: int) -> list[str]:
         if not self._sent:
             self._buffer = bytearray(stream.data)
+        await self._finish_stream(_commit(stream.staged))
+        return []
+
+    async def stage(self) -> None:
+        """End the pre-copy stream: the destination plans it now (or refuses)."""
+        await self._finish_stream(Request(Op.CONTROL, b"migrate\0import\0stage\0"))
+
+    async def _finish_stream(self, last: Request) -> None:
         if self._buffer:
             await self._submit(len(self._buffer))
-        handles = [*self._handles, *await self.xs.conn.submit_many([_commit()])]
-        self._handles = []
+        handles = [*self._handles, *await self.xs.conn.submit_many([last])]
+        self._handles, self._sent = [], 0
         for handle in handles[:-1]:
             await handle.payload()
         answer = (await handles[-1].payload()).rstrip(b"\0").decode("utf-8", "replace")
         if answer != "OK":
             raise RefusedError(f"destination {self.location}: {answer}")
-        return []
 
 
-def _commit() -> Request:
-    return Request(Op.CONTROL, b"migrate\0import\0commit\0")
+def _commit(staged: bool) -> Request:
+    return Request(Op.CONTROL, b"migrate\0import\0commit\0" + (b"staged\0" if staged else b""))
 
 
 # -- an image file as the source (migrate-in) -------------------------------------------------
@@ -276,10 +301,21 @@ async def run_migration(
     """Steps 1-4 of the module doc; raises MigrationError saying where each end stands."""
     await destination.prepare(new_domid)
     await checkpoint("prepared")
-    started = trio.current_time()
-    if isinstance(source, MockSource) and isinstance(destination, MockDestination):
+    mocks = isinstance(source, MockSource) and isinstance(destination, MockDestination)
+    if mocks:
+        assert isinstance(source, MockSource) and isinstance(destination, MockDestination)
+        assert domid is not None
         try:
-            stream = await source.export(domid, destination.send_piece)
+            await source.precopy(domid, destination.send_piece)
+            await destination.stage()
+        except (ClientError, RefusedError) as exc:
+            raise MigrationError(f"{exc}; domain {domid} stays at the source") from None
+        await checkpoint("precopied")
+    started = trio.current_time()
+    if mocks:
+        assert isinstance(source, MockSource) and isinstance(destination, MockDestination)
+        try:
+            stream = await source.export(domid, destination.send_piece, since_precopy=True)
         except ClientError as exc:
             await _abort(source)
             raise MigrationError(f"{exc}; domain {domid} stays at the source") from None

@@ -121,6 +121,16 @@ class Introspection:
         self.state.capture()
         self._thawed = trio.Event()
 
+    def capture(self, conn: Connection, deadline_ms: int, records: Iterable[Record]) -> None:
+        """``records`` encoded now for ``conn`` to read; the daemon runs on at once (a capture
+        freeze: the copy is dropped at the thaw, the deadline or when ``conn`` goes)."""
+        self._expire_if_due()
+        now = trio.current_time()
+        self.state.freeze(self.engine, conn, now, deadline_ms, records=records)
+        self._timed_out = None
+        self.state.capture()
+        self.state.captured(trio.current_time())
+
     def thaw(self, why: str) -> float:
         return self._thaw(why)
 

@@ -5,11 +5,18 @@ caller, like every CONTROL.
 
 At the source:
 
-* ``migrate export <domid> <deadline-ms>`` freezes the daemon (the introspection freeze: only
-  the caller is served) and encodes the domain's migration stream (store/migration.py). What
-  the guest has written to its endpoint and the daemon has not read yet is part of the
-  connection's pending input (peeked, not consumed: bytes in a ring move with the guest).
-  The caller reads the stream with ``introspect read``.
+* ``migrate precopy <domid> <deadline-ms>`` (optional, while the guest still runs): the
+  domain's committed nodes (and DOMAIN_DATA) as a stream, copied in one step and read with
+  ``introspect read`` while the daemon runs on (a ``capture`` freeze; ``introspect thaw``
+  drops the copy). The daemon remembers the tree's generation and the node count.
+* ``migrate export <domid> <deadline-ms> [since-precopy]`` freezes the daemon (the
+  introspection freeze: only the caller is served) and encodes the domain's migration
+  stream (store/migration.py). What the guest has written to its endpoint and the daemon
+  has not read yet is part of the connection's pending input (peeked, not consumed: bytes
+  in a ring move with the guest). The caller reads the stream with ``introspect read``.
+  With ``since-precopy``, if none of the domain's nodes changed since the pre-copy, the
+  stream leaves the nodes out and the reply is ``OK unchanged``; otherwise it is the whole
+  stream and the reply ``OK full``.
 * ``migrate release <domid>`` (the freezing caller, after the destination took the stream):
   the domain is released as RELEASE releases it -- its connection and endpoint go, its nodes
   are removed, ``@releaseDomain`` fires -- and the daemon thaws.
@@ -22,8 +29,11 @@ At the destination:
   create the domain at ``domid`` (default: the stream's);
 * ``migrate import data <bytes>`` appends stream bytes (binary: the payload after
   ``data\\0`` up to a final NUL); they are decoded and validated as they arrive;
-* ``migrate import commit`` checks the whole stream against the daemon and applies it in one
-  synchronous step, or changes nothing; the reply is ``OK`` or ``refused: <cause>``;
+* ``migrate import stage`` ends a pre-copy stream: it is checked and planned now (``OK`` or
+  ``refused: <cause>``), nothing changes; the next ``data`` bytes are a new stream;
+* ``migrate import commit [staged]`` checks the stream (with ``staged``: plus the staged
+  nodes, checked again) against the daemon and applies it in one synchronous step, or
+  changes nothing; the reply is ``OK`` or ``refused: <cause>``;
 * ``migrate import abort``, or the caller going away, drops the import.
 """
 
@@ -40,9 +50,13 @@ from ..image.validate import StreamValidator
 from ..store.connection import Connection
 from ..store.errors import XsError
 from ..store.migration import (
+    ImportPlan,
     ImportRefusedError,
+    NodesMark,
     apply_import,
     domain_records,
+    nodes_mark,
+    nodes_unchanged,
     plan_import,
 )
 from ..store.wireargs import c_atoi
@@ -63,6 +77,10 @@ class _Import:
     validator: StreamValidator | None = None
     records: list[Record] = field(default_factory=list)
     error: str | None = None
+    staged: ImportPlan | None = None
+
+    def next_stream(self) -> None:
+        self.decoder, self.validator, self.records = ImageDecoder(), None, []
 
     def feed(self, data: bytes) -> None:
         if self.error is not None:
@@ -98,13 +116,20 @@ class Migration:
         self.introspection = daemon.introspection
         #: The domain frozen for export, and by whom.
         self._export: tuple[Connection, int] | None = None
+        #: Where each domain's latest pre-copy was taken.
+        self._marks: dict[int, NodesMark] = {}
         self._imports: dict[Connection, _Import] = {}
         self.engine.control_extensions[COMMAND] = self._control
 
     def _control(self, conn: Connection, args: list[bytes]) -> bytes:
         command = args[0] if args else b""
-        if command == b"export" and len(args) == 3:
-            return self._start_export(conn, _domid(args[1]), c_atoi(args[2]))
+        if command == b"precopy" and len(args) == 3:
+            return self._precopy(conn, _domid(args[1]), c_atoi(args[2]))
+        if command == b"export" and len(args) in (3, 4):
+            since = args[3:] == [b"since-precopy"]
+            if len(args) == 4 and not since:
+                raise XsError("EINVAL", f"migrate export option {args[3]!r}")
+            return self._start_export(conn, _domid(args[1]), c_atoi(args[2]), since)
         if command == b"release" and len(args) == 2:
             return self._release(conn, _domid(args[1]))
         if command == b"abort" and len(args) == 1:
@@ -115,16 +140,30 @@ class Migration:
 
     # -- source ---------------------------------------------------------------------------
 
-    def _start_export(self, conn: Connection, domid: int, deadline_ms: int) -> bytes:
+    def _introduced(self, domid: int) -> None:
         domain = self.engine.domains.get(domid)
         if domain is None or not domain.introduced:
             raise XsError("ENOENT", f"domain {domid} is not introduced")
+
+    def _precopy(self, conn: Connection, domid: int, deadline_ms: int) -> bytes:
+        self._introduced(domid)
+        records = domain_records(self.engine, domid, connection=False)
+        self.introspection.capture(conn, deadline_ms, records)
+        self._marks[domid] = nodes_mark(self.engine, domid)
+        return _OK
+
+    def _start_export(self, conn: Connection, domid: int, deadline_ms: int, since: bool) -> bytes:
+        self._introduced(domid)
+        mark = self._marks.pop(domid, None)
+        unchanged = since and mark is not None and nodes_unchanged(self.engine, domid, mark)
         unread = self._unread_input(domid)
-        records = domain_records(self.engine, domid, unread_input=unread)
+        records = domain_records(self.engine, domid, unread_input=unread, nodes=not unchanged)
         self.introspection.hold(conn, deadline_ms, records)
         self._export = (conn, domid)
         self.engine.log.append(f"migrate: domain {domid} exported, frozen by {conn!r}")
-        return _OK
+        if not since:
+            return _OK
+        return b"OK unchanged\0" if unchanged else b"OK full\0"
 
     def _unread_input(self, domid: int) -> bytes:
         """Bytes the guest sent that the daemon has not read (peeked: still in the socket)."""
@@ -193,14 +232,27 @@ class Migration:
         if command == b"abort" and not rest:
             del self._imports[conn]
             return _OK
-        if command == b"commit" and not rest:
+        if command == b"stage" and not rest:
+            return self._stage(conn, session)
+        if command == b"commit" and rest in ([], [b"staged"]):
             del self._imports[conn]
-            return self._commit(session)
+            if rest and session.staged is None:
+                return b"refused: no staged pre-copy\0"
+            return self._commit(session, session.staged if rest else None)
         raise XsError("EINVAL", f"migrate import {command!r}")
 
-    def _commit(self, session: _Import) -> bytes:
+    def _stage(self, conn: Connection, session: _Import) -> bytes:
         try:
-            plan = plan_import(self.engine, session.finish(), session.domid)
+            session.staged = plan_import(self.engine, session.finish(), session.domid)
+        except ImportRefusedError as exc:
+            del self._imports[conn]
+            return f"refused: {exc}".encode() + b"\0"
+        session.next_stream()
+        return _OK
+
+    def _commit(self, session: _Import, staged: ImportPlan | None) -> bytes:
+        try:
+            plan = plan_import(self.engine, session.finish(), session.domid, staged=staged)
         except ImportRefusedError as exc:
             self.engine.log.append(f"migrate: import refused: {exc}")
             return f"refused: {exc}".encode() + b"\0"

@@ -58,7 +58,7 @@ from .domains import DOMID_FIRST_RESERVED, SUPPORTED_FEATURES, Domain
 from .engine import Engine
 from .image_state import _connection_records, _rebuild_tx_children, _restore_tx_node
 from .transaction import Transaction
-from .tree import NODE_HEADER_SIZE, Node
+from .tree import NODE_HEADER_SIZE, Node, Tree
 from .watches import fire, fire_special
 
 _U32 = struct.Struct("<I")
@@ -80,28 +80,73 @@ def domain_known(engine: Engine, domid: int) -> bool:
     )
 
 
-def domain_records(engine: Engine, domid: int, *, unread_input: bytes = b"") -> Iterator[Record]:
+def domain_nodes(engine: Engine, domid: int) -> Iterator[tuple[str, Node]]:
+    """The committed nodes a stream of ``domid`` holds: the home subtree, then the other
+    nodes it owns, each part in pre-order."""
+    home = domain_home(domid)
+    in_home = 0
+    for path, node in engine.tree.walk(home):
+        in_home += node.owner == domid
+        yield path, node
+    if engine.tree.owned[domid] > in_home:
+        for path, node in engine.tree.walk():
+            if node.owner == domid and not _under(path, home):
+                yield path, node
+
+
+@dataclass(frozen=True, slots=True)
+class NodesMark:
+    """Where a pre-copy of a domain's nodes was taken: the tree's generation, and how many."""
+
+    generation: int
+    count: int
+
+
+def nodes_mark(engine: Engine, domid: int) -> NodesMark:
+    return NodesMark(engine.tree.generation, sum(1 for _ in domain_nodes(engine, domid)))
+
+
+def nodes_unchanged(engine: Engine, domid: int, mark: NodesMark) -> bool:
+    """True if the domain's nodes are exactly those of the pre-copy at ``mark``.
+
+    Every write gives the node written a newer generation, a new node included, and a
+    removal either rewrites the parent's child list (a newer generation) or, for a node
+    whose parent is outside the set, lowers the count; so no newer node and the same count
+    means nothing was added, changed or removed.
+    """
+    count = 0
+    for _path, node in domain_nodes(engine, domid):
+        if node.generation > mark.generation:
+            return False
+        count += 1
+    return count == mark.count
+
+
+def domain_records(
+    engine: Engine,
+    domid: int,
+    *,
+    unread_input: bytes = b"",
+    connection: bool = True,
+    nodes: bool = True,
+) -> Iterator[Record]:
     """The migration stream of ``domid`` without END (see the module doc).
 
     ``unread_input`` is what the guest has sent that the transport has not read yet (it is
-    pending input of the connection, like bytes still in a ring).
+    pending input of the connection, like bytes still in a ring). ``connection`` /
+    ``nodes`` False leave out the ring (with its watches and transactions) / the committed
+    nodes: a pre-copy carries only the nodes, the stream that follows only the rest.
     """
-    conn = engine.domain_connection(domid)
+    conn = engine.domain_connection(domid) if connection else None
     if conn is not None:
         for record in _connection_records(1, conn):
             if isinstance(record, ConnectionData) and unread_input:
                 yield replace(record, in_data=record.in_data + unread_input)
             else:
                 yield record
-    home = domain_home(domid)
-    in_home = 0
-    for path, node in engine.tree.walk(home):
-        in_home += node.owner == domid
-        yield NodeData(path, node.value, node.perms)
-    if engine.tree.owned[domid] > in_home:
-        for path, node in engine.tree.walk():
-            if node.owner == domid and not _under(path, home):
-                yield NodeData(path, node.value, node.perms)
+    if nodes:
+        for path, node in domain_nodes(engine, domid):
+            yield NodeData(path, node.value, node.perms)
     for special in (RELEASE_DOMAIN, INTRODUCE_DOMAIN):
         perms = engine.tree.special_perms[special]
         if any(p.domid == domid for p in perms):
@@ -191,6 +236,9 @@ class ImportPlan:
     #: Entries naming the domain to add to each special node's permission list.
     special_entries: dict[str, list[Permission]] = field(default_factory=dict)
     features: int = SUPPORTED_FEATURES
+    #: Nodes the domain will own and their memory (computed once, kept by a staged plan).
+    owned: int = 0
+    node_memory: int = 0
 
     @property
     def domid(self) -> int:
@@ -220,17 +268,34 @@ def _home_domid(path: str) -> int | None:
     return None
 
 
-def plan_import(engine: Engine, records: Iterable[Record], domid: int | None = None) -> ImportPlan:
-    """Check ``records`` (a validated migration stream) against ``engine``; change nothing."""
+def plan_import(
+    engine: Engine,
+    records: Iterable[Record],
+    domid: int | None = None,
+    *,
+    staged: ImportPlan | None = None,
+) -> ImportPlan:
+    """Check ``records`` (a validated migration stream) against ``engine``; change nothing.
+
+    With ``staged`` (the plan of a pre-copy of the same domain's nodes, made earlier), the
+    nodes are the staged ones and ``records`` carries the rest; the staged nodes are checked
+    again against the engine as it is now, by their topmost paths.
+    """
     items: list[Record] = [r for r in records if not isinstance(r, End)]
-    source = stream_domid(items)
+    source = staged.remap.old if staged is not None else stream_domid(items)
     target = source if domid is None else domid
     plan = ImportPlan(Remap(source, target))
     _check_target(engine, target)
     _sort_records(plan, items, source)
-    _check_nodes(engine, plan)
+    if staged is not None:
+        if plan.nodes or staged.remap != plan.remap:
+            raise ImportRefusedError("the stream does not complete the staged pre-copy")
+        plan.nodes, plan.owned, plan.node_memory = staged.nodes, staged.owned, staged.node_memory
+        _check_node_tops(engine, plan)
+    else:
+        _check_nodes(engine, plan)
     _check_specials(engine, plan, items)
-    _check_quotas(engine, plan)
+    _check_quotas(engine, plan, node_stats=staged is None)
     return plan
 
 
@@ -296,6 +361,21 @@ def _check_nodes(engine: Engine, plan: ImportPlan) -> None:
         created.add(node.path)
 
 
+def _check_node_tops(engine: Engine, plan: ImportPlan) -> None:
+    """Existence and ancestors again for staged nodes: a node whose parent is not in the
+    plan is a top; if it is absent, so is everything below it."""
+    paths = {node.path for node in plan.nodes}
+    created: set[str] = set()
+    for node in plan.nodes:
+        above = parent(node.path)
+        if above in paths:
+            continue
+        if engine.tree.get(node.path) is not None:
+            raise ImportRefusedError(f"node {node.path} exists at the destination")
+        if above not in created and engine.tree.get(above) is None:
+            plan.ancestors.extend(_missing_ancestors(engine, above, created))
+
+
 def _missing_ancestors(
     engine: Engine, path: str, created: set[str]
 ) -> list[tuple[str, tuple[Permission, ...]]]:
@@ -325,26 +405,19 @@ def _check_specials(engine: Engine, plan: ImportPlan, items: list[Record]) -> No
             plan.special_entries[record.path] = added
 
 
-def _check_quotas(engine: Engine, plan: ImportPlan) -> None:
+def _check_quotas(engine: Engine, plan: ImportPlan, *, node_stats: bool = True) -> None:
     domain = engine.domains.get(plan.domid)
     quotas = domain.quotas if domain is not None else engine.global_quotas
     target = plan.domid
-    owned = [n for n in plan.nodes if n.perms[0].domid == target]
-    child_bytes: Counter[str] = Counter()
-    for node in plan.nodes:
-        child_bytes[parent(node.path)] += len(basename(node.path)) + 1
-    memory = 0
-    for node in owned:
-        size = NODE_HEADER_SIZE + 4 * len(node.perms) + len(node.value) + child_bytes[node.path]
-        if q.exceeds(size, quotas.get(q.NODE_SIZE, 0)):
-            _refuse_quota(target, q.NODE_SIZE, f"node {node.path} is {size} bytes", quotas)
-        memory += size + len(node.path)
+    if node_stats:
+        _node_stats(plan, quotas)
+    memory = plan.node_memory
     conn = plan.connection
     if conn is not None:
         memory += len(conn.out_data)
         memory += sum(len(w.path) + len(encode_text(w.token)) for w in plan.watches)
     checks = (
-        (q.NODES, len(owned), f"it would own {len(owned)} nodes"),
+        (q.NODES, plan.owned, f"it would own {plan.owned} nodes"),
         (q.WATCHES, len(plan.watches), f"it has {len(plan.watches)} watches"),
         (q.TRANSACTIONS, len(plan.transactions), f"it has {len(plan.transactions)} transactions"),
         (q.MEMORY, memory, f"it would use {memory} bytes"),
@@ -359,6 +432,25 @@ def _check_quotas(engine: Engine, plan: ImportPlan) -> None:
             )
 
 
+def _node_stats(plan: ImportPlan, quotas: dict[str, int]) -> None:
+    """The nodes the domain will own, their memory, and the node-size quota for each."""
+    target = plan.domid
+    child_bytes: Counter[str] = Counter()
+    for node in plan.nodes:
+        child_bytes[parent(node.path)] += len(basename(node.path)) + 1
+    owned = memory = 0
+    limit = quotas.get(q.NODE_SIZE, 0)
+    for node in plan.nodes:
+        if node.perms[0].domid != target:
+            continue
+        size = NODE_HEADER_SIZE + 4 * len(node.perms) + len(node.value) + child_bytes[node.path]
+        if q.exceeds(size, limit):
+            _refuse_quota(target, q.NODE_SIZE, f"node {node.path} is {size} bytes", quotas)
+        owned += 1
+        memory += size + len(node.path)
+    plan.owned, plan.node_memory = owned, memory
+
+
 def _refuse_quota(domid: int, name: str, why: str, quotas: dict[str, int]) -> None:
     raise ImportRefusedError(
         f"quota refused: domain {domid}: {why}; the destination's {name} quota is {quotas[name]}"
@@ -368,16 +460,15 @@ def _refuse_quota(domid: int, name: str, why: str, quotas: dict[str, int]) -> No
 def apply_import(engine: Engine, plan: ImportPlan) -> Domain:
     """Execute a checked plan in one synchronous step (see the module doc)."""
     tree = engine.tree
-    written: list[tuple[str, Node]] = []
-    for path, perms in plan.ancestors:
-        written.append((path, _put(engine, path, Node(b"", perms))))
-    for record in plan.nodes:
-        written.append((record.path, _put(engine, record.path, Node(record.value, record.perms))))
+    written = [(path, b"", perms) for path, perms in plan.ancestors]
+    written += [(record.path, record.value, record.perms) for record in plan.nodes]
+    _insert(tree, written)
     for name, entries in plan.special_entries.items():
         tree.special_perms[name] = (*tree.special_perms[name], *entries)
     # Other connections see the writes; the migrated guest already saw these nodes.
-    for path, node in written:
-        fire(engine, None, path, exact=False, perms=node.perms)
+    if any(conn.watches for conn in engine.connections):
+        for path, _value, perms in written:
+            fire(engine, None, path, exact=False, perms=perms)
     domain = _introduce(engine, plan)
     fire_special(engine, INTRODUCE_DOMAIN, plan.domid)
     if plan.connection is not None:
@@ -386,10 +477,33 @@ def apply_import(engine: Engine, plan: ImportPlan) -> Domain:
     return domain
 
 
-def _put(engine: Engine, path: str, node: Node) -> Node:
-    engine.tree.put(path, node)
-    engine.tree.link_child(parent(path), basename(path))
-    return node
+def _insert(tree: Tree, items: list[tuple[str, bytes, tuple[Permission, ...]]]) -> None:
+    """Add new nodes, parents first, appending each to its parent's children: what
+    ``Tree.put`` + ``link_child`` do, in one pass (this is most of a migration's downtime).
+    A parent that existed before gets a new generation, as a write of a child gives it in C
+    (a transaction that read it then conflicts)."""
+    nodes = tree.nodes
+    owned: Counter[int] = Counter()
+    memory: Counter[int] = Counter()
+    generation = tree.generation
+    for path, value, perms in items:
+        cut = path.rfind("/")
+        above = nodes[path[:cut] or "/"]
+        name = path[cut + 1 :]
+        generation += 1
+        if above.generation <= tree.generation:
+            above.generation = generation
+            generation += 1
+        nodes[path] = Node(value, perms, [], generation, 0)
+        above.children.append(name)
+        above.childlen += len(name) + 1
+        owner = perms[0].domid
+        owned[owner] += 1
+        memory[owner] += NODE_HEADER_SIZE + 4 * len(perms) + len(value) + len(path)
+        memory[above.perms[0].domid] += len(name) + 1
+    tree.generation = generation
+    tree.owned.update(owned)
+    tree.owned_memory.update(memory)
 
 
 def _introduce(engine: Engine, plan: ImportPlan) -> Domain:
