@@ -4,9 +4,9 @@
 
 Two ``xsmig mockd`` processes; the source is restored from an image holding domain 7 (its
 ring, a watch, N nodes it owns under /local/domain/7, 40-byte values) plus 10 other domains
-of 100 nodes each, 100 nodes per directory. Both have the default per-domain quotas raised to take N nodes. Each run moves
-domain 7 to the other daemon (A -> B, then B -> A, ...) with the library the command uses,
-in this process. Printed per run, in milliseconds:
+of 100 nodes each, 100 nodes per directory. Both have the default per-domain quotas
+raised to take N nodes. Each run moves domain 7 to the other daemon (A -> B, then B -> A,
+...) with the library the command uses, in this process. Printed per run, in milliseconds:
 
 * ``precopy``: the domain's nodes copied to the destination and planned there while the
   guest still runs (``migrate precopy``, ``import stage``); not part of the downtime;
@@ -16,15 +16,20 @@ in this process. Printed per run, in milliseconds:
   the destination's endpoint right after the commit (what the guest sees);
 * ``frozen``: how long the source was frozen in all (until its release reply);
 * ``export`` / ``import``: the two halves of ``downtime``; ``final_kB`` the frozen stream
-  (the connection part only, when no node changed since the pre-copy).
+  (the connection part only, when no node changed since the pre-copy);
+* ``cpu``: CPU time the two daemons and this driver used during the downtime (from
+  /proc, 10 ms grain): what the downtime would be on an idle machine, the work being
+  sequential.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import trio
@@ -107,12 +112,22 @@ def guest_read(daemon: MockDaemon) -> None:
         assert reply.op == Op.READ, reply.describe()
 
 
-async def one_run(source: MockDaemon, dest: MockDaemon) -> tuple[Outcome, float, float, float]:
+def cpu_seconds(daemon: MockDaemon) -> float:
+    """User + system CPU time of a daemon process so far (clock ticks, 10 ms grain)."""
+    fields = Path(f"/proc/{daemon.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_run(
+    source: MockDaemon, dest: MockDaemon
+) -> tuple[Outcome, float, float, float, float]:
     served: list[float] = []
     marks: dict[str, float] = {}
+    cpu: dict[str, float] = {}
 
     async def checkpoint(phase: str) -> None:
         marks[phase] = trio.current_time()
+        cpu[phase] = cpu_seconds(source) + cpu_seconds(dest) + time.process_time()
         if phase == "imported":
             await trio.to_thread.run_sync(guest_read, dest)
             served.append(trio.current_time())
@@ -131,7 +146,14 @@ async def one_run(source: MockDaemon, dest: MockDaemon) -> tuple[Outcome, float,
         )
     # run_migration starts its clock (the freeze) just after the pre-copy; so does ours.
     started = marks["precopied"]
-    return outcome, served[0] - started, marks["exported"] - started, started - marks["prepared"]
+    window_cpu = cpu["imported"] - cpu["precopied"]
+    return (
+        outcome,
+        served[0] - started,
+        marks["exported"] - started,
+        started - marks["prepared"],
+        window_cpu,
+    )
 
 
 def main() -> int:
@@ -159,21 +181,22 @@ def main() -> int:
             )
             for run in range(args.runs):
                 source, dest = ends[run % 2], ends[(run + 1) % 2]
-                outcome, served, exported, precopy = trio.run(one_run, source, dest)
+                outcome, served, exported, precopy, cpu = trio.run(one_run, source, dest)
                 assert outcome.downtime is not None and outcome.source_frozen is not None
-                row = (outcome.downtime, served, outcome.source_frozen, exported)
+                row = (outcome.downtime, served, outcome.source_frozen, cpu)
                 rows.append(row)
                 print(
                     f"{run + 1:3d}  {precopy * 1000:10.1f}  "
                     f"{outcome.downtime * 1000:11.1f}  {served * 1000:9.1f}  "
                     f"{outcome.source_frozen * 1000:9.1f}  {exported * 1000:9.1f}  "
                     f"{(outcome.downtime - exported) * 1000:9.1f}  "
-                    f"{outcome.image_bytes / 1000:8.1f}"
+                    f"{outcome.image_bytes / 1000:8.1f}  {cpu * 1000:6.0f}"
                 )
             print(
                 f"median downtime {statistics.median(r[0] for r in rows) * 1000:.1f} ms, "
                 f"served {statistics.median(r[1] for r in rows) * 1000:.1f} ms, "
-                f"frozen {statistics.median(r[2] for r in rows) * 1000:.1f} ms"
+                f"frozen {statistics.median(r[2] for r in rows) * 1000:.1f} ms, "
+                f"CPU in the downtime {statistics.median(r[3] for r in rows) * 1000:.0f} ms"
             )
         finally:
             a.stop()
