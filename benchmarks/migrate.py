@@ -177,7 +177,8 @@ def main() -> int:
             ends = (a, b)
             print(f"domain {DOMID}: {args.nodes} nodes, other domains: {OTHERS} x {OTHER_NODES}")
             print(
-                "run  precopy_ms  downtime_ms  served_ms  frozen_ms  export_ms  import_ms  final_kB"
+                "run  precopy_ms  downtime_ms  served_ms  frozen_ms  export_ms  import_ms  "
+                "final_kB  cpu_ms"
             )
             for run in range(args.runs):
                 source, dest = ends[run % 2], ends[(run + 1) % 2]
