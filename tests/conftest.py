@@ -1,7 +1,11 @@
-"""Shared fixtures: the real Xen 4.17 xenstored and the mock daemon as subprocesses.
+"""Shared fixtures: the real C xenstored (Xen 4.17, Xen 4.20) and the mock as subprocesses.
 
-Both fixtures start a fresh daemon in a short run directory under /tmp and stop it (SIGTERM,
-then SIGKILL) and remove the directory when the test ends, whatever happened.
+Every daemon fixture starts a fresh daemon in a short run directory under /tmp and stops it
+(SIGTERM, then SIGKILL) and removes the directory when the test ends, whatever happened.
+
+Per version: ``peer_install`` / ``real_xenstored`` / ``restored_xenstored`` are Xen 4.17;
+the ``*_420`` fixtures are Xen 4.20; ``referee`` (with ``referee_xenstored`` and
+``referee_restore``) runs a test once per real version in ``DEBIAN_VERSIONS``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from peerlib import (
+    DEBIAN_VERSIONS,
     MockDaemon,
     PeerInstall,
     RealXenstored,
@@ -29,7 +34,20 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 @pytest.fixture(scope="session")
 def peer_install() -> PeerInstall:
     """The fetched Debian 4.17 binaries (fetched/built on first use)."""
-    return PeerInstall.locate().ensure()
+    return PeerInstall.locate("4.17").ensure()
+
+
+@pytest.fixture(scope="session")
+def peer_install_420() -> PeerInstall:
+    """The fetched Debian 13 Xen 4.20 binaries (fetched/built on first use)."""
+    return PeerInstall.locate("4.20").ensure()
+
+
+@pytest.fixture(scope="session", params=DEBIAN_VERSIONS, ids=lambda v: f"xen-{v}")
+def referee(request: pytest.FixtureRequest) -> PeerInstall:
+    """Each real version in turn: tests using it run once per referee."""
+    version: str = request.param
+    return PeerInstall.locate(version).ensure()
 
 
 @pytest.fixture(scope="session")
@@ -38,15 +56,31 @@ def shared_path() -> Path:
     return shared_dir()
 
 
-@pytest.fixture
-def real_xenstored(peer_install: PeerInstall) -> Iterator[RealXenstored]:
-    """A fresh real 4.17 xenstored: ``.rundir``, ``.socket_path``, ``.pid``, ``.connect()``,
-    ``.client(tool, *args)``, ``.capture_image(dest, *lu_args)``, ``.log()``."""
-    daemon = start_real_xenstored(install=peer_install)
+def _running(install: PeerInstall) -> Iterator[RealXenstored]:
+    daemon = start_real_xenstored(install=install)
     try:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture
+def real_xenstored(peer_install: PeerInstall) -> Iterator[RealXenstored]:
+    """A fresh real 4.17 xenstored: ``.rundir``, ``.socket_path``, ``.pid``, ``.connect()``,
+    ``.client(tool, *args)``, ``.capture_image(dest, *lu_args)``, ``.log()``."""
+    yield from _running(peer_install)
+
+
+@pytest.fixture
+def real_xenstored_420(peer_install_420: PeerInstall) -> Iterator[RealXenstored]:
+    """A fresh real 4.20 xenstored (same interface as ``real_xenstored``)."""
+    yield from _running(peer_install_420)
+
+
+@pytest.fixture
+def referee_xenstored(referee: PeerInstall) -> Iterator[RealXenstored]:
+    """A fresh real xenstored of the ``referee`` version."""
+    yield from _running(referee)
 
 
 @pytest.fixture
@@ -60,17 +94,12 @@ def mockd(peer_install: PeerInstall) -> Iterator[MockDaemon]:
         daemon.stop()
 
 
-@pytest.fixture
-def restored_xenstored(peer_install: PeerInstall) -> Iterator[RestoreImage]:
-    """A factory: ``restored_xenstored(image_bytes, domids=None)`` starts the real 4.17
-    xenstored in restore mode on an image (fds taken from its GLOBAL_DATA and socket
-    CONNECTION_DATA records) and returns once it loaded it; raises PeerError with the
-    daemon's own message if it refuses the image. Every daemon started is stopped."""
+def _restorer(install: PeerInstall) -> Iterator[RestoreImage]:
     started: list[RestoredXenstored] = []
 
     def start(image: bytes, domids: Sequence[int] | None = None) -> RestoredXenstored:
         daemon = start_restored_xenstored(
-            image, RestoreFds.from_image(image), domids=domids, install=peer_install
+            image, RestoreFds.from_image(image), domids=domids, install=install
         )
         started.append(daemon)
         return daemon
@@ -80,3 +109,24 @@ def restored_xenstored(peer_install: PeerInstall) -> Iterator[RestoreImage]:
     finally:
         for daemon in started:
             daemon.stop()
+
+
+@pytest.fixture
+def restored_xenstored(peer_install: PeerInstall) -> Iterator[RestoreImage]:
+    """A factory: ``restored_xenstored(image_bytes, domids=None)`` starts the real 4.17
+    xenstored in restore mode on an image (fds taken from its GLOBAL_DATA and socket
+    CONNECTION_DATA records) and returns once it loaded it; raises PeerError with the
+    daemon's own message if it refuses the image. Every daemon started is stopped."""
+    yield from _restorer(peer_install)
+
+
+@pytest.fixture
+def restored_xenstored_420(peer_install_420: PeerInstall) -> Iterator[RestoreImage]:
+    """``restored_xenstored`` for the real 4.20 xenstored."""
+    yield from _restorer(peer_install_420)
+
+
+@pytest.fixture
+def referee_restore(referee: PeerInstall) -> Iterator[RestoreImage]:
+    """``restored_xenstored`` for the ``referee`` version."""
+    yield from _restorer(referee)

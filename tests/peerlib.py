@@ -1,16 +1,19 @@
-"""The real Xen 4.17 xenstored and its client tools as test peers, for tests and benchmarks.
+"""The real C xenstored (Xen 4.17, Xen 4.20) and its client tools as test peers.
 
-Everything here drives the binaries that ``shared/peer`` (``../shared`` next to the repository,
-or ``$XSMIG_SHARED``) fetches into ``$XEN_PEER_CACHE``: start the daemon in a fresh short run
-directory, run the client tools against it, capture an image by a real live update, start the
-daemon in restore mode on an image written by someone else, and speak to it as dom0 over its
-socket or as an introduced guest over that guest's ring page (wireclient.py, ringclient.py).
-The mock (``xsmig mockd``) is started and spoken to through the same interface.
+Everything here drives the binaries that ``shared/peer`` (4.17) and ``shared/peer-4.20``
+(``../shared`` next to the repository, or ``$XSMIG_SHARED``) fetch into their caches
+(``$XEN_PEER_CACHE``, ``$XEN_PEER_NEXT_CACHE``; ``PEER_VERSIONS`` lists them): start the
+daemon in a fresh short run directory, run the client tools against it, capture an image
+by a real live update, start the daemon in restore mode on an image written by someone
+else, and speak to it as dom0 over its socket or as an introduced guest over that guest's
+ring page (wireclient.py, ringclient.py). The mock (``xsmig mockd``) is started and spoken
+to through the same interface.
 
-The restore procedure follows ``shared/peer/README.md`` ("Making the real daemon load an
-image"): the image goes to ``$XENSTORED_RUNDIR/state_dump`` and the child gets a listening
-socket, an eventfd and one socket per socket connection at exactly the fd numbers the image
-names, installed with ``os.dup2`` before ``exec``.
+The restore procedure (the same for both versions) follows ``shared/peer/README.md``
+("Making the real daemon load an image"): the image goes to
+``$XENSTORED_RUNDIR/state_dump`` and the child gets a listening socket, an eventfd and one
+socket per socket connection at exactly the fd numbers the image names, installed with
+``os.dup2`` before ``exec``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import fcntl
 import os
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -57,53 +61,59 @@ def short_tempdir(prefix: str = "xs") -> Path:
 
 @dataclass(frozen=True)
 class PeerInstall:
-    """Where ``shared/peer`` put the Debian 4.17 binaries (see its env.sh)."""
+    """Where one real C xenstored version's binaries are (see that version's env.sh).
 
+    One instance per referee version. ``loader`` is set when the binaries need their own
+    root's dynamic loader (a newer glibc than the host's, as Debian 13's 4.20 on Debian 12):
+    then every binary is started as ``loader --library-path LIBS [--preload SHIM] BINARY``
+    and nothing goes into LD_LIBRARY_PATH/LD_PRELOAD, so host programs the daemon execs (a
+    live-update successor) keep the host's libraries. Otherwise the libraries come from
+    LD_LIBRARY_PATH and the shim from LD_PRELOAD (4.17, or a tree built from source).
+    """
+
+    version: str
     peer_dir: Path
     cache: Path
+    cache_env: str
+    xenstored_bin: Path
+    control_bin: Path
+    tools_dir: Path
+    libs: str
+    shim: Path
+    capture_script: Path
+    setup_scripts: tuple[Path, ...]
+    loader: Path | None = None
 
     @classmethod
-    def locate(cls) -> PeerInstall:
-        cache = Path(os.environ.get("XEN_PEER_CACHE", "/var/tmp/xen-peer"))
-        return cls(shared_dir() / "peer", cache)
+    def locate(cls, version: str = "4.17") -> PeerInstall:
+        """The install of referee ``version`` (a key of ``PEER_VERSIONS``)."""
+        try:
+            layout = PEER_VERSIONS[version]
+        except KeyError:
+            known = sorted(PEER_VERSIONS)
+            raise PeerError(f"no real xenstored {version!r}; known: {known}") from None
+        return layout()
 
     @property
     def root(self) -> Path:
         return self.cache / "root"
 
     @property
-    def libs(self) -> Path:
-        return self.root / "usr/lib/x86_64-linux-gnu"
-
-    @property
-    def xenstored_bin(self) -> Path:
-        return self.root / "usr/lib/xen-4.17/bin/xenstored"
-
-    @property
-    def control_bin(self) -> Path:
-        return self.root / "usr/lib/xen-4.17/bin/xenstore-control"
-
-    @property
-    def tools_dir(self) -> Path:
-        return self.root / "usr/bin"
-
-    @property
-    def shim(self) -> Path:
-        return self.cache / "xsshim.so"
-
-    @property
-    def capture_script(self) -> Path:
-        return self.peer_dir / "capture-image.sh"
+    def label(self) -> str:
+        """``xen-4.17``: the name xsmig's version profiles use for this daemon."""
+        return f"xen-{self.version}"
 
     def ensure(self) -> PeerInstall:
-        """Fetch and build what is missing (both scripts are idempotent), then check."""
-        if not self.xenstored_bin.is_file():
-            _run_setup(self.peer_dir / "fetch.sh", self.cache)
-        if not self.shim.is_file():
-            _run_setup(self.peer_dir / "build-shim.sh", self.cache)
+        """Fetch and build what is missing (the scripts are idempotent), then check."""
+        if not self.xenstored_bin.is_file() or not self.shim.is_file():
+            for script in self.setup_scripts:
+                _run_setup(script, self.cache_env, self.cache)
         for needed in (self.xenstored_bin, self.control_bin, self.shim):
             if not needed.is_file():
-                raise PeerError(f"peer file {needed} missing after fetch.sh/build-shim.sh")
+                raise PeerError(
+                    f"peer {self.version} file {needed} missing after "
+                    f"{', '.join(s.name for s in self.setup_scripts)}"
+                )
         return self
 
     def tool(self, name: str) -> Path:
@@ -112,33 +122,110 @@ class PeerInstall:
             return self.control_bin
         return self.tools_dir / name
 
-    def daemon_env(self, rundir: Path, domids: Sequence[int] | None = None) -> dict[str, str]:
+    def _run_prefix(self, binary: Path, *, preload: bool) -> list[str]:
+        if self.loader is None:
+            return [str(binary)]
+        shim = ["--preload", str(self.shim)] if preload else []
+        return [str(self.loader), "--library-path", self.libs, *shim, str(binary)]
+
+    def daemon_argv(self, *args: str) -> list[str]:
+        """The command line that runs this version's xenstored with ``args``."""
+        return [*self._run_prefix(self.xenstored_bin, preload=True), *args]
+
+    def tool_argv(self, name: str, *args: str) -> list[str]:
+        """The command line that runs this version's client tool ``name``."""
+        return [*self._run_prefix(self.tool(name), preload=False), *args]
+
+    def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env[self.cache_env] = str(self.cache)
+        return env
+
+    def daemon_env(self, rundir: Path, domids: Sequence[int] | None = None) -> dict[str, str]:
+        env = self._base_env()
         env.pop("XENSTORED_PATH", None)
-        env.update(
-            XENSTORED_RUNDIR=str(rundir),
-            LD_LIBRARY_PATH=str(self.libs),
-            LD_PRELOAD=str(self.shim),
-            XEN_PEER_CACHE=str(self.cache),
-        )
+        env["XENSTORED_RUNDIR"] = str(rundir)
+        if self.loader is None:
+            env.update(LD_LIBRARY_PATH=self.libs, LD_PRELOAD=str(self.shim))
         if domids is not None:
             env["XSSHIM_DOMIDS"] = ",".join(str(d) for d in domids)
         return env
 
     def client_env(self, socket_path: Path) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            XENSTORED_PATH=str(socket_path),
-            LD_LIBRARY_PATH=str(self.libs),
-            XEN_PEER_CACHE=str(self.cache),
-        )
+        env = self._base_env()
+        env["XENSTORED_PATH"] = str(socket_path)
+        if self.loader is None:
+            env["LD_LIBRARY_PATH"] = self.libs
         return env
 
+    def successor_script(self, rundir: Path, *args: str) -> str:
+        """Shell lines that exec this xenstored (``args`` e.g. ``-N -U``) as a live-update
+        successor serving ``rundir``: the environment the daemon needs, then ``exec``."""
+        env = {"XENSTORED_RUNDIR": str(rundir), self.cache_env: str(self.cache)}
+        if self.loader is None:
+            env.update(LD_LIBRARY_PATH=self.libs, LD_PRELOAD=str(self.shim))
+        exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+        command = " ".join(shlex.quote(part) for part in self.daemon_argv(*args))
+        return f"export {exports}\nexec {command}"
 
-def _run_setup(script: Path, cache: Path) -> None:
+
+def _debian_417() -> PeerInstall:
+    """Debian 12's Xen 4.17 (shared/peer): host-compatible libraries via LD_LIBRARY_PATH."""
+    peer_dir = shared_dir() / "peer"
+    cache = Path(os.environ.get("XEN_PEER_CACHE", "/var/tmp/xen-peer"))
+    root = cache / "root"
+    return PeerInstall(
+        version="4.17",
+        peer_dir=peer_dir,
+        cache=cache,
+        cache_env="XEN_PEER_CACHE",
+        xenstored_bin=root / "usr/lib/xen-4.17/bin/xenstored",
+        control_bin=root / "usr/lib/xen-4.17/bin/xenstore-control",
+        tools_dir=root / "usr/bin",
+        libs=str(root / "usr/lib/x86_64-linux-gnu"),
+        shim=cache / "xsshim.so",
+        capture_script=peer_dir / "capture-image.sh",
+        setup_scripts=(peer_dir / "fetch.sh", peer_dir / "build-shim.sh"),
+    )
+
+
+def _debian_420() -> PeerInstall:
+    """Debian 13's Xen 4.20 (shared/peer-4.20): needs its own root's glibc and loader."""
+    peer_dir = shared_dir() / "peer-4.20"
+    cache = Path(os.environ.get("XEN_PEER_NEXT_CACHE", "/var/tmp/xen-peer-next"))
+    root = cache / "root"
+    libs = root / "usr/lib/x86_64-linux-gnu"
+    return PeerInstall(
+        version="4.20",
+        peer_dir=peer_dir,
+        cache=cache,
+        cache_env="XEN_PEER_NEXT_CACHE",
+        xenstored_bin=root / "usr/lib/xen-4.20/bin/xenstored",
+        control_bin=root / "usr/lib/xen-4.20/bin/xenstore-control",
+        tools_dir=root / "usr/bin",
+        libs=str(libs),
+        shim=cache / "xsshim.so",
+        capture_script=peer_dir / "capture.sh",
+        setup_scripts=(peer_dir / "fetch.sh", peer_dir / "build-shim.sh"),
+        loader=libs / "ld-linux-x86-64.so.2",
+    )
+
+
+#: The real daemons tests can start, by version. A release built from source
+#: (shared/peer-src) is one more entry: a function returning its PeerInstall, with ``libs``
+#: the colon-joined in-tree library dirs and ``setup_scripts`` its build.
+PEER_VERSIONS: dict[str, Callable[[], PeerInstall]] = {
+    "4.17": _debian_417,
+    "4.20": _debian_420,
+}
+#: The Debian-packaged referees every CI run has (fetch.sh + build-shim.sh in .ci/run).
+DEBIAN_VERSIONS = ("4.17", "4.20")
+
+
+def _run_setup(script: Path, cache_env: str, cache: Path) -> None:
     result = subprocess.run(
         [str(script)],
-        env={**os.environ, "XEN_PEER_CACHE": str(cache)},
+        env={**os.environ, cache_env: str(cache)},
         capture_output=True,
         text=True,
         timeout=600,
@@ -158,7 +245,7 @@ def run_client(
 ) -> subprocess.CompletedProcess[str]:
     """Run a peer client binary against the daemon listening on ``socket_path``."""
     result = subprocess.run(
-        [str(install.tool(tool)), *args],
+        install.tool_argv(tool, *args),
         env=install.client_env(socket_path),
         capture_output=True,
         text=True,
@@ -229,7 +316,7 @@ class RunningDaemon:
     def client(
         self, tool: str, *args: str, check: bool = True, timeout: float = DEFAULT_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
-        """Run a 4.17 ``xenstore-*`` tool or ``xenstore-control`` against this daemon."""
+        """Run this install's ``xenstore-*`` tool or ``xenstore-control`` against the daemon."""
         return run_client(self.install, self.socket_path, tool, *args, check=check, timeout=timeout)
 
     def guest(self, domid: int, timeout: float = DEFAULT_TIMEOUT) -> WireClient:
@@ -240,7 +327,7 @@ class RunningDaemon:
         """Start a long-running tool (e.g. ``xenstore-watch``); stdout and stderr are pipes.
         The caller must wait for or kill it."""
         return subprocess.Popen(
-            [str(self.install.tool(tool)), *args],
+            self.install.tool_argv(tool, *args),
             env=self.install.client_env(self.socket_path),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -265,7 +352,7 @@ class RunningDaemon:
 
 @dataclass
 class RealXenstored(RunningDaemon):
-    """The real 4.17 xenstored (``xenstored -N`` under the shim)."""
+    """A real C xenstored (``xenstored -N`` under the shim); ``install.version`` says which."""
 
     log_name: str = "xenstored.log"
     guests: RingGuests | None = None
@@ -277,7 +364,8 @@ class RealXenstored(RunningDaemon):
         return self.guests.connect(domid, timeout)
 
     def start_capture(self, dest: Path, *lu_args: str) -> subprocess.Popen[str]:
-        """Begin a live update through capture-image.sh; finish with ``finish_capture``."""
+        """Begin a live update through the peer's capture script; finish with
+        ``finish_capture``."""
         return subprocess.Popen(
             [str(self.install.capture_script), str(self.rundir), str(dest), *lu_args],
             env=self.install.client_env(self.socket_path),
@@ -285,6 +373,10 @@ class RealXenstored(RunningDaemon):
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    @property
+    def _capture_name(self) -> str:
+        return f"{self.install.peer_dir.name}/{self.install.capture_script.name}"
 
     def finish_capture(
         self, capture: subprocess.Popen[str], dest: Path, timeout: float = 60.0
@@ -294,10 +386,12 @@ class RealXenstored(RunningDaemon):
         except subprocess.TimeoutExpired:
             capture.kill()
             capture.communicate()
-            raise PeerError(f"capture-image.sh into {dest} did not finish in {timeout} s") from None
+            raise PeerError(
+                f"{self._capture_name} into {dest} did not finish in {timeout} s"
+            ) from None
         if capture.returncode != 0:
             raise PeerError(
-                f"capture-image.sh into {dest} exited {capture.returncode}: "
+                f"{self._capture_name} into {dest} exited {capture.returncode}: "
                 f"{(out + err).strip()}; daemon log: {self.log().strip()[-500:]}"
             )
         # The re-executed daemon has loaded the dump once it has deleted it again.
@@ -339,7 +433,7 @@ def start_real_xenstored(
     (rundir / "socket").unlink(missing_ok=True)
     with open(rundir / "xenstored.log", "ab") as log:
         process = subprocess.Popen(
-            [str(install.xenstored_bin), "-N", *args],
+            install.daemon_argv("-N", *args),
             env=install.daemon_env(rundir, domids),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -374,7 +468,8 @@ def _accepts(daemon: RunningDaemon) -> bool:
 
 @dataclass(frozen=True)
 class RestoreFds:
-    """The fd numbers a 4.17 restore expects open: GLOBAL_DATA's two and the socket CONNs'."""
+    """The fd numbers a C restore (4.17, 4.20) expects open: GLOBAL_DATA's two and the
+    socket CONNs'."""
 
     rw_socket_fd: int
     evtchn_fd: int
@@ -390,7 +485,7 @@ class RestoreFds:
             elif isinstance(record, ConnectionData) and isinstance(record.spec, SocketSpec):
                 conn_fds.append(record.spec.fd)
         if global_data is None:
-            raise PeerError("image has no GLOBAL_DATA record: the 4.17 daemon would crash")
+            raise PeerError("image has no GLOBAL_DATA record: a C daemon would crash")
         return cls(global_data.rw_socket_fd, global_data.evtchn_fd, tuple(conn_fds))
 
     @classmethod
@@ -489,7 +584,7 @@ def start_restored_xenstored(
             placement[conn_fd] = theirs.fileno()
         with open(rundir / "xenstored.log", "ab") as log:
             process = subprocess.Popen(
-                [str(install.xenstored_bin), "-N", "-U", *args],
+                install.daemon_argv("-N", "-U", *args),
                 env=install.daemon_env(rundir, domids),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -572,7 +667,7 @@ def start_mockd(
 ) -> MockDaemon:
     """Start ``python -m xsmig_daemon mockd --socket PATH``; returns after its readiness line.
 
-    ``install`` is only needed for running the 4.17 tools against it (``client``).
+    ``install`` is only needed for running a real version's tools against it (``client``).
     """
     install = install or PeerInstall.locate()
     rundir, owned = _prepare_rundir(rundir)

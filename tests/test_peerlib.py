@@ -11,6 +11,7 @@ from peerlib import (
     PeerInstall,
     RealXenstored,
     RestoreFds,
+    RestoreImage,
     shared_dir,
     start_real_xenstored,
     start_restored_xenstored,
@@ -155,3 +156,70 @@ def test_a_guest_speaks_over_its_ring_page(real_xenstored: RealXenstored) -> Non
             assert guest.event().payload == payload("data", "tok")
         with pytest.raises(PeerError, match="one new ring page"):
             real_xenstored.guest(2)
+
+
+# --------------------------------------------------------------------------- every referee
+
+
+def test_each_referee_serves_captures_and_restores(
+    referee_xenstored: RealXenstored, referee_restore: RestoreImage, tmp_path: Path
+) -> None:
+    xs = referee_xenstored
+    xs.client("xenstore-write", "/kept", "yes")
+    with xs.connect() as client:
+        assert client.call(Op.READ, "/kept").payload == b"yes"
+    assert "live-update" in xs.client("xenstore-control", "help").stdout
+    image = xs.capture_image(tmp_path / "x.img")
+    assert image[:16] == b"xenstore" + bytes.fromhex("00000001 00000000")
+    assert xs.alive() and xs.client("xenstore-read", "/kept").stdout == "yes\n"
+    restored = referee_restore(image)
+    assert restored.client("xenstore-read", "/kept").stdout == "yes\n"
+    # The capture's requester is the image's last socket connection, its OK reply pending.
+    last_fd = list(restored.conn_peers)[-1]
+    with restored.peer_client(last_fd) as requester:
+        assert requester.receive().encode() == LU_OK_REPLY
+
+
+def test_a_guest_speaks_over_its_ring_page_on_each_referee(
+    referee_xenstored: RealXenstored,
+) -> None:
+    with referee_xenstored.connect() as dom0:
+        dom0.call(Op.WRITE, "/local/domain/3/name")
+        assert dom0.call(Op.SET_PERMS, "/local/domain/3", "n3").payload == b"OK\0"
+        assert dom0.call(Op.INTRODUCE, "3", "4097", "11").payload == b"OK\0"
+        with referee_xenstored.guest(3) as guest:
+            assert guest.request(Op.WRITE, payload("data", value=b"x")).payload == b"OK\0"
+            assert dom0.call(Op.READ, "/local/domain/3/data").payload == b"x"
+
+
+#: basic.img of shared/peer-4.20/images (DESCRIPTION.txt; README: 4.20 has no tdb file open,
+#: so its fds are one lower than 4.17's): GLOBAL {socket 3, evtchn 6}, the requester at fd 7.
+BASIC_420_IMAGE_FDS = RestoreFds(rw_socket_fd=3, evtchn_fd=6, socket_conn_fds=(7,))
+
+
+def test_the_420_referee_restores_its_own_dump(
+    shared_path: Path, restored_xenstored_420: RestoreImage
+) -> None:
+    image = (shared_path / "peer-4.20/images/basic.img").read_bytes()
+    assert RestoreFds.from_image(image) == BASIC_420_IMAGE_FDS
+    daemon = restored_xenstored_420(image)
+    assert daemon.install.version == "4.20"
+    with daemon.peer_client(7) as restored:
+        assert restored.receive().encode() == LU_OK_REPLY
+        assert restored.call(Op.GET_PERMS, "/perm/node").payload == payload("b0", "r1", "w2")
+
+
+def test_versions_are_located_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XSMIG_SHARED", str(tmp_path))
+    monkeypatch.setenv("XEN_PEER_NEXT_CACHE", str(tmp_path / "cache"))
+    install = PeerInstall.locate("4.20")
+    assert install.capture_script == tmp_path / "peer-4.20/capture.sh"
+    assert install.label == "xen-4.20"
+    # Through its own loader, the shim preloaded for the daemon only, nothing in the env.
+    argv = install.daemon_argv("-N")
+    assert argv[0].endswith("/ld-linux-x86-64.so.2") and "--preload" in argv
+    assert argv[-2:] == [str(tmp_path / "cache/root/usr/lib/xen-4.20/bin/xenstored"), "-N"]
+    assert "--preload" not in install.tool_argv("xenstore-read", "/a")
+    assert install.daemon_env(tmp_path).get("LD_PRELOAD") == os.environ.get("LD_PRELOAD")
+    with pytest.raises(PeerError, match=r"no real xenstored '9\.9'"):
+        PeerInstall.locate("9.9")

@@ -31,12 +31,7 @@ def _ok(client: WireClient, op: Op, *args: str, tx_id: int = 0) -> bytes:
 def _real_launcher(directory: Path, install: PeerInstall, rundir: Path) -> Path:
     """The peer's xenstored as a live-update successor (env as start-xenstored.sh sets it);
     the mock's own arguments mean nothing to it, so it gets ``-N -U``."""
-    return write_launcher(
-        directory / "lu-to-xen",
-        f"export XENSTORED_RUNDIR={rundir} LD_LIBRARY_PATH={install.libs} "
-        f"LD_PRELOAD={install.shim} XEN_PEER_CACHE={install.cache}\n"
-        f"exec {install.xenstored_bin} -N -U",
-    )
+    return write_launcher(directory / "lu-to-xen", install.successor_script(rundir, "-N", "-U"))
 
 
 @pytest.fixture
