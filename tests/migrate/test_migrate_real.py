@@ -1,4 +1,4 @@
-"""Migration to and from the real Xen 4.17 xenstored (tests/peerlib.py): over its wire only."""
+"""Migration to and from each real C xenstored (4.17, 4.20; tests/peerlib.py): wire only."""
 
 from __future__ import annotations
 
@@ -25,28 +25,28 @@ def source() -> Iterator[MockDaemon]:
 
 
 def test_mock_to_real_refuses_connection_state_unless_lossy(
-    source: MockDaemon, real_xenstored: RealXenstored
+    source: MockDaemon, referee_xenstored: RealXenstored
 ) -> None:
-    with source.connect() as admin, real_xenstored.connect() as real_admin:
+    with source.connect() as admin, referee_xenstored.connect() as real_admin:
         build_domain(admin)
         with source.guest(7) as guest:
             ok(guest, Op.WATCH, "data", "rel")
             assert guest.event().payload == b"data\0rel\0"  # nothing left pending
         ok(real_admin, Op.WATCH, "@introduceDomain", "new")
         assert real_admin.event().payload == b"@introduceDomain\0new\0"
-        before_src, before_real = ls(source, "/"), ls(real_xenstored, "/")
-        sockets = ("--from", str(source.socket_path), "--to", str(real_xenstored.socket_path))
+        before_src, before_real = ls(source, "/"), ls(referee_xenstored, "/")
+        sockets = ("--from", str(source.socket_path), "--to", str(referee_xenstored.socket_path))
         run = xsmig("migrate", *sockets, "--domain", "7", "--domid", "12")
         assert run.returncode == 1
         assert "C xenstored, which cannot take 1 watch (data token rel)" in run.stderr
         assert "domain 7 stays at the source" in run.stderr
-        assert (ls(source, "/"), ls(real_xenstored, "/")) == (before_src, before_real)
+        assert (ls(source, "/"), ls(referee_xenstored, "/")) == (before_src, before_real)
 
         run = xsmig("migrate", *sockets, "--domain", "7", "--domid", "12", "--lossy", "--json")
         assert run.returncode == 0, run.stderr
         notes = json.loads(run.stdout)["notes"]
         assert notes == ["dropped for the C destination: 1 watch (data token rel)"]
-        assert ls(real_xenstored, "/local/domain/12") == remapped(
+        assert ls(referee_xenstored, "/local/domain/12") == remapped(
             before_src_home(before_src), 7, 12
         )
         assert ok(real_admin, Op.IS_DOMAIN_INTRODUCED, "12") == b"T\0"
@@ -60,28 +60,28 @@ def before_src_home(listing: list[str]) -> list[str]:
 
 
 def test_real_destination_conflict_changes_nothing(
-    source: MockDaemon, real_xenstored: RealXenstored
+    source: MockDaemon, referee_xenstored: RealXenstored
 ) -> None:
-    with source.connect() as admin, real_xenstored.connect() as real_admin:
+    with source.connect() as admin, referee_xenstored.connect() as real_admin:
         build_domain(admin)
         write(real_admin, "/local/domain/12/x", b"")
-        before_src, before_real = ls(source, "/"), ls(real_xenstored, "/")
-        sockets = ("--from", str(source.socket_path), "--to", str(real_xenstored.socket_path))
+        before_src, before_real = ls(source, "/"), ls(referee_xenstored, "/")
+        sockets = ("--from", str(source.socket_path), "--to", str(referee_xenstored.socket_path))
         run = xsmig("migrate", *sockets, "--domain", "7", "--domid", "12", "--lossy")
         assert run.returncode == 1
         assert "node /local/domain/12 exists there" in run.stderr
-        assert (ls(source, "/"), ls(real_xenstored, "/")) == (before_src, before_real)
+        assert (ls(source, "/"), ls(referee_xenstored, "/")) == (before_src, before_real)
 
 
-def test_real_source_to_mock(real_xenstored: RealXenstored) -> None:
+def test_real_source_to_mock(referee_xenstored: RealXenstored) -> None:
     dest = start_mockd()
     try:
-        with real_xenstored.connect() as real_admin, dest.connect() as admin:
+        with referee_xenstored.connect() as real_admin, dest.connect() as admin:
             build_domain(real_admin)
             ok(real_admin, Op.WATCH, "@releaseDomain", "gone")
             real_admin.event()
-            before = ls(real_xenstored, "/local/domain/7")
-            sockets = ("--from", str(real_xenstored.socket_path), "--to", str(dest.socket_path))
+            before = ls(referee_xenstored, "/local/domain/7")
+            sockets = ("--from", str(referee_xenstored.socket_path), "--to", str(dest.socket_path))
             run = xsmig("migrate", *sockets, "--domain", "7", "--domid", "12", "--json")
             assert run.returncode == 0, run.stderr
             outcome = json.loads(run.stdout)
@@ -96,7 +96,7 @@ def test_real_source_to_mock(real_xenstored: RealXenstored) -> None:
 
 
 def test_real_destination_takes_an_image(
-    source: MockDaemon, real_xenstored: RealXenstored, tmp_path: Path
+    source: MockDaemon, referee_xenstored: RealXenstored, tmp_path: Path
 ) -> None:
     with source.connect() as admin:
         build_domain(admin)
@@ -106,6 +106,6 @@ def test_real_destination_takes_an_image(
         "snapshot", "--socket", str(source.socket_path), "--domain", "7", "--output", str(image)
     )
     assert run.returncode == 0, run.stderr
-    run = xsmig("migrate-in", str(image), "--socket", str(real_xenstored.socket_path))
+    run = xsmig("migrate-in", str(image), "--socket", str(referee_xenstored.socket_path))
     assert run.returncode == 0, run.stderr
-    assert ls(real_xenstored, "/local/domain/7") == ls(source, "/local/domain/7")
+    assert ls(referee_xenstored, "/local/domain/7") == ls(source, "/local/domain/7")
