@@ -1,17 +1,20 @@
 """Move one guest's xenstore state between two running daemons (``xsmig migrate``) or load a
 migration image into one (``xsmig migrate-in``).
 
-The order makes every failure leave both ends consistent:
+The order makes every failure leave both ends consistent (docs/migrate.md):
 
 1. the destination is asked to prepare (an xsmig mock opens an import; a C daemon is
    checked: the domid must be free) -- nothing is frozen yet;
-2. the source is frozen and its domain's stream read (``CONTROL migrate export`` on a mock;
-   a consistent wire read on a C daemon, which cannot be frozen);
-3. the destination takes the stream in one step, or refuses it and changes nothing; on a
+2. between two mocks, the domain's nodes are pre-copied while the guest runs
+   (``migrate precopy``) and staged at the destination (``import stage``);
+3. the source is frozen and its domain's stream read (``CONTROL migrate export``, without
+   the nodes if none changed since the pre-copy; a consistent wire read on a C daemon,
+   which cannot be frozen);
+4. the destination takes the stream in one step, or refuses it and changes nothing; on a
    refusal or a lost destination the source is thawed untouched (``migrate abort``);
-4. the source releases the domain (``migrate release``; RELEASE on a C daemon) and thaws.
+5. the source releases the domain (``migrate release``; RELEASE on a C daemon) and thaws.
 
-The guest's downtime runs from the freeze (2) to the destination's answer (3).
+The guest's downtime runs from the freeze (3) to the destination's answer (4).
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ STREAM_HEADER = Header(2, False)
 
 #: Receives the stream's bytes piece by piece while the source is read.
 Forward = Callable[[bytes], Awaitable[None]]
-#: A test (or a caller) may act at each phase: "prepared", "exported", "imported".
+#: A test (or a caller) may act after each phase: "prepared", "precopied" (mock to mock),
+#: "exported", "imported".
 Checkpoint = Callable[[str], Awaitable[None]]
 
 
@@ -298,28 +302,13 @@ async def run_migration(
     *,
     checkpoint: Checkpoint = no_checkpoint,
 ) -> Outcome:
-    """Steps 1-4 of the module doc; raises MigrationError saying where each end stands."""
+    """Steps 1-5 of the module doc; raises MigrationError saying where each end stands."""
     await destination.prepare(new_domid)
     await checkpoint("prepared")
-    mocks = isinstance(source, MockSource) and isinstance(destination, MockDestination)
-    if mocks:
-        assert isinstance(source, MockSource) and isinstance(destination, MockDestination)
-        assert domid is not None
-        try:
-            await source.precopy(domid, destination.send_piece)
-            await destination.stage()
-        except (ClientError, RefusedError) as exc:
-            raise MigrationError(f"{exc}; domain {domid} stays at the source") from None
-        await checkpoint("precopied")
-    started = trio.current_time()
-    if mocks:
-        assert isinstance(source, MockSource) and isinstance(destination, MockDestination)
-        try:
-            stream = await source.export(domid, destination.send_piece, since_precopy=True)
-        except ClientError as exc:
-            await _abort(source)
-            raise MigrationError(f"{exc}; domain {domid} stays at the source") from None
+    if isinstance(source, MockSource) and isinstance(destination, MockDestination):
+        stream, started = await _between_mocks(source, destination, domid, checkpoint)
     else:
+        started = trio.current_time()
         stream = await source.export(domid)
     exported = stream.domid
     target = new_domid if new_domid is not None else exported
@@ -349,6 +338,27 @@ async def run_migration(
         released - started if frozen else None,
         notes,
     )
+
+
+async def _between_mocks(
+    source: MockSource, destination: MockDestination, domid: int | None, checkpoint: Checkpoint
+) -> tuple[Stream, float]:
+    """Pre-copy, then freeze and export; the stream goes to the destination as it is read.
+    Returns the stream and when the source was asked to freeze."""
+    assert domid is not None
+    try:
+        await source.precopy(domid, destination.send_piece)
+        await destination.stage()
+    except (ClientError, RefusedError) as exc:
+        raise MigrationError(f"{exc}; domain {domid} stays at the source") from None
+    await checkpoint("precopied")
+    started = trio.current_time()
+    try:
+        stream = await source.export(domid, destination.send_piece, since_precopy=True)
+    except ClientError as exc:
+        await _abort(source)
+        raise MigrationError(f"{exc}; domain {domid} stays at the source") from None
+    return stream, started
 
 
 async def _abort(source: SourceEnd) -> None:
