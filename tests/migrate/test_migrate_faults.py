@@ -138,3 +138,35 @@ async def test_change_after_the_precopy_sends_everything(
     listing = ls(b, "/local/domain/12")
     assert expected in listing
     assert (change == "rm") == ("/local/domain/12/data/sub" not in " ".join(listing))
+
+
+async def test_source_deadline_before_the_release(
+    two_mocks: tuple[MockDaemon, MockDaemon],
+) -> None:
+    """The source thaws at its freeze deadline after the import: the driver still releases
+    the domain there (RELEASE), so that it does not live on in two places, and says so."""
+    a, b = two_mocks
+    with a.connect() as admin:
+        build_domain(admin)
+
+    def until_thawed() -> None:
+        with a.connect(timeout=10) as client:  # answered once the deadline has passed
+            assert ok(client, Op.READ, "/local/domain/7/name") == b"web"
+
+    async def checkpoint(phase: str) -> None:
+        if phase == "imported":
+            await trio.to_thread.run_sync(until_thawed)
+
+    with pytest.raises(MigrationError, match=r"freeze ended at the 0\.5 s deadline"):
+        await migrate(
+            str(a.socket_path),
+            str(b.socket_path),
+            7,
+            12,
+            Options(freeze_deadline=0.5),
+            checkpoint=checkpoint,
+        )
+    with a.connect() as admin:
+        assert ok(admin, Op.IS_DOMAIN_INTRODUCED, "7") == b"F\0"
+    with b.connect() as admin:
+        assert ok(admin, Op.IS_DOMAIN_INTRODUCED, "12") == b"T\0"

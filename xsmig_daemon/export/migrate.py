@@ -199,7 +199,20 @@ class MockSource:
         return b"".join(pieces)
 
     async def release(self, domid: int) -> None:
-        await self.xs.control("migrate", "release", str(domid))
+        try:
+            await self.xs.control("migrate", "release", str(domid))
+        except XenstoreError as exc:
+            if exc.name != "EAGAIN":
+                raise
+            # The freeze ended at its deadline after the export: the domain is at the
+            # destination now, so it must not go on here either.
+            await self.xs.release(domid)
+            raise MigrationError(
+                f"source {self.location}: its freeze ended at the {self.freeze_deadline:g} s "
+                f"deadline before the release; domain {domid} was released there with RELEASE, "
+                "changes made at the source after the deadline are not at the destination "
+                "(raise --freeze-deadline)"
+            ) from None
 
     async def abort(self) -> None:
         await self.xs.control("migrate", "abort")
