@@ -116,8 +116,8 @@ class Migration:
         self.introspection = daemon.introspection
         #: The domain frozen for export, and by whom.
         self._export: tuple[Connection, int] | None = None
-        #: Where each domain's latest pre-copy was taken.
-        self._marks: dict[int, NodesMark] = {}
+        #: Where each caller's latest pre-copy of a domain was taken.
+        self._marks: dict[tuple[Connection, int], NodesMark] = {}
         self._imports: dict[Connection, _Import] = {}
         self.engine.control_extensions[COMMAND] = self._control
 
@@ -149,12 +149,13 @@ class Migration:
         self._introduced(domid)
         records = domain_records(self.engine, domid, connection=False)
         self.introspection.capture(conn, deadline_ms, records)
-        self._marks[domid] = nodes_mark(self.engine, domid)
+        self._forget_gone()
+        self._marks[conn, domid] = nodes_mark(self.engine, domid)
         return _OK
 
     def _start_export(self, conn: Connection, domid: int, deadline_ms: int, since: bool) -> bytes:
         self._introduced(domid)
-        mark = self._marks.pop(domid, None)
+        mark = self._marks.pop((conn, domid), None)
         unchanged = since and mark is not None and nodes_unchanged(self.engine, domid, mark)
         unread = self._unread_input(domid)
         records = domain_records(self.engine, domid, unread_input=unread, nodes=not unchanged)
@@ -261,8 +262,12 @@ class Migration:
         return _OK
 
     def _forget_gone(self) -> None:
-        for conn in [c for c in self._imports if c not in self.engine.connections]:
+        """Imports and pre-copy marks of callers that went away."""
+        live = set(self.engine.connections)
+        for conn in [c for c in self._imports if c not in live]:
             del self._imports[conn]
+        for key in [k for k in self._marks if k[0] not in live]:
+            del self._marks[key]
 
 
 def _domid(raw: bytes) -> int:

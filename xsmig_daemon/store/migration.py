@@ -71,15 +71,6 @@ class ImportRefusedError(Exception):
 # -- export ---------------------------------------------------------------------------------
 
 
-def domain_known(engine: Engine, domid: int) -> bool:
-    """Is there anything of ``domid`` to migrate: a domain entry, its home, or owned nodes?"""
-    return (
-        domid in engine.domains
-        or engine.tree.get(domain_home(domid)) is not None
-        or engine.tree.owned[domid] > 0
-    )
-
-
 def domain_nodes(engine: Engine, domid: int) -> Iterator[tuple[str, Node]]:
     """The committed nodes a stream of ``domid`` holds: the home subtree, then the other
     nodes it owns, each part in pre-order."""
