@@ -166,3 +166,28 @@ def test_bad_image_and_unknown_domain(
     )
     assert run.returncode == 1
     assert "domain 99 is not introduced" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("migrate", "--from", "/nonexistent/a", "--to", "/nonexistent/b", "--domain", "7"), 1,
+         "/nonexistent/a: cannot connect"),
+        (("migrate", "--from", "/x", "--to", "/y", "--domain", "0"), 2,
+         "--domain 0 is not a guest domain id"),
+        (("migrate-in", "x.img", "--socket", "/y", "--domid", "40000"), 2,
+         "--domid 40000 is not a guest domain id"),
+    ],
+)  # fmt: skip
+def test_bad_arguments(args: tuple[str, ...], code: int, says: str) -> None:
+    run = xsmig(*args)
+    assert run.returncode == code
+    assert says in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+def test_missing_image(two_mocks: tuple[MockDaemon, MockDaemon], tmp_path: Path) -> None:
+    _a, b = two_mocks
+    run = xsmig("migrate-in", str(tmp_path / "none.img"), "--socket", str(b.socket_path))
+    assert run.returncode == 1
+    assert "none.img" in run.stderr and len(run.stderr.strip().splitlines()) == 1

@@ -384,4 +384,4 @@ async def is_mock(path: str, timeout: float) -> bool:
     try:
         return await answers_introspect(path, timeout)
     except ClientError as exc:
-        raise MigrationError(f"{path}: {exc}") from None
+        raise MigrationError(str(exc)) from None

@@ -98,4 +98,4 @@ async def _connect(stack: AsyncExitStack, path: str, timeout: float) -> Xenstore
     try:
         return await stack.enter_async_context(connect(path, timeout=timeout))
     except ClientError as exc:
-        raise MigrationError(f"{path}: {exc}") from None
+        raise MigrationError(str(exc)) from None
