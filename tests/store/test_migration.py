@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from xsmig_daemon.image.encoder import encode_image
+from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import (
     ConnectionData,
     GlobalData,
@@ -18,7 +19,6 @@ from xsmig_daemon.image.records import (
     SocketSpec,
     WatchDataExtended,
 )
-from xsmig_daemon.image.validate import read_image
 from xsmig_daemon.store import Engine
 from xsmig_daemon.store.image_state import state_records
 from xsmig_daemon.store.migration import (

@@ -17,6 +17,7 @@ from ..cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from ..export.errors import ExportError
 from ..export.migrate import DEFAULT_FREEZE_DEADLINE, Outcome
 from ..export.migrate_run import Options, migrate, migrate_in
+from ..image.records import DOMID_FIRST_RESERVED
 from .snapshot import default_socket
 
 
@@ -76,7 +77,7 @@ def _options(args: argparse.Namespace) -> Options:
 
 
 def _check_domid(value: int | None, what: str) -> str | None:
-    if value is not None and not 0 < value < 0x7FF0:
+    if value is not None and not 0 < value < DOMID_FIRST_RESERVED:
         return f"{what} {value} is not a guest domain id (1..32751)"
     return None
 

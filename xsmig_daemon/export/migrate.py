@@ -29,8 +29,8 @@ import trio
 from ..client import ClientError, PendingReply, Request, Xenstore, XenstoreError
 from ..image.encoder import encode_image
 from ..image.errors import ImageError
+from ..image.pipeline import read_image
 from ..image.records import Header, Record
-from ..image.validate import read_image
 from ..imagefile import ImageFileError, read_chunks
 from ..store.migration import ImportRefusedError, stream_domid
 from ..wire.ops import Op

@@ -43,10 +43,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..image.decoder import ImageDecoder
 from ..image.errors import ImageError
-from ..image.records import Record
-from ..image.validate import StreamValidator
+from ..image.pipeline import ImageParser
+from ..image.records import DOMID_FIRST_RESERVED, Record
 from ..store.connection import Connection
 from ..store.errors import XsError
 from ..store.migration import (
@@ -70,36 +69,33 @@ _PENDING_INPUT_MAX = 0xFFFF
 _OK = b"OK\0"
 
 
+def _parser() -> ImageParser:
+    return ImageParser(migration=True)
+
+
 @dataclass(slots=True)
 class _Import:
     domid: int | None
-    decoder: ImageDecoder = field(default_factory=ImageDecoder)
-    validator: StreamValidator | None = None
+    parser: ImageParser = field(default_factory=_parser)
     records: list[Record] = field(default_factory=list)
     error: str | None = None
     staged: ImportPlan | None = None
 
     def next_stream(self) -> None:
-        self.decoder, self.validator, self.records = ImageDecoder(), None, []
+        self.parser, self.records = _parser(), []
 
     def feed(self, data: bytes) -> None:
         if self.error is not None:
             return
         try:
-            self.decoder.feed(data)
-            for item in self.decoder.records():
-                if self.validator is None:
-                    assert self.decoder.header is not None
-                    self.validator = StreamValidator(self.decoder.header, migration=True)
-                self.validator.check(item)
-                self.records.append(item.record)
+            self.records.extend(item.record for item in self.parser.stream(data))
         except ImageError as exc:
             self.error = f"bad image: {exc}"
 
     def finish(self) -> list[Record]:
         if self.error is None:
             try:
-                self.decoder.close()
+                self.parser.close()
             except ImageError as exc:
                 self.error = f"bad image: {exc}"
         if self.error is not None:
@@ -122,20 +118,19 @@ class Migration:
         self.engine.control_extensions[COMMAND] = self._control
 
     def _control(self, conn: Connection, args: list[bytes]) -> bytes:
-        command = args[0] if args else b""
-        if command == b"precopy" and len(args) == 3:
-            return self._precopy(conn, _domid(args[1]), c_atoi(args[2]))
-        if command == b"export" and len(args) in (3, 4):
-            since = args[3:] == [b"since-precopy"]
-            if len(args) == 4 and not since:
-                raise XsError("EINVAL", f"migrate export option {args[3]!r}")
-            return self._start_export(conn, _domid(args[1]), c_atoi(args[2]), since)
-        if command == b"release" and len(args) == 2:
-            return self._release(conn, _domid(args[1]))
-        if command == b"abort" and len(args) == 1:
-            return self._abort(conn)
-        if command == b"import" and len(args) >= 2:
-            return self._import(conn, args[1], args[2:])
+        match args:
+            case [b"precopy", domid, deadline]:
+                return self._precopy(conn, _domid(domid), c_atoi(deadline))
+            case [b"export", domid, deadline]:
+                return self._start_export(conn, _domid(domid), c_atoi(deadline), False)
+            case [b"export", domid, deadline, b"since-precopy"]:
+                return self._start_export(conn, _domid(domid), c_atoi(deadline), True)
+            case [b"release", domid]:
+                return self._release(conn, _domid(domid))
+            case [b"abort"]:
+                return self._abort(conn)
+            case [b"import", command, *rest]:
+                return self._import(conn, command, rest)
         raise XsError("EINVAL", f"migrate arguments {args[:3]!r}")
 
     # -- source ---------------------------------------------------------------------------
@@ -272,6 +267,6 @@ class Migration:
 
 def _domid(raw: bytes) -> int:
     text = raw.decode("ascii", "replace")
-    if not text.isdigit() or int(text) >= 0x7FF0:
+    if not text.isdigit() or int(text) >= DOMID_FIRST_RESERVED:
         raise XsError("EINVAL", f"domid {text!r}")
     return int(text)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 from ..image.records import (
     DEPTH_UNLIMITED,
+    DOMID_FIRST_RESERVED,
     DOMID_INVALID,
     ConnectionData,
     DomainData,
@@ -54,7 +55,7 @@ from ..wire.paths import (
 )
 from . import quotas as q
 from .connection import Connection, Watch
-from .domains import DOMID_FIRST_RESERVED, SUPPORTED_FEATURES, Domain
+from .domains import SUPPORTED_FEATURES, Domain
 from .engine import Engine
 from .image_state import _connection_records, _rebuild_tx_children, _restore_tx_node
 from .transaction import Transaction
@@ -253,9 +254,9 @@ def stream_domid(records: list[Record]) -> int:
 
 
 def _home_domid(path: str) -> int | None:
-    parts = path.split("/")
-    if len(parts) >= 4 and parts[1:3] == ["local", "domain"] and parts[3].isdigit():
-        return int(parts[3])
+    match path.split("/"):
+        case ["", "local", "domain", domid, *_] if domid.isdigit():
+            return int(domid)
     return None
 
 
