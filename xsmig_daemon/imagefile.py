@@ -74,11 +74,20 @@ def read_chunks(path: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
             stream.close()
 
 
-def open_image(path: str, profile: Profile | None, *, migration: bool = False) -> ImageReader:
+def open_image(
+    path: str, profile: Profile | None, *, migration: bool = False, collect_defects: bool = False
+) -> ImageReader:
     """The records of the image at ``path`` (``-`` = stdin), read in chunks, decoded and, with
-    a ``profile``, validated (see ``image.pipeline``). Both its errors, ``ImageError`` and
+    a ``profile``, validated (see ``image.pipeline``; ``collect_defects``: Xen 4.22's broken
+    records are listed in ``defects`` instead of raised). Both its errors, ``ImageError`` and
     ``ImageFileError``, name the image: print ``str(exc)``."""
-    return ImageReader(read_chunks(path), profile, migration=migration, name=display_name(path))
+    return ImageReader(
+        read_chunks(path),
+        profile,
+        migration=migration,
+        collect_defects=collect_defects,
+        name=display_name(path),
+    )
 
 
 def check_writable_target(path: str, *, force: bool) -> None:

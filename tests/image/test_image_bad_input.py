@@ -331,11 +331,16 @@ def test_unique_id_flag_without_room_for_it() -> None:
     assert_at_record(error, 0, 16)
 
 
-def test_watch_ext_with_c_head_layout_is_rejected() -> None:
-    # C HEAD puts wpath at body offset 10 (no pad): bytes 10-11 hold "/v".
+def test_watch_ext_with_c_head_layout_is_rejected_by_a_doc_only_decoder() -> None:
+    # C 4.22's loader reads wpath at body offset 10 (no pad): bytes 10-11 hold "/v". The
+    # default decoder detects that layout (tests/image/test_watchext.py); told "doc", it refuses.
     record = unhex("08000000 18000000 01000000 0400 0200 0200 2f766d00 7400 0000000000000000")
-    error = failure(HEADER_V2_BE[:15] + b"\0" + record + END)
-    assert_at_record(error, 0, 16)
+    decoder = ImageDecoder(watch_ext_layout="doc")
+    decoder.feed(HEADER_V2_BE[:15] + b"\0" + record + END)
+    with pytest.raises(FramingError) as caught:
+        list(decoder.records())
+    assert_at_record(caught.value, 0, 16)
+    assert "not the documented layout" in str(caught.value)
 
 
 @pytest.mark.parametrize(

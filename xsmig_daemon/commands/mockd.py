@@ -51,7 +51,8 @@ def register(subparsers: Any) -> None:
         choices=[kind.value for kind in SuccessorKind],
         default=SuccessorKind.MOCK.value,
         help="what a live update without -v hands over to: the mock (all state, open "
-        "transactions included) or Xen 4.17 xenstored (v1 image; -v 1 also selects it)",
+        "transactions included), Xen 4.17 xenstored (v1 image; -v 1 also selects it) or Xen "
+        "4.22 xenstored (v2 image in its loader's layout; -v 1 then gives a v1 image)",
     )
     restore.add_arguments(parser)
     for flag in _XENSTORED_FLAGS:

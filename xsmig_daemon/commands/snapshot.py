@@ -22,6 +22,7 @@ from ..export.consistency import CONSISTENCY_CHOICES
 from ..export.introspect import DEFAULT_FREEZE_DEADLINE
 from ..export.policy import (
     C_EVTCHN_FD,
+    C_SOCKET_FD,
     SOURCE_KINDS,
     PlanSettings,
     PolicyError,
@@ -127,10 +128,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--socket-fd",
         type=int,
-        default=-1,
+        default=None,
         metavar="FD",
         help="live-update: GLOBAL_DATA rw-socket-fd, where the loader finds its listening "
-        "socket (default -1: none)",
+        f"socket (default {C_SOCKET_FD} for xen-4.22, which needs it; else -1: none)",
     )
     parser.add_argument(
         "--evtchn-fd",

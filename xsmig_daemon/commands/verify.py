@@ -46,20 +46,16 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     name = display_name(args.image)
-    stream = open_image(args.image, get_profile(args.target), migration=args.migration)
+    stream = open_image(
+        args.image, get_profile(args.target), migration=args.migration, collect_defects=True
+    )
     count = 0
     error: dict[str, Any] | None = None
     try:
         for _ in stream:
             count += 1
     except ImageError as exc:
-        error = {
-            "message": exc.message,
-            "reason": exc.reason,
-            "record_index": exc.record_index,
-            "offset": exc.offset,
-            "record_type": None if exc.record_type is None else type_name(exc.record_type),
-        }
+        error = _error_json(exc)
     except ImageFileError as exc:
         error = {
             "message": exc.reason,
@@ -70,6 +66,18 @@ def run(args: argparse.Namespace) -> int:
         }
     for warning in stream.warnings:
         print(f"xsmig {NAME}: {name}: warning: {warning}", file=sys.stderr)
+    # Defects that `xsmig convert` repairs: every one is named, not just the first.
+    defects = [_error_json(exc) for exc in stream.defects]
+    messages = [defect["message"] for defect in defects]
+    if error is not None:
+        messages.append(error["message"])
+    elif defects:
+        error = dict(defects[-1])
+        error["message"] += f" ({len(defects)} in all; xsmig convert --target {args.target} "
+        error["message"] += "repairs them)"
+        messages[-1] = error["message"]
+    for message in messages[:-1]:
+        print(f"xsmig {NAME}: {name}: {message}", file=sys.stderr)
     if args.json:
         header = stream.header
         document = {
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 "byte_order": "big" if header.big_endian else "little",
             },
             "warnings": stream.warnings,
+            "defects": defects,
             "error": error,
         }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
@@ -93,3 +102,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{name}: valid for {args.target} ({count} records)")
     return EXIT_OK if error is None else EXIT_FAIL
+
+
+def _error_json(exc: ImageError) -> dict[str, Any]:
+    return {
+        "message": exc.message,
+        "reason": exc.reason,
+        "record_index": exc.record_index,
+        "offset": exc.offset,
+        "record_type": None if exc.record_type is None else type_name(exc.record_type),
+    }

@@ -14,7 +14,7 @@ import trio
 from ..image.encoder import HEADER_SIZE
 from ..image.errors import ImageError
 from ..image.pipeline import ImageParser
-from ..image.profiles import SPEC
+from ..image.profiles import DUMP_SOURCE
 from ..image.records import Header
 from ..imagefile import ImageFileError, read_chunks
 from .errors import SourceError
@@ -44,7 +44,9 @@ class ImageSource:
 
     async def export(self, plan: ExportPlan, out: RecordOutput) -> SourceReport:
         report = SourceReport(self.kind, self.location)
-        stage = ImageStage(plan, report, check=SPEC)
+        # Any daemon's dump, Xen 4.22's broken records included: the rewrite repairs them and
+        # the manifest lists the repairs.
+        stage = ImageStage(plan, report, check=DUMP_SOURCE, collect_defects=True)
         try:
             for chunk in read_chunks(self.location):
                 for record in stage.feed(chunk):

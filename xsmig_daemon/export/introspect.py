@@ -104,7 +104,7 @@ class IntrospectSource:
 
     async def export(self, plan: ExportPlan, out: RecordOutput) -> SourceReport:
         report = SourceReport(self.kind, self.location)
-        stage = ImageStage(plan, report, check=None)
+        stage = ImageStage(plan, report, check=None, own_fds=False)
         try:
             async with connect(self.location, timeout=self.timeout) as xs:
                 deadline_ms = max(1, round(self.freeze_deadline * 1000))

@@ -9,7 +9,11 @@ snapshot taken either way is the same stream for the same settings:
   2 for the introspect source (the mock's state has watch depths, domain features and
   unique ids, which version 1 cannot hold); in every case one the target loads, little
   endian;
-* GLOBAL_DATA evtchn-fd: C loaders refuse -1, so they get ``C_EVTCHN_FD`` by default.
+* GLOBAL_DATA evtchn-fd: C loaders refuse -1, so they get ``C_EVTCHN_FD`` by default;
+  rw-socket-fd: ``C_SOCKET_FD`` for a loader that needs its listening socket (xen-4.22),
+  else -1;
+* a target whose daemon writes version 2 itself (``Profile.dump``: xen-4.22) gets version 2
+  unless asked otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from .wire import DEFAULT_ATTEMPTS, WireSource
 
 #: GLOBAL_DATA evtchn-fd for C loaders (they refuse -1): the first fd after stdio.
 C_EVTCHN_FD = 3
+#: GLOBAL_DATA rw-socket-fd for loaders that need their listening socket (xen-4.22).
+C_SOCKET_FD = 4
 #: Source kinds; ``auto`` picks one of the others.
 SOURCE_KINDS = ("auto", "wire", "image", "introspect")
 #: The version of the mock's own image: the only one that holds all of its state (version 1
@@ -95,7 +101,7 @@ class PlanSettings:
     profile: Profile
     domain: int | None = None
     version: int | None = None
-    socket_fd: int = -1
+    socket_fd: int | None = None
     evtchn_fd: int | None = None
     dom0_evtchn: int = 1
     timeout: float = 10.0
@@ -121,7 +127,9 @@ def stream_version(settings: PlanSettings, source: Source) -> int:
     if settings.version is not None:
         return settings.version
     versions = settings.profile.versions
-    version = 1
+    dump = settings.profile.dump
+    # What the target's own daemon writes (4.22: 2); else 1, which every loader reads.
+    version = dump.default_version if dump is not None else 1
     if isinstance(source, ImageSource):
         version = peek_header(source.location).version
     elif source.kind == IntrospectSource.kind and FULL_STREAM_VERSION in versions:
@@ -136,13 +144,16 @@ def export_plan(settings: PlanSettings, source: Source) -> ExportPlan:
     evtchn_fd = settings.evtchn_fd
     if evtchn_fd is None:
         evtchn_fd = C_EVTCHN_FD if profile.is_c_loader else -1
+    socket_fd = settings.socket_fd
+    if socket_fd is None:
+        socket_fd = C_SOCKET_FD if profile.needs_listening_socket else -1
     return ExportPlan(
         mode="domain" if settings.domain is not None else "live-update",
         profile=profile,
         header=Header(stream_version(settings, source), False),
         domid=settings.domain,
         dom0_evtchn=settings.dom0_evtchn,
-        socket_fd=settings.socket_fd,
+        socket_fd=socket_fd,
         evtchn_fd=evtchn_fd,
         timeout=settings.timeout,
     )

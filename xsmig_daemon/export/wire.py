@@ -343,6 +343,16 @@ class _WireExport:
             quotas: tuple[Quota, ...] = ()
             if caps.quota_names:
                 quotas = await self._quota_values(caps.quota_names, domain.domid)
+            wanted = plan.profile.dom0_features
+            v2 = plan.header.version >= STREAM_V2
+            if domain.domid == 0 and v2 and features & wanted != wanted:
+                # The loader applies features as given: dom0 would lose what its daemon
+                # always offers it (WATCHDEPTH among them).
+                self.report.fidelity_notes.append(
+                    f"dom0 features 0x{features:x} over the wire; written as 0x"
+                    f"{features | wanted:x}, what {plan.profile.name} gives dom0"
+                )
+                features |= wanted
             await self.out.write(DomainData(domain.domid, features, quotas))
 
 

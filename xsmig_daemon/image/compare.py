@@ -36,6 +36,7 @@ from .records import (
     RingSpec,
     TransactionData,
     UnknownRecord,
+    UnwrittenDepthWatch,
     WatchData,
     WatchDataExtended,
 )
@@ -147,7 +148,7 @@ class ImageState:
                 self._node(record)
             case ConnectionData():
                 self._connection(record)
-            case WatchData():
+            case WatchData() | UnwrittenDepthWatch():
                 self._conn(record.conn_id).watches.add((record.path, record.token, None))
             case WatchDataExtended():
                 key = (record.path, record.token, record.depth)

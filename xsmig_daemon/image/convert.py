@@ -18,6 +18,16 @@ What each target cannot hold (see shared/spec/image-format.md sections 4, 5 and 
 * pending input longer than 65535 bytes (in-data-len is 16 bits);
 * records of unknown type when the byte order changes (their body cannot be converted).
 
+Repairs (``repairs``, always made and listed, never refused: what they change was already
+broken in the input) of what Xen 4.22 writes into its own dumps (docs/upstream.md):
+
+* a WATCH_DATA_EXTENDED in 4.22's writer layout (``UnwrittenDepthWatch``: its depth was
+  never written) becomes a plain WATCH_DATA, so the watch survives without its depth limit;
+* for a C loader, a DOMAIN_DATA for a domain that no earlier record made known (no ring
+  connection, target or node owner: 4.22 dumps those, and its loader then aborts) is dropped;
+* dom0's DOMAIN_DATA for a loader that applies features as given (``Profile.dom0_features``)
+  gets the features that loader gives dom0, instead of losing WATCHDEPTH to a 0.
+
 Byte-order conversion also converts the 16-byte wire headers embedded in CONNECTION_DATA
 pending data (spec 5.3): every complete header, and the header of a trailing message whose
 payload is incomplete. It cannot always be done exactly:
@@ -41,6 +51,7 @@ from ..wire.header import FIELD_SIZE, HEADER_SIZE, byte_order, message_spans, sw
 from .profiles import Profile
 from .records import (
     DEPTH_UNLIMITED,
+    DOMID_INVALID,
     STREAM_V2,
     U16_MAX,
     ConnectionData,
@@ -53,6 +64,7 @@ from .records import (
     RingSpec,
     TransactionData,
     UnknownRecord,
+    UnwrittenDepthWatch,
     WatchData,
     WatchDataExtended,
 )
@@ -75,6 +87,16 @@ LOSS_KINDS: dict[str, tuple[str, str]] = {
     "partial-header": ("ambiguous partial wire header", "ambiguous partial wire headers"),
     "reply-remainder": ("partly sent reply remainder", "partly sent reply remainders"),
     "unknown-record": ("record of unknown type", "records of unknown type"),
+    # repairs
+    "unwritten-depth": (
+        "depth watch whose depth Xen 4.22 never wrote (now depth-less)",
+        "depth watches whose depth Xen 4.22 never wrote (now depth-less)",
+    ),
+    "unknown-domain": (
+        "DOMAIN_DATA record of a domain the loader does not know",
+        "DOMAIN_DATA records of domains the loader does not know",
+    ),
+    "dom0-features": ("dom0 feature set restored", "dom0 feature sets restored"),
 }
 
 
@@ -157,6 +179,8 @@ class ImageConverter:
         self.target = target
         self.profile = profile
         self.losses = LossReport()
+        self.repairs = LossReport()
+        self._known_domains: set[int] = set()
         self._swap = source.big_endian != target.big_endian
         self._types = profile.record_types
         self._keeps_unique_id = max(profile.versions) >= STREAM_V2
@@ -171,6 +195,8 @@ class ImageConverter:
     def convert(self, record: Record) -> Record | None:
         match record:
             case NodeData():
+                if not record.conn_id and record.perms:
+                    self._known_domains.add(record.perms[0].domid)
                 if record.conn_id and RecordType.TRANSACTION_DATA not in self._types:
                     self.losses.add(
                         "transaction-node",
@@ -182,6 +208,12 @@ class ImageConverter:
                 return self._connection(record)
             case WatchDataExtended():
                 return self._watch_ext(record)
+            case UnwrittenDepthWatch():
+                self.repairs.add(
+                    "unwritten-depth",
+                    f"{record.path} token {record.token} on {self._conn(record.conn_id)}",
+                )
+                return WatchData(record.conn_id, record.path, record.token)
             case TransactionData():
                 if RecordType.TRANSACTION_DATA not in self._types:
                     self.losses.add(
@@ -210,6 +242,19 @@ class ImageConverter:
         if RecordType.DOMAIN_DATA not in self._types:
             self.losses.add("domain-data", f"dom{record.domid}")
             return None
+        if self.profile.is_c_loader and record.domid not in self._known_domains:
+            self.repairs.add("unknown-domain", f"dom{record.domid}")
+            return None
+        wanted = self.profile.dom0_features
+        if (
+            record.domid == 0
+            and self.target.version >= STREAM_V2
+            and record.features & wanted != wanted
+        ):
+            self.repairs.add(
+                "dom0-features", f"0x{record.features:x} -> 0x{record.features | wanted:x}"
+            )
+            record = replace(record, features=record.features | wanted)
         if record.features and self.target.version < STREAM_V2:
             self.losses.add("domain-features", f"dom{record.domid} 0x{record.features:x}")
             return replace(record, features=0)
@@ -228,6 +273,10 @@ class ImageConverter:
 
     def _connection(self, record: ConnectionData) -> ConnectionData:
         name = describe_connection(record)
+        if isinstance(record.spec, RingSpec):
+            self._known_domains.add(record.spec.domid)
+            if record.spec.tdomid != DOMID_INVALID:
+                self._known_domains.add(record.spec.tdomid)
         self._conn_names[record.conn_id] = name
         changes: dict[str, object] = {}
         if record.unique_id is not None and not self._keeps_unique_id:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NoReturn
 
+from . import watchext
 from .encoder import HEADER_SIZE, IDENT, RECORD_HEADER_SIZE, SUPPORTED_VERSIONS, pad_len
 from .errors import FramingError, TruncatedImageError
 from .records import (
@@ -46,7 +47,6 @@ from .records import (
     TransactionData,
     UnknownRecord,
     WatchData,
-    WatchDataExtended,
     decode_text,
 )
 
@@ -56,6 +56,7 @@ _PERMS_CACHE_MAX = 1 << 14
 _ACCESS = tuple(NodeAccess(bits) for bits in range(4))
 _NODE = int(RecordType.NODE_DATA)
 _END = int(RecordType.END)
+_WATCH_EXT = int(RecordType.WATCH_DATA_EXTENDED)
 
 
 @dataclass(slots=True)
@@ -75,7 +76,16 @@ class _BodyError(Exception):
 
 
 class ImageDecoder:
-    def __init__(self, *, allow_trailing: bool = False) -> None:
+    def __init__(self, *, allow_trailing: bool = False, watch_ext_layout: str = "auto") -> None:
+        """``watch_ext_layout``: how WATCH_DATA_EXTENDED bodies are laid out (``auto``
+        detects each record's; see ``watchext``)."""
+        if watch_ext_layout not in (watchext.AUTO, *watchext.LAYOUTS):
+            raise ValueError(f"unknown WATCH_DATA_EXTENDED layout {watch_ext_layout!r}")
+        self._watch_ext_layout = watch_ext_layout
+        #: (index, offset) of GLOBAL_QUOTA_DATA / DOMAIN_DATA records whose padding was not
+        #: zero. Xen 4.22 leaves heap bytes there (talloc_size, not talloc_zero_size); the
+        #: format says padding is ignored when read, so these are accepted and listed.
+        self.dirty_padding: list[tuple[int, int]] = []
         self._buf = bytearray()
         self._pos = 0  # first unconsumed byte in _buf
         self._base = 0  # stream offset of _buf[0]
@@ -156,8 +166,14 @@ class ImageDecoder:
             body = pos + head
             # NODE_DATA is nearly every record of a real stream: no table look-up for it.
             parser = parse_node if record_type == _NODE else parsers.get(record_type)
+            record: Record
             try:
-                if parser is not None:
+                if record_type == _WATCH_EXT:
+                    parsed = self._watch_ext_record(window, body, body + length)
+                    record = parsed.record
+                    # Xen 4.22's writer declares 8 bytes more than it wrote: resynchronise.
+                    total = head + parsed.consumed + (-parsed.consumed & 7)
+                elif parser is not None:
                     record = parser(window, body, body + length)
                 else:
                     record = UnknownRecord(record_type, window[body : body + length])
@@ -234,7 +250,7 @@ class ImageDecoder:
         self._sock = struct.Struct(e + "iI")
         self._u64 = struct.Struct(e + "Q")
         self._watch = struct.Struct(e + "IHH")
-        self._watch_ext = struct.Struct(e + "IHHHH")
+        self._u16 = struct.Struct(e + "H")
         self._tx = struct.Struct(e + "II")
         self._node = struct.Struct(e + "IIHHHH")
         self._perm_domid = struct.Struct(e + "H")
@@ -350,23 +366,16 @@ class ImageDecoder:
         )
 
     def _parse_watch_ext(self, buf: bytes, body: int, end: int) -> Record:
-        if end - body < self._watch_ext.size:
-            raise self._short(body, end, self._watch_ext.size)
-        conn_id, path_len, token_len, depth, pad = self._watch_ext.unpack_from(buf, body)
-        if pad:
-            raise _BodyError(
-                "non-zero pad at body bytes 10-11: not the documented layout "
-                "(C HEAD's writer is known to produce broken type 8 records)"
-            )
-        path_at = body + 12
-        token_at = path_at + path_len
-        self._check_tail(buf, token_at + token_len, end)
-        return WatchDataExtended(
-            conn_id,
-            self._cstring(buf, path_at, path_len, "wpath"),
-            self._cstring(buf, token_at, token_len, "token"),
-            depth,
-        )
+        return self._watch_ext_record(buf, body, end).record
+
+    def _watch_ext_record(self, buf: bytes, body: int, end: int) -> watchext.Parsed:
+        layout = self._watch_ext_layout
+        try:
+            if layout == watchext.AUTO:
+                return watchext.detect(buf, body, end, self._watch, self._u16)
+            return watchext.parse(buf, body, end, layout, self._watch, self._u16)
+        except watchext.LayoutError as exc:
+            raise _BodyError(str(exc)) from None
 
     def _parse_transaction(self, buf: bytes, body: int, end: int) -> Record:
         self._check_tail(buf, body + 8, end)
@@ -439,12 +448,21 @@ class ImageDecoder:
             at = stop + 1
         return tuple(zip(names, values, strict=True)), at
 
+    def _check_quota_tail(self, buf: bytes, content_end: int, end: int) -> None:
+        if (
+            0 <= end - content_end < RECORD_ALIGN
+            and buf.count(0, content_end, end) != end - content_end
+        ):
+            self.dirty_padding.append((self._index, self._base + self._pos))
+            return
+        self._check_tail(buf, content_end, end)
+
     def _parse_global_quota(self, buf: bytes, body: int, end: int) -> Record:
         if end - body < self._two_u16.size:
             raise self._short(body, end, self._two_u16.size)
         n_dom, n_glob = self._two_u16.unpack_from(buf, body)
         quotas, content_end = self._parse_quota_list(buf, body + 4, n_dom + n_glob, end)
-        self._check_tail(buf, content_end, end)
+        self._check_quota_tail(buf, content_end, end)
         return GlobalQuotaData(quotas[:n_dom], quotas[n_dom:])
 
     def _parse_domain(self, buf: bytes, body: int, end: int) -> Record:
@@ -452,7 +470,7 @@ class ImageDecoder:
             raise self._short(body, end, self._domain.size)
         domid, n_quota, features = self._domain.unpack_from(buf, body)
         quotas, content_end = self._parse_quota_list(buf, body + 8, n_quota, end)
-        self._check_tail(buf, content_end, end)
+        self._check_quota_tail(buf, content_end, end)
         assert self.header is not None
         return DomainData(domid, features if self.header.version >= STREAM_V2 else 0, quotas)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 
+from . import watchext
 from .errors import EncodeError
 from .records import (
     CONN_FIELD_UNIQUE_ID,
@@ -32,6 +33,7 @@ from .records import (
     RingSpec,
     TransactionData,
     UnknownRecord,
+    UnwrittenDepthWatch,
     WatchData,
     WatchDataExtended,
     encode_text,
@@ -73,10 +75,15 @@ def _u16(value: int, what: str) -> int:
 class RecordEncoder:
     """Turns records into bytes for one stream's version and byte order."""
 
-    def __init__(self, header: Header) -> None:
+    def __init__(self, header: Header, *, watch_ext_layout: str = watchext.DOC) -> None:
+        """``watch_ext_layout``: ``doc`` (the design document) or ``xen-4.22`` (what Xen
+        4.22's loader parses; see ``watchext``)."""
         if header.version not in SUPPORTED_VERSIONS:
             raise EncodeError(f"stream version {header.version} is not supported")
+        if watch_ext_layout not in (watchext.DOC, watchext.XEN_422):
+            raise EncodeError(f"cannot write WATCH_DATA_EXTENDED layout {watch_ext_layout!r}")
         self.header = header
+        self.watch_ext_layout = watch_ext_layout
         e = ">" if header.big_endian else "<"
         self._rec = struct.Struct(e + "II")
         self._global = struct.Struct(e + "IIii")
@@ -87,6 +94,7 @@ class RecordEncoder:
         self._u64 = struct.Struct(e + "Q")
         self._watch = struct.Struct(e + "IIIHH")
         self._watch_ext = struct.Struct(e + "IIIHHHH")
+        self._watch_ext_422 = struct.Struct(e + "IIIHHH")
         self._tx = struct.Struct(e + "IIII")
         self._node = struct.Struct(e + "IIIIHHHH")
         self._perm = struct.Struct(e + "BBH")
@@ -111,6 +119,8 @@ class RecordEncoder:
                     return self._connection_bytes(record)
                 case WatchDataExtended():
                     return self._watch_ext_bytes(record)
+                case UnwrittenDepthWatch():
+                    return self._unwritten_depth_bytes(record)
                 case TransactionData():
                     return self._tx.pack(record.type, 8, record.conn_id, record.tx_id)
                 case GlobalData():
@@ -196,11 +206,27 @@ class RecordEncoder:
     def _watch_ext_bytes(self, watch: WatchDataExtended) -> bytes:
         if self.header.version < STREAM_V2:
             raise EncodeError("WATCH_DATA_EXTENDED needs a version 2 stream")
-        depth = DEPTH_UNLIMITED if watch.depth < 0 else watch.depth
-        return self._watch_record(watch, self._watch_ext, _u16(depth, "depth"), 0)
+        depth = _u16(DEPTH_UNLIMITED if watch.depth < 0 else watch.depth, "depth")
+        if self.watch_ext_layout == watchext.XEN_422:
+            return self._watch_record(watch, self._watch_ext_422, depth)
+        return self._watch_record(watch, self._watch_ext, depth, 0)
+
+    def _unwritten_depth_bytes(self, watch: UnwrittenDepthWatch) -> bytes:
+        """Xen 4.22's writer layout, byte for byte (reproducers of its defect only)."""
+        written = self._watch_record(watch, self._watch)
+        body_len = len(written) - RECORD_HEADER_SIZE
+        if watch.declared_len not in (body_len, body_len + 8):
+            raise EncodeError(
+                f"watch {watch.path!r}: declared len {watch.declared_len} is not Xen 4.22's "
+                f"({body_len} or {body_len + 8})"
+            )
+        return self._rec.pack(watch.type, watch.declared_len) + written[RECORD_HEADER_SIZE:]
 
     def _watch_record(
-        self, watch: WatchData | WatchDataExtended, head: struct.Struct, *fields: int
+        self,
+        watch: WatchData | WatchDataExtended | UnwrittenDepthWatch,
+        head: struct.Struct,
+        *fields: int,
     ) -> bytes:
         """Record header + conn-id, lengths, ``fields``; then wpath, token, padding."""
         path = _cstring(watch.path, "wpath")
@@ -282,9 +308,14 @@ class RecordEncoder:
         return self._framed(record.type, body)
 
 
-def encode_image(records: Iterable[Record], header: Header | None = None) -> Iterator[bytes]:
+def encode_image(
+    records: Iterable[Record],
+    header: Header | None = None,
+    *,
+    watch_ext_layout: str = watchext.DOC,
+) -> Iterator[bytes]:
     """Stream an image chunk by chunk: preamble, the records, and END if not given."""
-    encoder = RecordEncoder(header or Header())
+    encoder = RecordEncoder(header or Header(), watch_ext_layout=watch_ext_layout)
     yield encoder.preamble()
     ended = False
     for record in records:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
+from . import watchext
 from .convert import ImageConverter, LossReport
 from .decoder import ImageDecoder, Located
 from .encoder import RecordEncoder
 from .errors import ImageError
 from .profiles import SPEC, Profile, as_profile
 from .records import End, Header, Record
-from .validate import StreamValidator
+from .validate import StreamValidator, dirty_padding_warnings
 
 
 class ImageParser:
@@ -32,8 +33,10 @@ class ImageParser:
 
     ``header`` is set as soon as the preamble is read (and checked against the profile
     then); ``warnings`` once END has been checked; ``offset`` counts the bytes consumed.
-    Without a profile only framing is checked. ``migration`` and ``preorder`` are the
-    validator's modes (``validate.StreamValidator``).
+    Without a profile only framing is checked. ``migration``, ``preorder`` and
+    ``collect_defects`` are the validator's modes (``validate.StreamValidator``); the
+    collected defects (Xen 4.22's broken records, which a rewrite repairs) are in ``defects``,
+    also when a later error ends the stream.
     """
 
     def __init__(
@@ -42,14 +45,17 @@ class ImageParser:
         *,
         migration: bool = False,
         preorder: bool = False,
+        collect_defects: bool = False,
         name: str | None = None,
     ) -> None:
         self.profile = None if profile is None else as_profile(profile)
         self.migration = migration
         self.preorder = preorder
+        self.collect_defects = collect_defects
         self.name = name
         self.header: Header | None = None
         self.warnings: list[str] = []
+        self.defects: list[ImageError] = []
         self._decoder = ImageDecoder()
         self._validator: StreamValidator | None = None
 
@@ -72,6 +78,7 @@ class ImageParser:
             self._decoder.close()
         except ImageError as exc:
             raise exc.named(self.name) from None
+        self.warnings.extend(dirty_padding_warnings(self._decoder))
         if self._validator is not None:
             self.warnings.extend(self._validator.warnings)
             self._validator = None
@@ -104,8 +111,13 @@ class ImageParser:
         self.header = header
         if self.profile is not None:
             self._validator = StreamValidator(
-                header, self.profile, migration=self.migration, preorder=self.preorder
+                header,
+                self.profile,
+                migration=self.migration,
+                preorder=self.preorder,
+                collect_defects=self.collect_defects,
             )
+            self.defects = self._validator.defects
 
 
 class ImageReader:
@@ -122,10 +134,13 @@ class ImageReader:
         profile: str | Profile | None = SPEC,
         *,
         migration: bool = False,
+        collect_defects: bool = False,
         name: str | None = None,
     ) -> None:
         self._chunks = chunks
-        self._parser = ImageParser(profile, migration=migration, name=name)
+        self._parser = ImageParser(
+            profile, migration=migration, collect_defects=collect_defects, name=name
+        )
 
     @property
     def profile(self) -> Profile | None:
@@ -142,6 +157,10 @@ class ImageReader:
     @property
     def name(self) -> str | None:
         return self._parser.name
+
+    @property
+    def defects(self) -> list[ImageError]:
+        return self._parser.defects
 
     def __iter__(self) -> Iterator[Located]:
         parser = self._parser
@@ -160,9 +179,10 @@ def read_image(
     warnings: list[str] | None = None,
     *,
     migration: bool = False,
+    collect_defects: bool = False,
 ) -> Iterator[Located]:
     """Decode and validate a chunked stream (see ``ImageReader``); warnings go to ``warnings``."""
-    reader = ImageReader(chunks, profile, migration=migration)
+    reader = ImageReader(chunks, profile, migration=migration, collect_defects=collect_defects)
     yield from reader
     if warnings is not None:
         warnings.extend(reader.warnings)
@@ -189,14 +209,20 @@ class RecordRewriter:
     def losses(self) -> LossReport:
         return self._converter.losses
 
+    @property
+    def repairs(self) -> LossReport:
+        return self._converter.repairs
+
     def rewrite(self, record: Record) -> Record | None:
         if isinstance(record, End) or (self._keep is not None and not self._keep(record)):
             return None
         return self._converter.convert(record)
 
     def loss_notes(self, profile: Profile) -> list[str]:
-        """The losses as the exporter's fidelity notes."""
-        return [f"lost converting for {profile.name}: {line}" for line in self.losses.lines()]
+        """The repairs and losses as the exporter's fidelity notes."""
+        return [f"repaired for {profile.name}: {line}" for line in self.repairs.lines()] + [
+            f"lost converting for {profile.name}: {line}" for line in self.losses.lines()
+        ]
 
 
 class CheckedEncoder:
@@ -217,7 +243,9 @@ class CheckedEncoder:
         preorder: bool = False,
     ) -> None:
         self.header = header
-        self._encoder = RecordEncoder(header)
+        # The WATCH_DATA_EXTENDED layout the target's loader parses (xen-4.22: its own).
+        layout = watchext.DOC if profile is None else profile.watch_ext_layout
+        self._encoder = RecordEncoder(header, watch_ext_layout=layout)
         self._validator = (
             None
             if profile is None
@@ -265,6 +293,10 @@ class ImageRewriter:
         return self._converter.losses
 
     @property
+    def repairs(self) -> LossReport:
+        return self._converter.repairs
+
+    @property
     def warnings(self) -> list[str]:
         """The output's validation warnings (complete once END was rewritten)."""
         return self._encoder.warnings
@@ -300,11 +332,14 @@ class ImageRewrite:
         target_header: Callable[[Header], Header],
         *,
         source_profile: Profile | None = None,
+        collect_defects: bool = False,
         name: str | None = None,
     ) -> None:
         self.profile = profile
         self.name = name
-        self._reader = ImageReader(chunks, source_profile, name=name)
+        self._reader = ImageReader(
+            chunks, source_profile, collect_defects=collect_defects, name=name
+        )
         self._target_header = target_header
         self.rewriter: ImageRewriter | None = None
 
@@ -315,6 +350,10 @@ class ImageRewrite:
     @property
     def losses(self) -> LossReport:
         return LossReport() if self.rewriter is None else self.rewriter.losses
+
+    @property
+    def repairs(self) -> LossReport:
+        return LossReport() if self.rewriter is None else self.rewriter.repairs
 
     @property
     def warnings(self) -> list[str]:

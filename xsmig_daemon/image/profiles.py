@@ -1,16 +1,42 @@
-"""Loader profiles: what a given consumer of the stream accepts.
+"""Loader profiles: what a given consumer of the stream accepts, and what it writes.
 
 ``spec`` is the design document; ``xen-4.17`` is Debian bookworm's C xenstored; ``xen-4.21``
-is C xenstored 4.21. The rules are those of ``shared/spec/image-format.md`` sections 6 and 9.
+is C xenstored 4.21; ``xen-4.22`` is C xenstored 4.22.0 (read from its source and checked
+against the real daemon: tests/data/xen-4.22/, docs/upstream.md). The rules are those of
+``shared/spec/image-format.md`` sections 6 and 9.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from . import watchext
 from .records import Header, RecordType
 
 _ALL_TYPES = frozenset(RecordType)
+
+#: Server feature bits (xs_wire.h; the value at ring-page offset 2064, DOMAIN_DATA features).
+FEATURE_RECONNECTION = 1
+FEATURE_ERROR = 2
+FEATURE_WATCHDEPTH = 4
+FEATURE_DOMID_ANY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class DumpQuirks:
+    """What a C daemon writes into its own live-update dump."""
+
+    #: stream version by default (``live-update -v N`` picks another)
+    default_version: int
+    #: version-1 dumps (``-v 1``) still hold types 6-8 and connection unique-ids
+    v1_holds_v2_records: bool = False
+    #: layout of its WATCH_DATA_EXTENDED records (``watchext``)
+    watch_ext_layout: str = watchext.DOC
+    #: GLOBAL_QUOTA_DATA / DOMAIN_DATA padding may hold heap bytes
+    dirty_quota_padding: bool = False
+    #: it writes DOMAIN_DATA for domains its own loader does not know (only named in a
+    #: node's permissions, or given features or quotas before being introduced)
+    dumps_unknown_domains: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +53,21 @@ class Profile:
     #: The daemon's own dumps put ``@releaseDomain`` and ``@introduceDomain`` before the tree
     #: (C 4.17); later ones put them after it (spec 9.1). Producers follow the daemon's order.
     specials_first: bool = False
+    #: WATCH_DATA_EXTENDED layout the loader parses, and the one xsmig writes for it.
+    watch_ext_layout: str = watchext.DOC
+    #: The loader reads GLOBAL_QUOTA_DATA, DOMAIN_DATA and WATCH_DATA_EXTENDED in version-1
+    #: streams too (4.22 does: it dispatches on the type, not on the stream version).
+    loads_v2_records_in_v1: bool = False
+    #: dom0's ring CONNECTION_DATA must precede every WATCH record too (4.22: SIGSEGV).
+    dom0_ring_before_watches: bool = False
+    #: GLOBAL_DATA's socket fd must be a listening socket (4.22 restores with -1, but then
+    #: nobody can connect).
+    needs_listening_socket: bool = False
+    #: Features dom0's DOMAIN_DATA must carry in a version-2 stream: the loader applies the
+    #: record's features as given, so 0 would take them from dom0 (0 = no rule).
+    dom0_features: int = 0
+    #: What the daemon itself writes in its live-update dump (None: not characterised).
+    dump: DumpQuirks | None = None
 
     @property
     def keeps_transactions(self) -> bool:
@@ -71,11 +112,46 @@ XEN_4_21 = Profile(
     versions=frozenset({1, 2}),
     little_endian_only=True,
     is_c_loader=True,
+    # No GLOBAL_QUOTA_DATA: lu_read_state of RELEASE-4.21.0, .1 and .2 has no case for type
+    # 6 (it skips it, so global quotas fall back to the command line's); 4.22 added it.
     record_types=XEN_4_17.record_types | {RecordType.DOMAIN_DATA},
     specials_first=False,
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (SPEC, XEN_4_17, XEN_4_21)}
+XEN_4_22 = Profile(
+    name="xen-4.22",
+    description=(
+        "C xenstored 4.22.0: v1 or v2 little endian, types 0-8; WATCH_DATA_EXTENDED as its "
+        "loader parses it (depth at 8, wpath at 10)"
+    ),
+    versions=frozenset({1, 2}),
+    little_endian_only=True,
+    is_c_loader=True,
+    record_types=frozenset(RecordType) - {RecordType.TRANSACTION_DATA},
+    watch_ext_layout=watchext.XEN_422,
+    loads_v2_records_in_v1=True,
+    dom0_ring_before_watches=True,
+    needs_listening_socket=True,
+    dom0_features=FEATURE_ERROR | FEATURE_WATCHDEPTH | FEATURE_DOMID_ANY,
+    dump=DumpQuirks(
+        default_version=2,
+        v1_holds_v2_records=True,
+        watch_ext_layout=watchext.XEN_422_WRITER,
+        dirty_quota_padding=True,
+        dumps_unknown_domains=True,
+    ),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (SPEC, XEN_4_17, XEN_4_21, XEN_4_22)}
+
+#: For reading a dump that a daemon wrote before converting it: the format's rules, plus the
+#: version-1 streams with types 6-8 that 4.22 writes (not a target: not in PROFILES).
+DUMP_SOURCE = replace(
+    SPEC,
+    name="dump-source",
+    description="a daemon's live-update dump, read for conversion",
+    loads_v2_records_in_v1=True,
+)
 
 
 def get_profile(name: str) -> Profile:

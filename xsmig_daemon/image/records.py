@@ -173,6 +173,27 @@ class WatchDataExtended:
 
 
 @dataclass(frozen=True, slots=True)
+class UnwrittenDepthWatch:
+    """A WATCH_DATA_EXTENDED record as Xen 4.22's writer produces it (``image/watchext.py``).
+
+    The writer never wrote the depth, so it is unknown; wpath starts at body byte 8 and
+    ``declared_len`` (the record's ``len``) may be 8 bytes more than ``written_len``. Only a
+    reader makes these; a converter turns them into plain watches.
+    """
+
+    type = RecordType.WATCH_DATA_EXTENDED
+    conn_id: int
+    path: str
+    token: str
+    declared_len: int
+
+    @property
+    def written_len(self) -> int:
+        size = 8 + len(encode_text(self.path)) + 1 + len(encode_text(self.token)) + 1
+        return (size + 7) & ~7
+
+
+@dataclass(frozen=True, slots=True)
 class TransactionData:
     type = RecordType.TRANSACTION_DATA
     conn_id: int
@@ -233,6 +254,7 @@ Record = (
     | ConnectionData
     | WatchData
     | WatchDataExtended
+    | UnwrittenDepthWatch
     | TransactionData
     | NodeData
     | GlobalQuotaData

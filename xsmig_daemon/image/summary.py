@@ -32,6 +32,7 @@ from .records import (
     RingSpec,
     TransactionData,
     UnknownRecord,
+    UnwrittenDepthWatch,
     WatchData,
     WatchDataExtended,
 )
@@ -194,7 +195,7 @@ class ImageSummary:
                     self.tree.add(record)
             case ConnectionData():
                 self.connections[record.conn_id] = ConnectionRow.from_record(record)
-            case WatchData() | WatchDataExtended():
+            case WatchData() | WatchDataExtended() | UnwrittenDepthWatch():
                 self._row(record.conn_id, "watches")
             case TransactionData():
                 self._row(record.conn_id, "transactions")
@@ -346,6 +347,16 @@ def record_fields(record: Record) -> JSON:
             return row
         case WatchData():
             return {"conn_id": record.conn_id, "path": record.path, "token": record.token}
+        case UnwrittenDepthWatch():
+            return {
+                "conn_id": record.conn_id,
+                "path": record.path,
+                "token": record.token,
+                "depth": None,
+                "layout": "xen-4.22-writer",
+                "declared_len": record.declared_len,
+                "written_len": record.written_len,
+            }
         case WatchDataExtended():
             return {
                 "conn_id": record.conn_id,
@@ -411,6 +422,12 @@ def record_line(located: Located) -> str:
             return (
                 f"{head} conn={row.conn_id} {ident} in={row.pending_in_bytes} "
                 f"out={row.pending_out_bytes} resp={row.out_resp_len}{uid}"
+            )
+        case UnwrittenDepthWatch():
+            return (
+                f"{head} conn={record.conn_id} path={record.path!r} token={record.token!r} "
+                f"depth=unwritten (Xen 4.22 writer layout, len {record.declared_len}, "
+                f"{record.written_len} written)"
             )
         case WatchData() | WatchDataExtended():
             depth = f" depth={record.depth}" if isinstance(record, WatchDataExtended) else ""

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from .decoder import Located
+from . import watchext
+from .decoder import ImageDecoder, Located
 from .errors import ImageError, ProfileError, SemanticError, type_name
-from .profiles import SPEC, Profile, as_profile
+from .profiles import FEATURE_WATCHDEPTH, SPEC, Profile, as_profile
 from .records import (
     DOMID_INVALID,
     STREAM_V2,
@@ -32,6 +33,7 @@ from .records import (
     RingSpec,
     TransactionData,
     UnknownRecord,
+    UnwrittenDepthWatch,
     WatchData,
     WatchDataExtended,
 )
@@ -52,9 +54,15 @@ class StreamValidator:
         *,
         migration: bool = False,
         preorder: bool = False,
+        collect_defects: bool = False,
     ) -> None:
         self.header = header
         self.profile = profile
+        #: Defects a converter repairs (a Xen 4.22 writer-layout WATCH_DATA_EXTENDED, a
+        #: DOMAIN_DATA for a domain the loader does not know) are collected in ``defects``
+        #: instead of raised, so that every one of them can be named.
+        self.collect_defects = collect_defects
+        self.defects: list[ImageError] = []
         #: For a producer that walks a tree (the exporter): committed nodes must come in
         #: pre-order, checked against the current ancestor path, so memory stays O(depth)
         #: instead of O(nodes). Such a walk cannot repeat a path, so duplicates (which need
@@ -77,6 +85,7 @@ class StreamValidator:
         self._known_domains: set[int] = set()
         self._domain_records: set[int] = set()
         self._dom0_ring_seen = False
+        self._v2_in_v1 = 0
         self._tree_started = False
         self._node_hashes: set[int] = set()
         self._check_header()
@@ -96,7 +105,7 @@ class StreamValidator:
                 self._node(record)
             case ConnectionData():
                 self._connection(record)
-            case WatchData() | WatchDataExtended():
+            case WatchData() | WatchDataExtended() | UnwrittenDepthWatch():
                 self._watch(record)
             case TransactionData():
                 self._transaction(record)
@@ -106,6 +115,8 @@ class StreamValidator:
                 if self._seen_global_quota:
                     self._error("a second GLOBAL_QUOTA_DATA record")
                 self._seen_global_quota = True
+                if self.header.version < STREAM_V2 and self.profile.loads_v2_records_in_v1:
+                    self._v2_in_v1 += 1
             case DomainData():
                 self._domain(record)
             case UnknownRecord():
@@ -138,6 +149,11 @@ class StreamValidator:
             self._profile_error(
                 f"evtchn-fd {record.evtchn_fd}: C xenstored needs an open event-channel fd"
             )
+        if self.profile.needs_listening_socket and record.rw_socket_fd < 0:
+            self._profile_error(
+                f"rw-socket-fd {record.rw_socket_fd}: the loader needs its listening socket "
+                "(with -1 it restores, but no client can connect)"
+            )
 
     def _connection(self, record: ConnectionData) -> None:
         if record.conn_id == 0:
@@ -156,12 +172,24 @@ class StreamValidator:
         if conn_id not in self._conn_ids:
             self._error(f"{what} for unknown conn-id {conn_id}")
 
-    def _watch(self, record: WatchData | WatchDataExtended) -> None:
+    def _watch(self, record: WatchData | WatchDataExtended | UnwrittenDepthWatch) -> None:
         self._need_conn(record.conn_id, "watch")
         if not record.path:
             self._error("watch with an empty path")
+        if self.profile.dom0_ring_before_watches and not self._dom0_ring_seen:
+            self._profile_error(
+                "WATCH record before dom0's ring CONNECTION_DATA (the loader crashes)"
+            )
+        if isinstance(record, UnwrittenDepthWatch):
+            self._defect(
+                ProfileError if self.profile.is_c_loader else SemanticError, watchext.defect(record)
+            )
+            return
         if isinstance(record, WatchDataExtended) and self.header.version < STREAM_V2:
-            self._error("WATCH_DATA_EXTENDED in a version 1 stream")
+            if self.profile.loads_v2_records_in_v1:
+                self._v2_in_v1 += 1
+            else:
+                self._error("WATCH_DATA_EXTENDED in a version 1 stream")
 
     def _transaction(self, record: TransactionData) -> None:
         self._need_conn(record.conn_id, "transaction")
@@ -244,10 +272,28 @@ class StreamValidator:
 
     def _domain(self, record: DomainData) -> None:
         if record.domid not in self._known_domains:
-            self._error(f"DOMAIN_DATA for domain {record.domid}, not known from earlier records")
+            self._defect(
+                SemanticError,
+                f"DOMAIN_DATA for domain {record.domid}, not known from earlier records (no "
+                "ring connection, target or node owner: a C loader aborts with 'referenced "
+                "domain not found')",
+            )
         if record.domid in self._domain_records:
             self._error(f"a second DOMAIN_DATA for domain {record.domid}")
         self._domain_records.add(record.domid)
+        wanted = self.profile.dom0_features
+        if (
+            record.domid == 0
+            and self.header.version >= STREAM_V2
+            and record.features & wanted != wanted
+        ):
+            lost = " (WATCHDEPTH among them)" if ~record.features & FEATURE_WATCHDEPTH else ""
+            self._profile_error(
+                f"dom0's DOMAIN_DATA has features 0x{record.features:x}: the loader applies "
+                f"them as given, so dom0 would lose 0x{wanted & ~record.features:x}{lost}"
+            )
+        if self.header.version < STREAM_V2 and self.profile.loads_v2_records_in_v1:
+            self._v2_in_v1 += 1
 
     def _not_loaded(self, record: Record) -> None:
         """The profile's loader skips this record type: say what would be lost."""
@@ -266,6 +312,11 @@ class StreamValidator:
     def _finish(self) -> None:
         if self.profile.is_c_loader and not self._seen_global:
             self._profile_error("no GLOBAL_DATA record")
+        if self._v2_in_v1:
+            self.warnings.append(
+                f"version-1 stream with {self._v2_in_v1} record(s) of types 6-8 "
+                f"({self.profile.name} loads them; the format reserves them for version 2)"
+            )
         for name, count in sorted(self._dropped.items()):
             if name == "TRANSACTION_DATA":
                 what = f"{count} open transaction{'s' if count != 1 else ''}"
@@ -291,6 +342,14 @@ class StreamValidator:
     def _error(self, reason: str) -> None:
         raise SemanticError(reason, **self._where())
 
+    def _defect(self, kind: type[ImageError], reason: str) -> None:
+        if kind is ProfileError:
+            reason = f"{self.profile.name}: {reason}"
+        error = kind(reason, **self._where())
+        if not self.collect_defects:
+            raise error
+        self.defects.append(error)
+
     def _profile_error(self, reason: str) -> None:
         raise ProfileError(f"{self.profile.name}: {reason}", **self._where())
 
@@ -309,9 +368,19 @@ def validate_records(
     return validator.warnings
 
 
+def dirty_padding_warnings(decoder: ImageDecoder) -> list[str]:
+    """One warning per quota record whose padding held non-zero bytes (Xen 4.22 does that)."""
+    return [
+        f"record {index} at byte {offset} (0x{offset:x}): non-zero padding after the quota "
+        "names (ignored, as the format says; Xen 4.22 leaves heap bytes there)"
+        for index, offset in decoder.dirty_padding
+    ]
+
+
 __all__ = [
     "ImageError",
     "StreamValidator",
+    "dirty_padding_warnings",
     "parent_path",
     "validate_records",
 ]

@@ -32,15 +32,19 @@ import trio
 
 from ..image.encoder import encode_image
 from ..image.pipeline import RecordRewriter
-from ..image.profiles import XEN_4_17, Profile
+from ..image.profiles import XEN_4_17, XEN_4_22, Profile
 from ..image.records import (
     DOMID_INVALID,
+    STREAM_V2,
     ConnectionData,
     ConnType,
+    DomainData,
     GlobalData,
+    GlobalQuotaData,
     Header,
     NodeData,
     Record,
+    RecordType,
     RingSpec,
     WatchData,
     WatchDataExtended,
@@ -78,6 +82,11 @@ _LOSSES_SAID_OTHERWISE = frozenset(
 )
 #: The local event-channel port written for a dom0 ring the mock never had.
 DOM0_EVTCHN = 1
+#: The C successors (``--lu-successor``) and the loader profile of each.
+C_SUCCESSORS: dict[SuccessorKind, Profile] = {
+    SuccessorKind.XEN_417: XEN_4_17,
+    SuccessorKind.XEN_422: XEN_4_22,
+}
 
 
 def dump_path(rundir: str) -> str:
@@ -108,6 +117,8 @@ class Handover:
     extra: dict[str, object] = field(default_factory=dict)
     losses: list[str] = field(default_factory=list)
     opened_fds: list[int] = field(default_factory=list)
+    #: WATCH_DATA_EXTENDED layout of the successor's loader (``image/watchext.py``)
+    watch_ext_layout: str = "doc"
 
 
 def _with_ok(records: Iterable[Record], owner_id: int, ok: bytes) -> Iterator[Record]:
@@ -167,24 +178,51 @@ def build_c_handover(
     pending: PendingStart | None,
     owner: Connection | None,
     profile: Profile = XEN_4_17,
+    header: Header | None = None,
 ) -> Handover:
-    """The image for a C loader (``profile``): its newest version, the record types it
-    reads, GLOBAL_DATA first and dom0's ring before any node (``is_c_loader``), the special
-    nodes where its own dumps have them (``specials_first``)."""
+    """The image for a C loader (``profile``): its newest version unless ``header`` says
+    otherwise, the record types it reads, in its order (``_c_order``), with depth watches in
+    the layout its loader parses (``Profile.watch_ext_layout``)."""
     engine = daemon.engine
     records: Iterable[Record] = state_records(engine)
     if pending is not None and owner is not None:
         records = _with_ok(records, _conn_id(daemon, owner), ok_reply(pending.request))
-    header = profile.newest_header
+    header = header or profile.newest_header
     rewriter = RecordRewriter(MOCK_HEADER, header, profile)
     converted = [c for r in records if (c := rewriter.rewrite(r)) is not None]
     losses = rewriter.losses.lines(skip=_LOSSES_SAID_OTHERWISE)
-    losses.extend(_quota_losses(daemon))
+    if RecordType.GLOBAL_QUOTA_DATA not in profile.record_types:
+        losses.extend(_quota_losses(daemon))
     sockets = daemon.client_sockets()
     keep = [daemon.listener.fileno()] if daemon.listener is not None else []
+    for conn, sock in sockets.items():
+        if conn.kind is ConnType.SOCKET:
+            keep.append(sock.fileno())
+    evtchn = os.eventfd(0)
+    ordered: list[Record] = [GlobalData(keep[0] if keep else -1, evtchn)]
+    ordered.extend(_c_order(converted, profile, header, losses))
+    return Handover(
+        header,
+        ordered,
+        [*keep, evtchn],
+        losses=losses,
+        opened_fds=[evtchn],
+        watch_ext_layout=profile.watch_ext_layout,
+    )
+
+
+def _c_order(
+    converted: list[Record], profile: Profile, header: Header, losses: list[str]
+) -> list[Record]:
+    """Everything after GLOBAL_DATA in a C loader's order: GLOBAL_QUOTA_DATA, dom0's ring
+    (synthesised if the mock has none: C needs it before any watch or node), the other
+    connections each with its watches, the tree with the special nodes where the daemon's own
+    dumps have them (``specials_first``), then DOMAIN_DATA (known domains only, after them)."""
     groups: dict[int, list[Record]] = {}
     nodes: list[NodeData] = []
     specials: list[NodeData] = []
+    head: list[Record] = []
+    tail: list[Record] = []
     dom0_id = 0
     for record in converted:
         if isinstance(record, ConnectionData):
@@ -201,20 +239,22 @@ def build_c_handover(
             groups[record.conn_id].append(record)
         elif isinstance(record, NodeData):
             (specials if record.path.startswith("@") else nodes).append(record)
-    for conn, sock in sockets.items():
-        if conn.kind is ConnType.SOCKET:
-            keep.append(sock.fileno())
-    evtchn = os.eventfd(0)
-    ordered: list[Record] = [GlobalData(keep[0] if keep else -1, evtchn)]
+        elif isinstance(record, GlobalQuotaData):
+            head.append(record)
+        elif isinstance(record, DomainData):
+            tail.append(record)
     if not dom0_id:
         dom0_id = max(groups, default=0) + 1
-        dom0 = ConnectionData(dom0_id, RingSpec(0, DOMID_INVALID, DOM0_EVTCHN))
+        # A version-2 loader reads the ring's unique-id (0: unknown); 4.17 predates it.
+        keeps_uid = header.version >= STREAM_V2 and max(profile.versions) >= STREAM_V2
+        spec = RingSpec(0, DOMID_INVALID, DOM0_EVTCHN)
+        dom0 = ConnectionData(dom0_id, spec, unique_id=0 if keeps_uid else None)
         groups = {dom0_id: [dom0], **groups}
-    ordered.extend(groups.pop(dom0_id))
+    ordered = [*head, *groups.pop(dom0_id)]
     for group in groups.values():
         ordered.extend(group)
-    ordered.extend([*specials, *nodes] if profile.specials_first else [*nodes, *specials])
-    return Handover(header, ordered, [*keep, evtchn], losses=losses, opened_fds=[evtchn])
+    tree = [*specials, *nodes] if profile.specials_first else [*nodes, *specials]
+    return [*ordered, *tree, *tail]
 
 
 def _quota_losses(daemon: MockDaemon) -> list[str]:
@@ -266,7 +306,11 @@ class LiveUpdater:
         self.daemon.engine.reply(conn, pending.request, text.encode() + b"\0")
 
     def kind_for(self, pending: PendingStart) -> SuccessorKind:
-        return SuccessorKind.XEN_417 if pending.version == 1 else self.default_kind
+        # ``-v 1`` means a successor that loads version 1 only (4.17), unless the successor
+        # is 4.22, which loads both.
+        if pending.version == 1 and self.default_kind is not SuccessorKind.XEN_422:
+            return SuccessorKind.XEN_417
+        return self.default_kind
 
     async def run(self) -> None:
         deadline = float("inf")
@@ -290,8 +334,10 @@ class LiveUpdater:
         transactions = self.lu.observe(self.daemon.engine.connections, now)
         handover = None
         losses: list[str] = []
-        if kind is SuccessorKind.XEN_417:
-            handover = build_c_handover(self.daemon, pending, owner)
+        if kind in C_SUCCESSORS:
+            profile = C_SUCCESSORS[kind]
+            header = Header(pending.version, False) if kind is SuccessorKind.XEN_422 else None
+            handover = build_c_handover(self.daemon, pending, owner, profile, header)
             losses = handover.losses
         decision = decide(pending, now, kind, transactions, losses)
         if decision.verdict is Verdict.WAIT:
@@ -317,7 +363,9 @@ class LiveUpdater:
         path = dump_path(self.daemon.rundir)
         try:
             with atomic_output(path, force=True) as out:
-                for chunk in encode_image(handover.records, handover.header):
+                for chunk in encode_image(
+                    handover.records, handover.header, watch_ext_layout=handover.watch_ext_layout
+                ):
                     out.write(chunk)
         except (ImageFileError, OSError, ValueError) as exc:
             _close_all(handover.opened_fds)

@@ -31,13 +31,14 @@ import trio
 
 from ..image.errors import ImageError
 from ..image.pipeline import ImageParser
-from ..image.profiles import SPEC
+from ..image.profiles import DUMP_SOURCE
 from ..image.records import (
     ConnectionData,
     NodeData,
     Record,
     SocketSpec,
     TransactionData,
+    UnwrittenDepthWatch,
     WatchData,
     WatchDataExtended,
 )
@@ -101,7 +102,7 @@ def build(records: list[Record], source: str) -> Restored:
         raise RestoreError(f"{source}: the stream does not restore: {exc}") from None
     counts: Counter[tuple[str, int]] = Counter()
     for record in records:
-        if isinstance(record, WatchData | WatchDataExtended):
+        if isinstance(record, WatchData | WatchDataExtended | UnwrittenDepthWatch):
             counts["watch", record.conn_id] += 1
         elif isinstance(record, TransactionData):
             counts["tx", record.conn_id] += 1
@@ -130,7 +131,8 @@ def _count_nodes(records: Iterable[Record]) -> int:
 def load_file(path: str) -> Restored:
     """Decode, validate and restore an image file (``-`` is standard input)."""
     try:
-        records = open_image(path, SPEC).records()
+        # A C daemon's dump as it is (Xen 4.22's broken depth watches come back depth-less).
+        records = open_image(path, DUMP_SOURCE, collect_defects=True).records()
     except (ImageError, ImageFileError) as exc:
         raise RestoreError(str(exc)) from None
     return build(records, path)
@@ -194,7 +196,7 @@ async def receive_until_signal(path: str, timeout: float = DEFAULT_TIMEOUT) -> R
 
 
 async def _read_stream(conn: trio.socket.SocketType, where: str, timeout: float) -> list[Record]:
-    parser = ImageParser(SPEC, name=where)
+    parser = ImageParser(DUMP_SOURCE, collect_defects=True, name=where)
     records: list[Record] = []
     try:
         while True:

@@ -41,7 +41,7 @@ from typing import Any, BinaryIO, NoReturn
 
 from ..image.errors import EncodeError, ImageError, type_name
 from ..image.pipeline import ImageReader, ImageRewrite
-from ..image.profiles import SPEC, Profile, get_profile
+from ..image.profiles import DUMP_SOURCE, Profile, get_profile
 from ..image.records import Header
 from ..imagefile import ImageFileError, atomic_output, read_chunks
 from .config import Config, ConfigError, load_config
@@ -68,6 +68,8 @@ class DumpCheck:
     records: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    #: what a conversion repairs (each broken record, by index and offset)
+    defects: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -81,6 +83,7 @@ class DumpCheck:
             "valid": self.valid,
             "error": self.error,
             "warnings": self.warnings,
+            "defects": self.defects,
             "size": self.size,
             "sha256": self.sha256,
             "version": None if header is None else header.version,
@@ -108,13 +111,17 @@ def check_dump(chunks: Iterable[bytes], profile: Profile, copy: BinaryIO | None)
             yield chunk
 
     source = tee()
-    stream = ImageReader(source, profile)
+    stream = ImageReader(source, profile, collect_defects=True)
     try:
         for located in stream:
             result.header = stream.header
             result.records += 1
             result.counts[type_name(located.record.type)] += 1
         result.warnings.extend(stream.warnings)
+        result.defects = [str(exc) for exc in stream.defects]
+        if result.defects:
+            # Every broken record is listed; the conversion repairs them.
+            result.error = f"{result.defects[0]} ({len(result.defects)} broken record(s))"
     except ImageError as exc:
         result.error = str(exc)
         result.header = stream.header
@@ -128,17 +135,23 @@ def check_dump(chunks: Iterable[bytes], profile: Profile, copy: BinaryIO | None)
 class Conversion:
     warnings: list[str]
     losses: list[str]
+    repairs: list[str] = field(default_factory=list)
 
 
 def convert_dump(chunks: Iterable[bytes], profile: Profile, out: BinaryIO) -> Conversion:
-    """Rewrite a stream valid for the spec into one ``profile`` loads; the output is checked
-    against ``profile`` record by record as it is written. Raises ImageError."""
+    """Rewrite a daemon's dump into one ``profile`` loads, repairing what the daemon wrote
+    broken (``ImageConverter.repairs``: Xen 4.22's); the output is checked against
+    ``profile`` record by record as it is written. Raises ImageError."""
     rewrite = ImageRewrite(
-        chunks, profile, lambda _source: profile.newest_header, source_profile=SPEC
+        chunks,
+        profile,
+        lambda _source: profile.newest_header,
+        source_profile=DUMP_SOURCE,
+        collect_defects=True,
     )
     for data in rewrite:
         out.write(data)
-    return Conversion(rewrite.warnings, rewrite.losses.lines())
+    return Conversion(rewrite.warnings, rewrite.losses.lines(), rewrite.repairs.lines())
 
 
 # ----------------------------------------------------------------------------- the hook
@@ -198,7 +211,11 @@ def decide(config: Config, args: Sequence[str], env: Mapping[str, str]) -> HookP
             log.warning("%s: %s", dump, warning)
         plan = HookPlan("restore", original)
     else:
-        log.error("%s: not loadable by %s: %s", dump, profile.name, check.error)
+        if check.defects:
+            for defect in check.defects:
+                log.error("%s: broken for %s: %s", dump, profile.name, defect)
+        else:
+            log.error("%s: not loadable by %s: %s", dump, profile.name, check.error)
         plan = _after_invalid(config, dump, profile, args, record)
     record["action"] = plan.action
     record["exec"] = plan.argv
@@ -249,11 +266,14 @@ def _after_invalid(
                 record["conversion"]["error"],
             )
         else:
+            for line in conversion.repairs:
+                log.warning("%s: conversion for %s repaired %s", dump, profile.name, line)
             for line in conversion.losses:
                 log.warning("%s: conversion for %s dropped %s", dump, profile.name, line)
             record["conversion"] = {
                 "ok": True,
                 "losses": conversion.losses,
+                "repairs": conversion.repairs,
                 "warnings": conversion.warnings,
             }
             log.warning(

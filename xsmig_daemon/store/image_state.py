@@ -30,6 +30,7 @@ from ..image.records import (
     RingSpec,
     SocketSpec,
     TransactionData,
+    UnwrittenDepthWatch,
     WatchData,
     WatchDataExtended,
     decode_text,
@@ -123,7 +124,8 @@ def restore_engine(records: Iterable[Record]) -> Engine:
             engine.global_quotas.update(record.global_quotas)
         elif isinstance(record, ConnectionData):
             by_id[record.conn_id] = _restore_connection(engine, record)
-        elif isinstance(record, WatchData | WatchDataExtended):
+        elif isinstance(record, WatchData | WatchDataExtended | UnwrittenDepthWatch):
+            # A Xen 4.22 writer-layout record never held its depth: a depth-less watch.
             _restore_watch(by_id[record.conn_id], record)
         elif isinstance(record, TransactionData):
             conn = by_id[record.conn_id]
@@ -178,7 +180,9 @@ def _split_messages(data: bytes) -> Iterator[tuple[bytes, bool]]:
         yield message, has_header and decode_header(message)[0] == Op.WATCH_EVENT
 
 
-def _restore_watch(conn: Connection, record: WatchData | WatchDataExtended) -> None:
+def _restore_watch(
+    conn: Connection, record: WatchData | WatchDataExtended | UnwrittenDepthWatch
+) -> None:
     depth = None
     if isinstance(record, WatchDataExtended) and record.depth != DEPTH_UNLIMITED:
         depth = record.depth

@@ -53,6 +53,7 @@ EXEC_FAILED = "Error activating new binary."
 class SuccessorKind(enum.Enum):
     MOCK = "mock"
     XEN_417 = "xen-4.17"
+    XEN_422 = "xen-4.22"
 
 
 class BinaryStatus(enum.Enum):
