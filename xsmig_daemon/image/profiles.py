@@ -10,16 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..wire.features import FEATURE_DOMID_ANY, FEATURE_ERROR, FEATURE_WATCHDEPTH
 from . import watchext
 from .records import Header, RecordType
 
 _ALL_TYPES = frozenset(RecordType)
-
-#: Server feature bits (xs_wire.h; the value at ring-page offset 2064, DOMAIN_DATA features).
-FEATURE_RECONNECTION = 1
-FEATURE_ERROR = 2
-FEATURE_WATCHDEPTH = 4
-FEATURE_DOMID_ANY = 8
 
 
 @dataclass(frozen=True, slots=True)

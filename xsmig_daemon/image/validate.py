@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from ..wire.features import FEATURE_WATCHDEPTH
 from . import watchext
 from .decoder import ImageDecoder, Located
 from .errors import ImageError, ProfileError, SemanticError, type_name
-from .profiles import FEATURE_WATCHDEPTH, SPEC, Profile, as_profile
+from .profiles import SPEC, Profile, as_profile
 from .records import (
     DOMID_INVALID,
     STREAM_V2,

@@ -11,11 +11,12 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from ..image.records import ConnType
+from ..wire.features import SUPPORTED_FEATURES
 from ..wire.framing import MessageDecoder, encode_message
 from ..wire.header import HEADER_SIZE
 from ..wire.ops import Op
 from ..wire.paths import domain_home
-from .domains import SUPPORTED_FEATURES, Domain
+from .domains import Domain
 from .transaction import Transaction
 
 #: Stop processing a connection's requests while this many output bytes wait; queue no

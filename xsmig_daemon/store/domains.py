@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..wire.features import SUPPORTED_FEATURES
 from .quotas import default_quotas
-
-#: Feature bits offered by current Xen: ERROR | WATCHDEPTH | DOMID_ANY.
-FEATURE_ERROR = 2
-FEATURE_WATCHDEPTH = 4
-FEATURE_DOMID_ANY = 8
-SUPPORTED_FEATURES = FEATURE_ERROR | FEATURE_WATCHDEPTH | FEATURE_DOMID_ANY
 
 
 @dataclass(slots=True)

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..image.records import DOMID_ANY, DOMID_FIRST_RESERVED, DOMID_SELF, Permission
+from ..wire.features import FEATURE_DOMID_ANY, FEATURE_WATCHDEPTH, SUPPORTED_FEATURES
 from ..wire.framing import Message, split_strings
 from ..wire.ops import Op
 from ..wire.paths import domain_home, parent
 from . import quotas as q
 from .connection import Watch
 from .control import handle_control
-from .domains import FEATURE_DOMID_ANY, FEATURE_WATCHDEPTH, SUPPORTED_FEATURES
 from .errors import XsError
 from .perms import Access, parse_wire_perm, perms_payload
 from .transaction import Transaction

@@ -43,6 +43,7 @@ from ..image.records import (
     WatchDataExtended,
     encode_text,
 )
+from ..wire.features import SUPPORTED_FEATURES
 from ..wire.framing import HEADER_SIZE
 from ..wire.ops import Op
 from ..wire.paths import (
@@ -55,7 +56,7 @@ from ..wire.paths import (
 )
 from . import quotas as q
 from .connection import Connection, Watch
-from .domains import SUPPORTED_FEATURES, Domain
+from .domains import Domain
 from .engine import Engine
 from .image_state import _connection_records, _rebuild_tx_children, _restore_tx_node
 from .transaction import Transaction
