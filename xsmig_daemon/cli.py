@@ -36,6 +36,14 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def successor_argv(argv: list[str]) -> list[str]:
+    """``xsmig OPTIONS -U`` is how a live update names ``xsmig`` as the successor (C passes
+    the daemon's own options plus ``-U``): that is ``xsmig mockd OPTIONS -U``."""
+    if ("-U" in argv or "--live-update" in argv) and (not argv or argv[0].startswith("-")):
+        return ["mockd", *argv]
+    return argv
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xsmig",
@@ -52,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(successor_argv(sys.argv[1:] if argv is None else list(argv)))
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:

@@ -117,6 +117,16 @@ def cmdline(pid: int) -> Sequence[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
 
 
+def serving_pid(holder: int) -> int:
+    """The daemon serving for the pid holder ``holder`` (its one child), or ``holder``
+    itself before its first live update (docs/liveupdate.md, "One service")."""
+    if "pidholder.py" not in " ".join(cmdline(holder)):
+        return holder
+    children = Path(f"/proc/{holder}/task/{holder}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
 def pyxs_watching(socket_path: Path) -> tuple[pyxs.Client, Iterator[tuple[bytes, bytes]]]:
     """A pyxs client watching /p, its initial event consumed; and its event iterator."""
     py = pyxs.Client(unix_socket_path=str(socket_path))

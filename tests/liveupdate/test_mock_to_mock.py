@@ -13,6 +13,7 @@ from lusupport import (
     live_update,
     mock_launcher,
     pyxs_watching,
+    serving_pid,
     snapshot,
 )
 from peerlib import MockDaemon
@@ -108,8 +109,9 @@ def test_mock_to_mock_keeps_every_client(mockd: MockDaemon, tmp_path: Path) -> N
     compared = diff(before, after)
     assert compared.returncode == 0, compared.stdout + compared.stderr
 
+    # Same unit: the pid is held, the successor serves as its child.
     assert mockd.pid == pid and mockd.alive()
-    assert "-U" in cmdline(pid)
+    assert "-U" in cmdline(serving_pid(pid))
     assert "live update restored" in mockd.log()
 
     replies = [raw.receive() for _ in sent]

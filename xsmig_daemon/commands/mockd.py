@@ -11,8 +11,9 @@ from typing import Any
 import trio
 
 from ..mockd import MockDaemon, default_socket_path, restore
-from ..mockd.liveupdate import HANDOVER_ENV, LiveUpdater, Successor, load_successor
-from ..mockd.restore import RestoreError
+from ..mockd.liveupdate import HANDOVER_ENV, LiveUpdater, RestoreError, Successor, load_successor
+from ..mockd.standby import STANDBY_ENV
+from ..mockd.successor import StandbyError, StandbySuccessor, confirm, load_standby
 from ..store.liveupdate import SuccessorKind
 
 #: xenstored 4.17 options that a live update from C passes on (its argv + -U): accepted and
@@ -63,12 +64,24 @@ def register(subparsers: Any) -> None:
 
 
 async def serve(
-    daemon: MockDaemon, updater: LiveUpdater | None = None, successor: Successor | None = None
+    daemon: MockDaemon,
+    updater: LiveUpdater | None = None,
+    successor: Successor | None = None,
+    standby: StandbySuccessor | None = None,
 ) -> None:
     # Catch the signals before announcing readiness, so none is missed in between.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             path = await nursery.start(daemon.run)
+            if standby is not None:
+                for sock, conn in standby.adopted:
+                    daemon.adopt(sock, conn)
+                print(
+                    f"xsmig mockd: live update restored {len(daemon.engine.connections)} "
+                    f"connections ({len(standby.adopted)} sockets handed over, "
+                    f"{standby.nodes} nodes pre-copied)",
+                    flush=True,
+                )
             if successor is not None:
                 for sock, conn in successor.adopted:
                     daemon.adopt(sock, conn)
@@ -93,8 +106,15 @@ def run_mockd(args: argparse.Namespace) -> int:
     else:
         socket_path = args.socket or default_socket_path()
         rundir = os.path.dirname(socket_path) or "."
-    successor = None
-    if args.live_update:
+    successor = standby = None
+    if args.live_update and STANDBY_ENV in os.environ:
+        try:
+            standby = load_standby(int(os.environ.pop(STANDBY_ENV)), socket_path, rundir)
+        except (StandbyError, OSError) as exc:
+            print(f"xsmig mockd: standby successor gives up: {exc}", file=sys.stderr)
+            return 1
+        daemon = standby.daemon
+    elif args.live_update:
         try:
             successor = load_successor(socket_path, rundir, dict(os.environ))
             os.environ.pop(HANDOVER_ENV, None)
@@ -113,7 +133,13 @@ def run_mockd(args: argparse.Namespace) -> int:
         daemon = MockDaemon(socket_path, rundir)
     updater = LiveUpdater(daemon, _own_arguments(), SuccessorKind(args.lu_successor))
     try:
-        trio.run(serve, daemon, updater, successor)
+        if standby is not None:
+            # The point of no return: after BYE the running daemon is gone.
+            confirm(standby)
+        trio.run(serve, daemon, updater, successor, standby)
+    except StandbyError as exc:
+        print(f"xsmig mockd: standby successor gives up: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"xsmig mockd: cannot serve {socket_path}: {exc}", file=sys.stderr)
         return 2
@@ -121,6 +147,7 @@ def run_mockd(args: argparse.Namespace) -> int:
 
 
 def _own_arguments() -> list[str]:
-    """This command's arguments after ``mockd``: what a successor gets (C: its argv)."""
+    """This command's arguments after ``mockd`` (or all of them when started as
+    ``xsmig-xenstored`` or ``xsmig -U``): what a successor gets (C: its argv)."""
     argv = sys.argv[1:]
-    return argv[argv.index("mockd") + 1 :] if "mockd" in argv else []
+    return argv[argv.index("mockd") + 1 :] if "mockd" in argv else argv

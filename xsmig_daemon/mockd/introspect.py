@@ -54,16 +54,34 @@ class Introspection:
         self._deferred: list[Callable[[], None]] = []
         # A connection whose freeze hit its deadline: its next request learns why (EAGAIN).
         self._timed_out: Connection | None = None
+        # Set while a live update holds every task (no freeze owner, no deadline).
+        self._held: trio.Event | None = None
         engine.control_extensions[COMMAND] = self._control
 
     # -- the gate -------------------------------------------------------------------------
 
     async def wait_open(self, conn: Connection | None) -> None:
         """Return once ``conn`` (None: a listener) may be served."""
+        while self._held is not None:
+            await self._held.wait()
         while self.state.frozen_for(conn):
             with trio.move_on_at(self.state.deadline):
                 await self._thawed.wait()
             self._expire_if_due()
+
+    def hold(self) -> None:
+        """Stop every task at the gate (a live update's freeze), until ``release``."""
+        if self._held is None:
+            self._held = trio.Event()
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.set()
+
+    @property
+    def held(self) -> bool:
+        return self._held is not None
 
     def after_freeze(self, conn: Connection, action: Callable[[], None]) -> None:
         """Run ``action`` (a connection's cleanup) now, or at the thaw if frozen.

@@ -59,21 +59,37 @@ from ..store.liveupdate import (
     BinaryStatus,
     LiveUpdateSession,
     PendingStart,
+    Session,
     SuccessorKind,
     Verdict,
     decide,
     exec_argv,
     ok_reply,
 )
+from ..store import precopy
+from ..wire import handover as ho
 from ..wire.framing import Message
 from .restore import RestoreError, load_file
 from .server import MockDaemon
+from .standby import (
+    STANDBY_ENV,
+    Attempt,
+    StandbyFailed,
+    block_signals,
+    let_go,
+    precopy_tree,
+    send_frozen,
+    start_successor,
+    unblock_signals,
+)
 
 DUMP_NAME = "state_dump"
 #: Mock-to-mock facts that the stream has no place for (JSON; see docs/liveupdate.md).
 HANDOVER_ENV = "XSMIG_LIVE_UPDATE"
 #: C re-evaluates a parked ``-s`` at least this often (seconds).
 RECHECK_INTERVAL = 1.0
+#: Bound of a standby handover when ``-s`` has no ``-t`` (xenstore-control's default).
+STANDBY_TIMEOUT = 60
 MOCK_HEADER = Header(2, False)
 #: Loss kinds of the conversion for C that are said otherwise: open transactions make the
 #: update wait (as C does), quotas are listed from the engine (``_quota_losses``).
@@ -151,6 +167,13 @@ def build_mock_handover(daemon: MockDaemon, pending: PendingStart, owner: Connec
         fds = [listener.fileno() if listener is not None else -1, sock.fileno() if sock else -1]
         keep.extend(fd for fd in fds if fd >= 0)
         domains[str(conn.domid)] = fds
+    extra: dict[str, object] = {"domains": domains, **side_facts(daemon)}
+    return Handover(MOCK_HEADER, records, keep, extra)
+
+
+def side_facts(daemon: MockDaemon) -> dict[str, object]:
+    """What a mock successor must know about open transactions that the stream cannot say."""
+    engine = daemon.engine
     # Generation counts are not in the stream: a transaction already doomed to EAGAIN (or to
     # ENOMEM after an earlier error) says so here, so that it ends exactly as it would have.
     doomed = [
@@ -169,8 +192,7 @@ def build_mock_handover(daemon: MockDaemon, pending: PendingStart, owner: Connec
         for conn in engine.connections
         for tx in conn.transactions.values()
     ]
-    extra: dict[str, object] = {"domains": domains, "doomed": doomed, "fires": fires}
-    return Handover(MOCK_HEADER, records, keep, extra)
+    return {"doomed": doomed, "fires": fires}
 
 
 def build_c_handover(
@@ -285,6 +307,9 @@ class LiveUpdater:
         #: The pure state machine of ``CONTROL live-update`` (store/liveupdate.py).
         self.lu = LiveUpdateSession(probe_binary)
         self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        #: The running standby handover (mock successors), cancelled by ``-a``.
+        self._standby: trio.CancelScope | None = None
         self._next_output = daemon.engine.on_output
         daemon.engine.on_output = self._on_output
         daemon.engine.live_update = self._control
@@ -299,8 +324,67 @@ class LiveUpdater:
         cancelled, self.lu.cancelled = self.lu.cancelled, None
         if cancelled is not None and cancelled.request is not message:
             self._answer(conn, cancelled, CANCELLED)
+            if self._standby is not None:
+                self._standby.cancel()
         self._wake.set()
         return text
+
+    async def _hand_over_to_standby(
+        self, session: Session, pending: PendingStart, owner: Connection
+    ) -> None:
+        """Start the successor beside us and hand over; on failure answer why and serve on."""
+        assert self._standby is not None
+        budget = pending.timeout or STANDBY_TIMEOUT
+        argv = exec_argv(session.binary, session.cmdline, self.argv)
+        env = dict(os.environ)
+        env.pop(HANDOVER_ENV, None)
+        env.pop(STANDBY_ENV, None)
+        attempt: Attempt | None = None
+        daemon = self.daemon
+        reason = ""
+        with self._standby:
+            try:
+                with trio.fail_after(budget):
+                    attempt = await start_successor(argv, env)
+                    ho.check_hello(await attempt.receive("before greeting"))
+                    await precopy_tree(attempt, daemon)
+                    ho.expect(await attempt.receive("while loading"), ho.Kind.LOADED)
+                    daemon.introspection.hold()
+                    started = trio.current_time()
+                    await send_frozen(
+                        attempt, daemon, ok_reply(pending.request), owner, side_facts(daemon)
+                    )
+                    ho.expect(await attempt.receive("before serving"), ho.Kind.SERVING)
+                    block_signals()
+                    try:
+                        await attempt.send(ho.Packet(ho.Kind.BYE))
+                    except BaseException:
+                        unblock_signals()
+                        raise
+                daemon.engine.log.append(
+                    f"live-update: handed over to pid {attempt.process.pid} "
+                    f"after {trio.current_time() - started:.6f} s frozen"
+                )
+                let_go(attempt)
+            except trio.TooSlowError:
+                reason = f"the successor did not take over within {budget} s"
+            except StandbyFailed as exc:
+                reason = str(exc)
+            except ho.HandoverError as exc:
+                reason = f"the successor is not an xsmig successor: {exc}"
+            except OSError as exc:
+                reason = f"handover channel: {exc.strerror or exc}"
+        # Not handed over (failed, or cancelled by -a): everything back as it was.
+        precopy.stop(daemon.engine.tree)
+        if attempt is not None:
+            await attempt.abort()
+        daemon.introspection.release()
+        self._standby = None
+        if self.session.session is session:
+            self.session.finish()
+            if reason:
+                daemon.engine.log.append(f"live-update: {reason}")
+                self._answer(owner, pending, f"{EXEC_FAILED[:-1]}: {reason}")
 
     def _answer(self, conn: Connection, pending: PendingStart, text: str) -> None:
         self.daemon.engine.reply(conn, pending.request, text.encode() + b"\0")
@@ -314,11 +398,13 @@ class LiveUpdater:
 
     async def run(self) -> None:
         deadline = float("inf")
-        while True:
-            with trio.move_on_at(min(deadline, trio.current_time() + RECHECK_INTERVAL)):
-                await self._wake.wait()
-            self._wake = trio.Event()
-            deadline = self.evaluate()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            while True:
+                with trio.move_on_at(min(deadline, trio.current_time() + RECHECK_INTERVAL)):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                deadline = self.evaluate()
 
     def evaluate(self) -> float:
         """Decide on a parked ``-s``; returns when to look again at the latest."""
@@ -331,7 +417,12 @@ class LiveUpdater:
             return float("inf")
         now = trio.current_time()
         kind = self.kind_for(pending)
-        transactions = self.lu.observe(self.daemon.engine.connections, now)
+        if kind is SuccessorKind.MOCK:
+            if self._standby is None and self._nursery is not None:
+                self._standby = trio.CancelScope()
+                self._nursery.start_soon(self._hand_over_to_standby, session, pending, owner)
+            return float("inf")
+        transactions = self.session.observe(self.daemon.engine.connections, now)
         handover = None
         losses: list[str] = []
         if kind in C_SUCCESSORS:

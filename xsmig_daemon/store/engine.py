@@ -394,8 +394,11 @@ class Engine:
             if node is not None:
                 self.delete_tree(None, None, path, node, False)
                 self.unlink_child(_SYSTEM, None, path)
-        for _path, node in self.tree.walk():
-            node.perms = stale_entries_for(node.perms, domid)
+        for path, node in self.tree.walk():
+            perms = stale_entries_for(node.perms, domid)
+            if perms is not node.perms:
+                node.perms = perms
+                self.tree.mark_changed(path)
         for name, perms in self.tree.special_perms.items():
             self.tree.special_perms[name] = stale_entries_for(perms, domid)
 

@@ -42,18 +42,35 @@ from ..wire.paths import INTRODUCE_DOMAIN, RELEASE_DOMAIN, basename, canonicaliz
 from .connection import Connection, Watch
 from .engine import Engine
 from .transaction import Transaction, TxNode
-from .tree import Node
+from .tree import Node, Tree
 
 
 def state_records(engine: Engine, *, skip: Collection[Connection] = ()) -> Iterator[Record]:
     """The state as records; connections in ``skip`` (e.g. an exporter's own) are left out."""
+    yield from head_records(engine, skip=skip)
+    yield from tree_records(engine)
+    yield from tail_records(engine)
+
+
+def head_records(engine: Engine, *, skip: Collection[Connection] = ()) -> Iterator[Record]:
+    """Everything before the tree: globals, quotas, connections with their watches and
+    transactions."""
     yield GlobalData(engine.listen_fd, engine.evtchn_fd)
     yield GlobalQuotaData(domain_quotas=tuple(engine.global_quotas.items()))
     connections = [conn for conn in engine.connections if conn not in skip]
     for conn_id, conn in enumerate(connections, start=1):
         yield from _connection_records(conn_id, conn)
+
+
+def tree_records(engine: Engine) -> Iterator[NodeData]:
+    """The committed tree in pre-order. Lazy: a caller that yields between records sees
+    the tree as it is then (a pre-copy tracks what changed meanwhile)."""
     for path, node in engine.tree.walk():
         yield NodeData(path, node.value, node.perms)
+
+
+def tail_records(engine: Engine) -> Iterator[Record]:
+    """Everything after the tree: the special nodes and every known domain."""
     for special in (RELEASE_DOMAIN, INTRODUCE_DOMAIN):
         yield NodeData(special, b"", engine.tree.special_perms[special])
     yield from _domain_records(engine)
@@ -111,9 +128,14 @@ def _domain_records(engine: Engine) -> Iterator[DomainData]:
 # -- restore --------------------------------------------------------------------------------
 
 
-def restore_engine(records: Iterable[Record]) -> Engine:
+def restore_engine(records: Iterable[Record], tree: Tree | None = None) -> Engine:
+    """An engine holding ``records``; committed nodes go into ``tree`` if given (a tree
+    restored earlier, e.g. by a pre-copy: they replace what it holds), else a fresh one."""
     engine = Engine()
-    engine.tree.clear()
+    if tree is not None:
+        engine.tree = tree
+    else:
+        engine.tree.clear()
     by_id: dict[int, Connection] = {}
     tx_nodes: list[tuple[Transaction, NodeData]] = []
     for record in records:
@@ -132,7 +154,7 @@ def restore_engine(records: Iterable[Record]) -> Engine:
             conn.transactions[record.tx_id] = Transaction(record.tx_id)
             conn.next_tx_id = max(conn.next_tx_id, record.tx_id + 1)
         elif isinstance(record, NodeData) and record.committed:
-            _restore_node(engine, record)
+            restore_node(engine.tree, record)
         elif isinstance(record, NodeData):
             tx_nodes.append((by_id[record.conn_id].transactions[record.tx_id], record))
         elif isinstance(record, DomainData):
@@ -190,8 +212,9 @@ def _restore_watch(
     conn.watches.append(Watch(record.path, encode_text(record.token), canonical, depth))
 
 
-def _restore_node(engine: Engine, record: NodeData) -> None:
-    tree = engine.tree
+def restore_node(tree: Tree, record: NodeData) -> None:
+    """Store a committed node (replacing one there, children kept; a new one is linked to
+    its parent, which must be there)."""
     if record.path.startswith("@"):
         tree.special_perms[record.path] = record.perms
         return

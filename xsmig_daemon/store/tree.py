@@ -76,6 +76,8 @@ class Tree:
         #: Bytes of node memory charged to each owner (node size + path), as C accounts it.
         self.owned_memory: Counter[int] = Counter()
         self.special_perms: dict[str, PermList] = default_special_perms()
+        #: Paths stored or removed since a pre-copy began (store/precopy.py); None: untracked.
+        self.journal: set[str] | None = None
         self.put("/", Node(b"", ROOT_PERMS, ["tool"]))
         self.put("/tool", Node(b"", ROOT_PERMS, ["xenstored"]))
         self.put("/tool/xenstored", Node(b"", ROOT_PERMS, []))
@@ -95,6 +97,8 @@ class Tree:
             self.owned_memory[old.owner] -= old.size() + len(path)
         node.generation = self.next_generation()
         self.nodes[path] = node
+        if self.journal is not None:
+            self.journal.add(path)
         self.owned[node.owner] += 1
         self.owned_memory[node.owner] += node.size() + len(path)
 
@@ -104,6 +108,20 @@ class Tree:
             self.owned[old.owner] -= 1
             self.owned_memory[old.owner] -= old.size() + len(path)
             self.next_generation()
+            if self.journal is not None:
+                self.journal.add(path)
+
+    def mark_changed(self, path: str) -> None:
+        """A stored node was changed in place (stale permissions): a pre-copy resends it."""
+        if self.journal is not None:
+            self.journal.add(path)
+
+    def replace_children(self, path: str, names: list[str]) -> None:
+        """Set a stored node's child list, keeping its owner's memory count right."""
+        node = self.nodes[path]
+        before = node.childlen
+        node.set_children(names)
+        self.owned_memory[node.owner] += node.childlen - before
 
     def clear(self) -> None:
         """Forget every node (a restore fills the tree from records)."""
