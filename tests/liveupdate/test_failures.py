@@ -68,7 +68,9 @@ def test_exec_failure_keeps_serving(mockd: MockDaemon, tmp_path: Path) -> None:
     broken.write_bytes(b"\x7fELF garbage")  # executable bit, but exec fails (ENOEXEC)
     admin = mockd.connect()
     assert control(admin, "live-update", "-f", str(broken)) == "OK"
-    assert control(admin, "live-update", "-s", "-t", "5") == "Error activating new binary."
+    text = control(admin, "live-update", "-s", "-t", "5")
+    assert text.startswith("Error activating new binary: cannot start "), text
+    assert "Exec format error" in text
     assert not (mockd.rundir / "state_dump").exists()
     _still_serving(mockd, watcher, mockd.pid)
     # The session is over: a new one can start and succeed.
@@ -78,17 +80,28 @@ def test_exec_failure_keeps_serving(mockd: MockDaemon, tmp_path: Path) -> None:
 
 
 def test_dump_write_failure_keeps_serving(mockd: MockDaemon, tmp_path: Path) -> None:
+    """The exec-in-place path (a C successor, here -v 1) writes a dump first."""
     watcher = _watching(mockd)
     (mockd.rundir / "state_dump").mkdir()  # the rename onto it fails
     admin = mockd.connect()
     assert control(admin, "live-update", "-f", str(mock_launcher(tmp_path))) == "OK"
-    text = control(admin, "live-update", "-s")
+    text = control(admin, "live-update", "-s", "-v", "1")
     assert text.startswith("Dump write error:") and "state_dump" in text, text
     assert [p.name for p in mockd.rundir.iterdir() if p.name.startswith(".state_dump")] == []
     _still_serving(mockd, watcher, mockd.pid)
 
 
-def test_successor_crash_keeps_the_dump_for_recovery(mockd: MockDaemon, tmp_path: Path) -> None:
+def test_successor_crash_keeps_the_dump_for_recovery(tmp_path: Path) -> None:
+    """Exec in place (the path to a C successor) has no way back: a successor that crashes
+    leaves the dump, from which the operator restarts by hand."""
+    mockd = start_mockd(args=["--lu-successor", "xen-4.17"])
+    try:
+        _crash_and_recover(mockd, tmp_path)
+    finally:
+        mockd.stop()
+
+
+def _crash_and_recover(mockd: MockDaemon, tmp_path: Path) -> None:
     watcher = _watching(mockd)
     admin = mockd.connect()
     assert admin.call(Op.INTRODUCE, "3", "1", "9").payload == b"OK\0"
@@ -98,7 +111,7 @@ def test_successor_crash_keeps_the_dump_for_recovery(mockd: MockDaemon, tmp_path
     assert guest.call(Op.WATCH, "d", "w").payload == b"OK\0"
     assert guest.event().payload == b"d\0w\0"
     crash = write_launcher(tmp_path / "crash", "kill -SEGV $$")
-    result = live_update(mockd, crash, timeout=20)
+    result = live_update(mockd, crash, "-F", timeout=20)
     # What the operator sees: the admin tool fails, the daemon is gone (SIGSEGV), clients
     # see EOF, and the complete state is still on disk.
     assert result.returncode != 0
