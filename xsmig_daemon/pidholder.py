@@ -15,6 +15,7 @@ successor, the holder exits the same way.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -41,10 +42,8 @@ class Holder:
 
     @staticmethod
     def _send(pid: int, signum: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
     def update(self) -> None:
         """Take the newest pid a handing-over daemon wrote."""

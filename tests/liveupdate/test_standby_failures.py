@@ -30,7 +30,7 @@ BROKEN = {
     "exits 1 at start": "exit 1",
     "not an xsmig successor": "exec sleep 60",
     "garbage on the channel": (
-        f"exec {sys.executable} -c \"import os; "
+        f'exec {sys.executable} -c "import os; '
         "os.write(int(os.environ['XSMIG_STANDBY_FD']), b'garbage!')\" ; sleep 60"
     ),
     "crashes mid-load": _GREET_THEN + "s.recv(70000)\nos.kill(os.getpid(), signal.SIGSEGV)\n",

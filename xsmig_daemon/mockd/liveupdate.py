@@ -50,6 +50,7 @@ from ..image.records import (
     WatchDataExtended,
 )
 from ..imagefile import ImageFileError, atomic_output
+from ..store import precopy
 from ..store import quotas as q
 from ..store.connection import Connection
 from ..store.image_state import state_records
@@ -66,7 +67,6 @@ from ..store.liveupdate import (
     exec_argv,
     ok_reply,
 )
-from ..store import precopy
 from ..wire import handover as ho
 from ..wire.framing import Message
 from .restore import RestoreError, load_file
@@ -74,7 +74,7 @@ from .server import MockDaemon
 from .standby import (
     STANDBY_ENV,
     Attempt,
-    StandbyFailed,
+    HandoverFailedError,
     block_signals,
     let_go,
     precopy_tree,
@@ -368,7 +368,7 @@ class LiveUpdater:
                 let_go(attempt)
             except trio.TooSlowError:
                 reason = f"the successor did not take over within {budget} s"
-            except StandbyFailed as exc:
+            except HandoverFailedError as exc:
                 reason = str(exc)
             except ho.HandoverError as exc:
                 reason = f"the successor is not an xsmig successor: {exc}"

@@ -42,7 +42,7 @@ IMAGE_HEADER = Header(2, False)
 _BATCH = ho.PACKET_MAX - ho.KIND_SIZE
 
 
-class StandbyFailed(Exception):
+class HandoverFailedError(Exception):
     """One line for the requester: why the successor did not take over."""
 
 
@@ -81,7 +81,9 @@ class Attempt:
     async def receive(self, what: str) -> bytes:
         data = await self.channel.recv(ho.PACKET_MAX)
         if not data:
-            raise StandbyFailed(f"successor closed the handover channel {what}{await self._status()}")
+            raise HandoverFailedError(
+                f"successor closed the handover channel {what}{await self._status()}"
+            )
         return data
 
     async def _status(self) -> str:
@@ -129,7 +131,7 @@ async def start_successor(argv: Sequence[str], environ: dict[str, str]) -> Attem
         ours.close()
         if holder_read is not None:
             os.close(holder_read)
-        raise StandbyFailed(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+        raise HandoverFailedError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
     finally:
         theirs.close()
         if holder_read is not None:
@@ -156,9 +158,7 @@ def with_ok(records: list[Record], owner_id: int | None, ok: bytes) -> list[Reco
     if owner_id is None:
         return records
     return [
-        ConnectionData(
-            r.conn_id, r.spec, r.in_data, r.out_data + ok, r.out_resp_len, r.unique_id
-        )
+        ConnectionData(r.conn_id, r.spec, r.in_data, r.out_data + ok, r.out_resp_len, r.unique_id)
         if isinstance(r, ConnectionData) and r.conn_id == owner_id
         else r
         for r in records

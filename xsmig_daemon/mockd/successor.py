@@ -85,8 +85,10 @@ def load_standby(fd: int, socket_path: str, rundir: str) -> StandbySuccessor:
         raise StandbyError(str(exc)) from None
     removed = document.get("removed", [])
     children = document.get("children", {})
+    if not isinstance(removed, list) or not isinstance(children, dict):
+        raise StandbyError("the delta's removed paths or child lists are malformed")
     try:
-        engine = precopy.apply(tree, list(removed), dict(children), records)
+        engine = precopy.apply(tree, removed, children, records)
     except (KeyError, ValueError) as exc:
         raise StandbyError(f"the delta does not apply: {exc}") from None
     apply_side_facts(engine, document)
@@ -136,7 +138,9 @@ def _receive_precopy(channel: _Channel) -> tuple[Tree, int]:
     return tree, nodes
 
 
-def _receive_frozen(channel: _Channel) -> tuple[dict[str, object], list[Record], list[tuple[list[object], int]]]:
+def _receive_frozen(
+    channel: _Channel,
+) -> tuple[dict[str, object], list[Record], list[tuple[list[object], int]]]:
     pieces: list[bytes] = []
     packet, fds = channel.receive()
     while packet.kind is ho.Kind.DELTA:

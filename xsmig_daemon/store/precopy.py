@@ -78,7 +78,9 @@ def frozen_delta(
     return delta
 
 
-def apply(tree: Tree, removed: list[str], children: dict[str, list[str]], records: list[Record]) -> Engine:
+def apply(
+    tree: Tree, removed: list[str], children: dict[str, list[str]], records: list[Record]
+) -> Engine:
     """The engine at the freeze: ``tree`` (the pre-copy) with the delta applied."""
     for path in removed:
         tree.remove(path)
