@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -122,9 +123,23 @@ def serving_pid(holder: int) -> int:
     itself before its first live update (docs/liveupdate.md, "One service")."""
     if "pidholder.py" not in " ".join(cmdline(holder)):
         return holder
-    children = Path(f"/proc/{holder}/task/{holder}/children").read_text().split()
-    assert len(children) == 1, children
-    return int(children[0])
+    # Right after an update the previous daemon may still be a zombie being reaped.
+    deadline = time.monotonic() + 10
+    while True:
+        children = Path(f"/proc/{holder}/task/{holder}/children").read_text().split()
+        live = [int(pid) for pid in children if _running(int(pid))]
+        if len(live) == 1 and len(children) == 1:
+            return live[0]
+        assert time.monotonic() < deadline, f"holder {holder} children {children}"
+        time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    # An exiting process loses its command line before it turns into a zombie.
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def pyxs_watching(socket_path: Path) -> tuple[pyxs.Client, Iterator[tuple[bytes, bytes]]]:
