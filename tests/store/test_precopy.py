@@ -38,12 +38,14 @@ def _apply(client: EngineClient, op: str, path: str, value: bytes) -> None:
     elif op == "rm":
         client.call(Op.RM, path)
     elif op == "perms":
-        client.call(Op.SET_PERMS, path, "n0", "r%d" % len(value))
+        client.call(Op.SET_PERMS, path, "n0", f"r{len(value)}")
 
 
 @settings(max_examples=200, deadline=None)
 @given(initial=st.lists(paths, max_size=12), script=operations)
-def test_precopy_plus_delta_is_the_frozen_state(initial: list[str], script: list) -> None:
+def test_precopy_plus_delta_is_the_frozen_state(
+    initial: list[str], script: list[tuple[str, str, bytes]]
+) -> None:
     engine = Engine()
     client = EngineClient(engine, engine.connect_socket(7))
     for path in initial:
