@@ -1,33 +1,43 @@
-"""Live-update blackout: mock -> mock, and the real Xen 4.17 xenstored's own, same store.
+"""Live-update blackout seen by a client: the mock, Xen 4.17's and Xen 4.20's own, same store.
 
-    .venv/bin/python benchmarks/live_update.py [--sizes 10000,100000,1000000] [--limit 300]
+    .venv/bin/python benchmarks/live_update.py [--sizes 10000,100000,1000000] [--updates 5]
 
-Blackout = from sending ``CONTROL live-update -s -t 60`` to the reply of the first request
-(a READ) sent right after the ``OK``: dump + exec + restore + first request. The store
-holds N nodes, 1,000 per domain (``/local/domain/D`` and 999 children, dom0's, readable by
-D). Both daemons are started on that store from the same image in restore mode (the mock
-with ``mockd -U`` on a dump with no inherited fds, the real one as tests/peerlib.py
-restores images), then the live update is driven over one admin connection with the real
-successor binary: the mock through a launcher that execs ``xsmig mockd``, the real daemon
-with its own binary (env inherited: shim, libs). A run over ``--limit`` seconds fails.
+Blackout = the longest gap between two consecutive replies of a client that sends READs in a
+loop across the update (one connection, kept open), from just before ``CONTROL live-update
+-s -t 60`` until just after its ``OK``; the median over ``--updates`` consecutive updates of
+the same daemon is printed. The store holds N nodes, 1,000 per domain (``/local/domain/D``
+and 999 children, dom0's, readable by D). Every daemon starts on that store from the same
+image in restore mode (the mock with ``mockd -U`` on a dump, the real ones as their test
+harnesses restore images), then updates itself: the mock to ``xsmig`` (standby successor),
+4.17 and 4.20 to their own binary. ``mem x`` is the mock's peak resident memory of all its
+processes during an update over one daemon's just before it. A run over ``--limit`` seconds
+fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import statistics
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import itertools
+
 from peerlib import (
-    MOCKD_COMMAND,
-    REPO_ROOT,
     PeerInstall,
     RestoreFds,
-    RunningDaemon,
+    shared_dir,
     start_mockd,
     start_restored_xenstored,
 )
@@ -71,73 +81,222 @@ def store_records(nodes: int) -> list[Record]:
     return records
 
 
-def blackout(daemon: RunningDaemon, binary: str, limit: float) -> float:
-    admin = WireClient.connect(daemon.socket_path, timeout=limit)
-    reply = admin.call(Op.CONTROL, "live-update", "-f", binary)
-    if reply.payload != b"OK\0":
-        raise PeerError(f"live-update -f: {reply.payload!r}")
-    started = time.monotonic()
-    reply = admin.call(Op.CONTROL, "live-update", "-s", "-t", "60")
-    if reply.payload != b"OK\0":
-        raise PeerError(f"live-update -s: {reply.payload!r}")
-    admin.call(Op.READ, "/local/domain/1/k1")
-    elapsed = time.monotonic() - started
-    admin.close()
-    return elapsed
+class ReadLoop:
+    """A client sending READs back to back in a thread; remembers when each reply came."""
+
+    def __init__(self, socket_path: Path, limit: float) -> None:
+        self.client = WireClient.connect(socket_path, timeout=limit)
+        self.times: list[float] = []
+        self.stop = threading.Event()
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self.client.call(Op.READ, "/local/domain/1/k1")
+                self.times.append(time.monotonic())
+        except (PeerError, OSError) as exc:
+            self.error = exc
+
+    def longest_gap(self, start: float, end: float) -> float:
+        times = [t for t in self.times if t > start]
+        before = [t for t in self.times if t <= start]
+        series = before[-1:] + [t for t in times if t <= end]
+        return max((b - a for a, b in itertools.pairwise(series)), default=0.0)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.client.close()
 
 
-def run_mock(image: bytes, limit: float) -> float:
+def process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            pids.extend(process_tree(int(child)))
+    return pids
+
+
+def rss(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class MemorySampler:
+    """Peak resident memory of a daemon's process tree while it runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.005):
+            self.peak = max(self.peak, sum(rss(p) for p in process_tree(self.pid)))
+
+    def close(self) -> int:
+        self.stop.set()
+        self.thread.join(5)
+        return self.peak
+
+
+@dataclass
+class Result:
+    blackouts: list[float]
+    memory_ratio: float | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.blackouts)
+
+
+def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: float) -> Result:
+    loop = ReadLoop(socket_path, limit)
+    admin = WireClient.connect(socket_path, timeout=limit)
+    result = Result([])
+    ratios = []
+    try:
+        for _ in range(count):
+            serving = process_tree(daemon_pid)[-1]
+            one_daemon = rss(serving)
+            reply = admin.call(Op.CONTROL, "live-update", "-f", binary)
+            if reply.payload != b"OK\0":
+                raise PeerError(f"live-update -f: {reply.payload!r}")
+            sampler = MemorySampler(daemon_pid)
+            started = time.monotonic()
+            reply = admin.call(Op.CONTROL, "live-update", "-s", "-t", "60")
+            if reply.payload != b"OK\0":
+                raise PeerError(f"live-update -s: {reply.payload!r}")
+            ended = time.monotonic()
+            admin.call(Op.READ, "/local/domain/1/k1")
+            ratios.append(sampler.close() / one_daemon)
+            # The loop must have answered after the update before the gap is measured.
+            count_after = len([t for t in loop.times if t > ended])
+            deadline = time.monotonic() + limit
+            while count_after == 0 and loop.error is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+                count_after = len([t for t in loop.times if t > ended])
+            if loop.error is not None:
+                raise PeerError(f"the READ loop broke: {loop.error}")
+            result.blackouts.append(loop.longest_gap(started, time.monotonic()))
+    finally:
+        loop.close()
+        admin.close()
+    result.memory_ratio = max(ratios)
+    return result
+
+
+def run_mock(image: bytes, count: int, limit: float) -> Result:
     rundir = Path(tempfile.mkdtemp(prefix="xslb", dir="/tmp"))
     (rundir / "state_dump").write_bytes(image)
-    launcher = rundir / "lu-mock"
-    launcher.write_text(f'#!/bin/sh\ncd {REPO_ROOT} && exec {" ".join(MOCKD_COMMAND)} "$@"\n')
-    launcher.chmod(0o755)
     daemon = start_mockd(rundir, args=["-U"], ready_timeout=limit)
     try:
-        return blackout(daemon, str(launcher), limit)
+        xsmig = Path(sys.executable).parent / "xsmig"
+        return updates(daemon.pid, daemon.socket_path, str(xsmig), count, limit)
     finally:
         daemon.stop()
+        shutil.rmtree(rundir, ignore_errors=True)
 
 
-def run_real(image: bytes, install: PeerInstall, limit: float) -> float:
+def run_real(image: bytes, install: PeerInstall, count: int, limit: float) -> Result:
     daemon = start_restored_xenstored(
         image, RestoreFds.from_image(image), install=install, ready_timeout=limit
     )
     try:
-        return blackout(daemon, str(install.xenstored_bin), limit)
+        result = updates(daemon.pid, daemon.socket_path, str(install.xenstored_bin), count, limit)
+        result.memory_ratio = None  # C replaces itself: one process, nothing to compare
+        return result
     finally:
         daemon.stop()
+
+
+def run_real_420(image: bytes, count: int, limit: float) -> Result:
+    peer = shared_dir() / "peer-4.20"
+    spec = importlib.util.spec_from_file_location("restore420", peer / "restore.py")
+    assert spec is not None and spec.loader is not None
+    restore420 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(restore420)
+    rundir = Path(tempfile.mkdtemp(prefix="xslc", dir="/tmp"))
+    cache = os.environ.get("XEN_PEER_NEXT_CACHE", "/var/tmp/xen-peer-next")
+    libs = f"{cache}/root/usr/lib/x86_64-linux-gnu"
+    launcher = rundir / "xenstored-4.20"
+    launcher.write_text(
+        f"#!/bin/sh\nexec {libs}/ld-linux-x86-64.so.2 --library-path {libs} "
+        f'--preload {cache}/xsshim.so {cache}/root/usr/lib/xen-4.20/bin/xenstored "$@"\n'
+    )
+    launcher.chmod(0o755)
+    pid, peers = restore420.spawn_from_image(str(rundir), image)
+    for peer_end in peers.values():
+        peer_end.close()
+    try:
+        socket_path = rundir / "socket"
+        deadline = time.monotonic() + limit
+        while (rundir / "state_dump").exists():
+            if time.monotonic() > deadline:
+                raise PeerError("4.20 did not restore in time")
+            time.sleep(0.05)
+        result = updates(pid, socket_path, str(launcher), count, limit)
+        result.memory_ratio = None
+        return result
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+DAEMONS = ("mock", "real 4.17", "real 4.20")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--limit", type=float, default=300.0, help="seconds per daemon run")
-    parser.add_argument("--skip-real-above", type=int, default=1_000_000)
+    parser.add_argument("--updates", type=int, default=5, help="updates per daemon (median)")
+    parser.add_argument("--limit", type=float, default=300.0, help="seconds per wait")
+    parser.add_argument("--skip-417-above", type=int, default=100_000)
     args = parser.parse_args()
     install = PeerInstall.locate().ensure()
-    print(f"{'nodes':>9} {'image MB':>9} {'mock s':>8} {'real 4.17 s':>12} {'mock/real':>9}")
+    print(
+        f"{'nodes':>9} {'image MB':>9} {'mock ms':>8} {'mem x':>6} "
+        f"{'4.17 ms':>8} {'4.20 ms':>8} {'mock/4.20':>9}"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         image = b"".join(encode_image(store_records(size), Header(1, False)))
-        results: dict[str, str] = {}
-        values: dict[str, float] = {}
-        for name in ("mock", "real"):
-            if name == "real" and size > args.skip_real_above:
-                results[name] = "skipped"
+        shown: dict[str, str] = {}
+        values: dict[str, Result] = {}
+        for name in DAEMONS:
+            if name == "real 4.17" and size > args.skip_417_above:
+                shown[name] = "skipped"
                 continue
             try:
                 if name == "mock":
-                    values[name] = run_mock(image, args.limit)
+                    values[name] = run_mock(image, args.updates, args.limit)
+                elif name == "real 4.17":
+                    values[name] = run_real(image, install, args.updates, args.limit)
                 else:
-                    values[name] = run_real(image, install, args.limit)
-                results[name] = f"{values[name]:.3f}"
+                    values[name] = run_real_420(image, args.updates, args.limit)
+                shown[name] = f"{values[name].median * 1000:.1f}"
+                runs = " ".join(f"{b * 1000:.1f}" for b in values[name].blackouts)
+                print(f"  {name} {size}: blackouts ms {runs}", file=sys.stderr)
             except (PeerError, OSError) as exc:
-                results[name] = "failed"
+                shown[name] = "failed"
                 print(f"{name} {size}: {exc}", file=sys.stderr)
-        ratio = f"{values['mock'] / values['real']:.2f}" if len(values) == 2 else "-"
+        mock = values.get("mock")
+        memory = f"{mock.memory_ratio:.2f}" if mock and mock.memory_ratio else "-"
+        real = values.get("real 4.20")
+        ratio = f"{mock.median / real.median:.2f}" if mock and real else "-"
         print(
-            f"{size:>9} {len(image) / 1e6:>9.1f} {results['mock']:>8} {results['real']:>12} "
-            f"{ratio:>9}",
+            f"{size:>9} {len(image) / 1e6:>9.1f} {shown['mock']:>8} {memory:>6} "
+            f"{shown['real 4.17']:>8} {shown['real 4.20']:>8} {ratio:>9}",
             flush=True,
         )
     return 0
