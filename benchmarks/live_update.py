@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -100,11 +100,12 @@ class ReadLoop:
         except (PeerError, OSError) as exc:
             self.error = exc
 
-    def longest_gap(self, start: float, end: float) -> float:
+    def longest_gap(self, start: float, end: float) -> tuple[float, float]:
+        """The longest gap between replies from ``start`` to ``end``, and when it ended."""
         times = [t for t in self.times if t > start]
         before = [t for t in self.times if t <= start]
         series = before[-1:] + [t for t in times if t <= end]
-        return max((b - a for a, b in itertools.pairwise(series)), default=0.0)
+        return max(((b - a, b) for a, b in itertools.pairwise(series)), default=(0.0, end))
 
     def close(self) -> None:
         self.stop.set()
@@ -152,6 +153,8 @@ class MemorySampler:
 class Result:
     blackouts: list[float]
     memory_ratio: float | None = None
+    #: When each longest gap ended, relative to the OK (negative: during the pre-copy).
+    gap_ends: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -165,8 +168,8 @@ def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: 
     ratios = []
     try:
         for _ in range(count):
-            serving = process_tree(daemon_pid)[-1]
-            one_daemon = rss(serving)
+            # The serving daemon is the largest process of the tree (a pid holder is small).
+            one_daemon = max(rss(p) for p in process_tree(daemon_pid))
             reply = admin.call(Op.CONTROL, "live-update", "-f", binary)
             if reply.payload != b"OK\0":
                 raise PeerError(f"live-update -f: {reply.payload!r}")
@@ -186,7 +189,9 @@ def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: 
                 count_after = len([t for t in loop.times if t > ended])
             if loop.error is not None:
                 raise PeerError(f"the READ loop broke: {loop.error}")
-            result.blackouts.append(loop.longest_gap(started, time.monotonic()))
+            gap, gap_end = loop.longest_gap(started, time.monotonic())
+            result.blackouts.append(gap)
+            result.gap_ends.append(gap_end - ended)
     finally:
         loop.close()
         admin.close()
@@ -285,8 +290,11 @@ def main() -> int:
                 else:
                     values[name] = run_real_420(image, args.updates, args.limit)
                 shown[name] = f"{values[name].median * 1000:.1f}"
-                runs = " ".join(f"{b * 1000:.1f}" for b in values[name].blackouts)
-                print(f"  {name} {size}: blackouts ms {runs}", file=sys.stderr)
+                runs = " ".join(
+                    f"{b * 1000:.1f}@{e * 1000:+.0f}"
+                    for b, e in zip(values[name].blackouts, values[name].gap_ends, strict=True)
+                )
+                print(f"  {name} {size}: blackout ms @ its end - OK ms: {runs}", file=sys.stderr)
             except (PeerError, OSError) as exc:
                 shown[name] = "failed"
                 print(f"{name} {size}: {exc}", file=sys.stderr)

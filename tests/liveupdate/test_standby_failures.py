@@ -50,6 +50,7 @@ REASONS = {
 
 def broken_successor(directory: Path, how: str) -> Path:
     body = BROKEN[how]
+    directory.mkdir(exist_ok=True)
     path = directory / "broken"
     if body is None:
         return path
