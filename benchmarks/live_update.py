@@ -114,10 +114,13 @@ class ReadLoop:
 
 
 def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (children are listed per thread: trio starts a
+    successor from a worker thread)."""
     pids = [pid]
     with contextlib.suppress(OSError):
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            pids.extend(process_tree(int(child)))
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                pids.extend(process_tree(int(child)))
     return pids
 
 
