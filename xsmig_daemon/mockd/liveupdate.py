@@ -30,15 +30,16 @@ from dataclasses import dataclass, field, replace
 
 import trio
 
+from ..image.convert import ImageConverter
+from ..image.decoder import Located, decode_image
 from ..image.encoder import encode_image
-from ..image.pipeline import RecordRewriter
-from ..image.profiles import XEN_4_17, XEN_4_22, Profile
+from ..image.errors import ImageError
+from ..image.profiles import XEN_4_17
 from ..image.records import (
     DOMID_INVALID,
     STREAM_V2,
     ConnectionData,
-    ConnType,
-    DomainData,
+    End,
     GlobalData,
     GlobalQuotaData,
     Header,
@@ -49,6 +50,7 @@ from ..image.records import (
     WatchData,
     WatchDataExtended,
 )
+from ..image.validate import StreamValidator, validate_records
 from ..imagefile import ImageFileError, atomic_output
 from ..store import precopy
 from ..store import quotas as q
@@ -57,6 +59,8 @@ from ..store.image_state import state_records
 from ..store.liveupdate import (
     CANCELLED,
     EXEC_FAILED,
+    NOT_ACCESSIBLE,
+    NOT_EXECUTABLE,
     BinaryStatus,
     LiveUpdateSession,
     PendingStart,
@@ -147,28 +151,6 @@ def _with_ok(records: Iterable[Record], owner_id: int, ok: bytes) -> Iterator[Re
 
 def _conn_id(daemon: MockDaemon, conn: Connection) -> int:
     return daemon.engine.connections.index(conn) + 1
-
-
-def build_mock_handover(daemon: MockDaemon, pending: PendingStart, owner: Connection) -> Handover:
-    engine = daemon.engine
-    records = list(
-        _with_ok(state_records(engine), _conn_id(daemon, owner), ok_reply(pending.request))
-    )
-    sockets = daemon.client_sockets()
-    keep = [daemon.listener.fileno()] if daemon.listener is not None else []
-    domains: dict[str, list[int]] = {}
-    for conn in engine.connections:
-        sock = sockets.get(conn)
-        if conn.kind is ConnType.SOCKET:
-            if sock is not None:
-                keep.append(sock.fileno())
-            continue
-        listener = daemon.domain_listeners.get(conn.domid)
-        fds = [listener.fileno() if listener is not None else -1, sock.fileno() if sock else -1]
-        keep.extend(fd for fd in fds if fd >= 0)
-        domains[str(conn.domid)] = fds
-    extra: dict[str, object] = {"domains": domains, **side_facts(daemon)}
-    return Handover(MOCK_HEADER, records, keep, extra)
 
 
 def side_facts(daemon: MockDaemon) -> dict[str, object]:
@@ -442,8 +424,7 @@ class LiveUpdater:
             self.lu.finish()
             self._answer(owner, pending, decision.text)
             return float("inf")
-        if handover is None:
-            handover = build_mock_handover(self.daemon, pending, owner)
+        assert handover is not None  # a mock successor is a standby (above)
         error = self.hand_over(handover, session.binary, session.cmdline)
         # Only reached when the exec did not happen: the daemon goes on serving.
         self.lu.finish()
@@ -451,8 +432,18 @@ class LiveUpdater:
         return float("inf")
 
     def hand_over(self, handover: Handover, binary: str, cmdline: str | None) -> str:
-        """Write the dump and exec; returns the error text if either failed."""
+        """Check, write the dump and exec; returns the error text if any of it failed.
+
+        Exec in place has no way back, so everything that can be checked is checked first:
+        the binary is still there and executable, the image is one that C 4.17 loads, and
+        every fd to pass is open and inheritable.
+        """
         path = dump_path(self.daemon.rundir)
+        refusal = preflight(handover, binary)
+        if refusal is not None:
+            _close_all(handover.opened_fds)
+            self.daemon.engine.log.append(f"live-update: {refusal}")
+            return refusal
         try:
             with atomic_output(path, force=True) as out:
                 for chunk in encode_image(
@@ -470,6 +461,12 @@ class LiveUpdater:
         if handover.extra:
             env[HANDOVER_ENV] = json.dumps(handover.extra)
         _prepare_for_exec(handover.keep_fds, inherit=True)
+        unusable = [fd for fd in handover.keep_fds if not _inheritable(fd)]
+        if unusable:
+            _prepare_for_exec(handover.keep_fds, inherit=False)
+            _close_all(handover.opened_fds)
+            _unlink_quietly(path)
+            return f"{EXEC_FAILED[:-1]}: fds {unusable} cannot be passed on"
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -480,6 +477,29 @@ class LiveUpdater:
             _unlink_quietly(path)
             self.daemon.engine.log.append(f"live-update: exec {binary}: {exc}")
         return EXEC_FAILED
+
+
+def preflight(handover: Handover, binary: str) -> str | None:
+    """Why exec-ing ``binary`` on ``handover`` would fail (C's texts), or None."""
+    status = probe_binary(binary)
+    if status is BinaryStatus.MISSING:
+        return NOT_ACCESSIBLE
+    if status is BinaryStatus.NOT_EXECUTABLE:
+        return NOT_EXECUTABLE
+    validator = StreamValidator(handover.header, XEN_4_17)
+    try:
+        for index, record in enumerate([*handover.records, End()]):
+            validator.check(Located(index, 0, record))
+    except ImageError as exc:
+        return f"{EXEC_FAILED[:-1]}: the image is not one Xen 4.17 loads: {exc}"
+    return None
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:
+        return False
 
 
 def _prepare_for_exec(fds: Iterable[int], *, inherit: bool) -> None:
@@ -584,8 +604,7 @@ __all__ = [
     "LiveUpdater",
     "RestoreError",
     "Successor",
-    "build_c_handover",
-    "build_mock_handover",
+    "build_xen417_handover",
     "dump_path",
     "load_successor",
     "probe_binary",
