@@ -158,6 +158,8 @@ class Result:
     memory_ratio: float | None = None
     #: When each longest gap ended, relative to the OK (negative: during the pre-copy).
     gap_ends: list[float] = field(default_factory=list)
+    #: The longest gap without an update, over as long as an update took.
+    idle_gap: float = 0.0
 
     @property
     def median(self) -> float:
@@ -169,6 +171,7 @@ def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: 
     admin = WireClient.connect(socket_path, timeout=limit)
     result = Result([])
     ratios = []
+    durations: list[float] = []
     try:
         for _ in range(count):
             # The serving daemon is the largest process of the tree (a pid holder is small).
@@ -182,6 +185,7 @@ def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: 
             if reply.payload != b"OK\0":
                 raise PeerError(f"live-update -s: {reply.payload!r}")
             ended = time.monotonic()
+            durations.append(ended - started)
             admin.call(Op.READ, "/local/domain/1/k1")
             ratios.append(sampler.close() / one_daemon)
             # The loop must have answered after the update before the gap is measured.
@@ -195,6 +199,11 @@ def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: 
             gap, gap_end = loop.longest_gap(started, time.monotonic())
             result.blackouts.append(gap)
             result.gap_ends.append(gap_end - ended)
+        # The same READ loop with no update, as long as an update took: what the machine's
+        # load alone does to the longest gap.
+        quiet = time.monotonic()
+        time.sleep(statistics.median(durations))
+        result.idle_gap = loop.longest_gap(quiet, time.monotonic())[0]
     finally:
         loop.close()
         admin.close()
@@ -297,7 +306,11 @@ def main() -> int:
                     f"{b * 1000:.1f}@{e * 1000:+.0f}"
                     for b, e in zip(values[name].blackouts, values[name].gap_ends, strict=True)
                 )
-                print(f"  {name} {size}: blackout ms @ its end - OK ms: {runs}", file=sys.stderr)
+                print(
+                    f"  {name} {size}: blackout ms @ its end - OK ms: {runs}; "
+                    f"longest gap without update {values[name].idle_gap * 1000:.1f} ms",
+                    file=sys.stderr,
+                )
             except (PeerError, OSError) as exc:
                 shown[name] = "failed"
                 print(f"{name} {size}: {exc}", file=sys.stderr)

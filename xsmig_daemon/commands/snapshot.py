@@ -104,8 +104,9 @@ def register(subparsers: Any) -> None:
         "--freeze-mode",
         choices=FREEZE_MODES,
         default=FREEZE_MODES[0],
-        help="introspect: capture (the daemon copies its image and runs on: short freeze) or "
-        "stream (frozen until everything is read: no copy)",
+        help="introspect: snapshot (the daemon copies all but its tree and serves on while "
+        "the tree is read copy-on-write: the shortest freeze), capture (it encodes its image "
+        "in the freeze and runs on) or stream (frozen until everything is read: no copy)",
     )
     parser.add_argument(
         "--attempts", type=int, default=8, help="wire: transactions tried before giving up (8)"

@@ -37,6 +37,10 @@ _READ = Request(Op.CONTROL, b"introspect\0read\0")
 DEFAULT_WINDOW = 64
 #: Longest freeze asked for, in seconds (the daemon thaws by itself after it).
 DEFAULT_FREEZE_DEADLINE = 10.0
+#: ``snapshot``: the daemon copies all but its tree and serves on while we read the tree
+#: copy-on-write (freeze independent of the store size); ``capture``: it encodes its image
+#: inside the freeze and runs on; ``stream``: it stays frozen while we read (no copy).
+FREEZE_MODES = ("snapshot", "capture", "stream")
 
 FIDELITY_NOTES = (
     "socket connections are recorded with the daemon's fd numbers; only a successor that "
@@ -91,7 +95,7 @@ class IntrospectSource:
         *,
         timeout: float,
         freeze_deadline: float = DEFAULT_FREEZE_DEADLINE,
-        freeze_mode: str = CAPTURE,
+        freeze_mode: str = FREEZE_MODES[0],
         window: int = DEFAULT_WINDOW,
     ) -> None:
         if freeze_mode not in FREEZE_MODES:

@@ -1,13 +1,16 @@
 """``CONTROL introspect``: the mock's frozen full-state read, and the gate of its freeze.
 
 Protocol (docs/introspect.md): ``introspect probe`` -> ``xsmig-introspect 1``;
-``introspect freeze <deadline-ms> [stream|capture]`` -> ``OK``; ``introspect read`` -> the
+``introspect freeze <deadline-ms> [stream|capture|snapshot]`` -> ``OK``; ``introspect read`` -> the
 next 1..4096 bytes of the image, empty once it is complete; ``introspect thaw`` -> how long
 the daemon was frozen, in seconds. Only the freezing connection is served while frozen.
 Every other task of the server -- accepting, reading, processing, sending -- waits at
 ``wait_open`` before it touches the engine, so the image is the state of one instant: the
 moment ``freeze`` was processed. A ``capture`` freeze encodes the image inside the
-``freeze`` request itself and ends there; the reads then come from that copy.
+``freeze`` request itself and ends there; the reads then come from that copy. A
+``snapshot`` freeze copies only what is not the tree and ends there too; the reads walk the
+tree copy-on-write (store/snapshot.py) while the daemon serves, so they still see the
+instant of the freeze.
 
 The freeze ends by itself: when the freezing connection goes away (``after_freeze`` is
 called for every connection that ends, and the owner's end thaws), or at its deadline.
@@ -35,10 +38,11 @@ COMMAND = names.COMMAND.encode()
 PROTOCOL = b"xsmig-introspect 1"
 #: Freeze modes: read the frozen engine as the exporter asks (memory flat, frozen until the
 #: thaw), or encode the whole image at once and run on (short freeze, image kept in memory).
-STREAM = names.STREAM.encode()
-CAPTURE = names.CAPTURE.encode()
-#: ``freeze <ms> [<mode>]``: where the optional mode is.
-_MODE_ARG = 2
+STREAM = b"stream"
+CAPTURE = b"capture"
+#: Copy everything but the tree at once, read the tree copy-on-write while serving (the
+#: freeze costs O(connections), not O(nodes)).
+SNAPSHOT = b"snapshot"
 #: Image bytes per ``read`` reply: the wire's payload limit.
 PIECE_SIZE = 4096
 
@@ -109,8 +113,8 @@ class Introspection:
             raise XsError("EAGAIN", "the freeze ended at its deadline")
         if command == b"freeze" and len(args) in (2, 3):
             deadline_ms = c_atoi(args[1])
-            mode = args[2] if len(args) > _MODE_ARG else STREAM
-            if mode not in (STREAM, CAPTURE):
+            mode = args[2] if len(args) == 3 else STREAM
+            if mode not in (STREAM, CAPTURE, SNAPSHOT):
                 raise XsError("EINVAL", f"freeze mode {mode!r}")
             self.state.freeze(self.engine, conn, trio.current_time(), deadline_ms)
             self._timed_out = None
@@ -118,6 +122,10 @@ class Introspection:
             if mode == CAPTURE:
                 # Synchronous: nothing else runs until the image is encoded.
                 self.state.capture()
+                self.state.captured(trio.current_time())
+            elif mode == SNAPSHOT:
+                # Synchronous too, but only the state beside the tree is copied.
+                self.state.snapshot()
                 self.state.captured(trio.current_time())
             else:
                 self._thawed = trio.Event()

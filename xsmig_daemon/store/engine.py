@@ -397,8 +397,8 @@ class Engine:
         for path, node in self.tree.walk():
             perms = stale_entries_for(node.perms, domid)
             if perms is not node.perms:
+                self.tree.changing(path)
                 node.perms = perms
-                self.tree.mark_changed(path)
         for name, perms in self.tree.special_perms.items():
             self.tree.special_perms[name] = stale_entries_for(perms, domid)
 

@@ -9,20 +9,25 @@ at most ``size`` bytes. By default it encodes records lazily, so memory stays bo
 record plus one piece whatever the store size; it reads the live engine, so the engine must
 not change until the last piece is out -- that is what a ``stream`` freeze guarantees. A
 ``capture`` freeze encodes the whole image at once instead and ends the freeze right away:
-a short freeze for the price of the image's size in memory until it has been read.
+a short freeze for the price of the image's size in memory until it has been read. A
+``snapshot`` freeze copies only what is not the tree (connections, watches, transactions,
+domains: small), ends at once too, and reads the tree copy-on-write (store/snapshot.py):
+the freeze does not grow with the store, memory holds one pre-image per node changed
+while the image is read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
 from dataclasses import dataclass
 
 from ..image.encoder import encode_image
-from ..image.records import Header, Record
+from ..image.records import Header
+from . import snapshot
 from .connection import Connection
 from .engine import Engine
 from .errors import XsError
-from .image_state import state_records
+from .image_state import head_records, state_records, tail_records
 
 #: The image is encoded as a version 2 stream: it holds watch depths, domain features and
 #: unique ids, which version 1 cannot carry. The exporter converts it for its target.
@@ -84,6 +89,12 @@ class FreezeState:
         assert self._current is not None
         self._current.image.capture()
 
+    def snapshot(self) -> None:
+        """Copy-on-write: keep everything but the tree now, the tree's pre-images from now
+        on; ``captured`` then ends the freeze and the owner reads that instant's state."""
+        assert self._current is not None
+        self._current.image.snapshot()
+
     def captured(self, now: float) -> None:
         """The image is copied: the daemon runs again, the owner reads the copy."""
         assert self._current is not None
@@ -102,26 +113,37 @@ class FreezeState:
         current, self._current = self._current, None
         if current is None:
             return 0.0
+        current.image.close()
         return current.duration if current.duration is not None else now - current.started
 
 
 class ImageChunks:
     """The engine's state as stream bytes (header ... END), in pieces on demand."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        skip: Connection | None = None,
-        records: Iterable[Record] | None = None,
-    ) -> None:
-        skipped = () if skip is None else (skip,)
-        if records is None:
-            records = state_records(engine, skip=skipped)
-        self._parts = encode_image(records, IMAGE_HEADER)
+    def __init__(self, engine: Engine, *, skip: Connection | None = None) -> None:
+        self._engine = engine
+        self._skipped = () if skip is None else (skip,)
+        self._parts = encode_image(state_records(engine, skip=self._skipped), IMAGE_HEADER)
         self._buffer = bytearray()
         self._offset = 0
         self._done = False
+        self._snapshot = False
+
+    def snapshot(self) -> None:
+        """Everything but the tree copied now (small), the tree read copy-on-write later."""
+        engine = self._engine
+        head = list(head_records(engine, skip=self._skipped))
+        tail = list(tail_records(engine))
+        snapshot.begin(engine.tree)
+        self._snapshot = True
+        records = itertools.chain(head, snapshot.tree_records(engine.tree), tail)
+        self._parts = encode_image(records, IMAGE_HEADER)
+
+    def close(self) -> None:
+        """Stop reading: drop a snapshot's pre-images."""
+        if self._snapshot:
+            snapshot.end(self._engine.tree)
+            self._snapshot = False
 
     def capture(self) -> None:
         """Encode everything left now (the engine may change afterwards)."""
@@ -134,6 +156,7 @@ class ImageChunks:
             part = next(self._parts, None)
             if part is None:
                 self._done = True
+                self.close()
             else:
                 del self._buffer[: self._offset]
                 self._offset = 0

@@ -78,6 +78,9 @@ class Tree:
         self.special_perms: dict[str, PermList] = default_special_perms()
         #: Paths stored or removed since a pre-copy began (store/precopy.py); None: untracked.
         self.journal: set[str] | None = None
+        #: While a copy-on-write snapshot is read (store/snapshot.py): each node as it was
+        #: when the snapshot began, saved before its first change (None: it did not exist).
+        self.snapshot: dict[str, Node | None] | None = None
         self.put("/", Node(b"", ROOT_PERMS, ["tool"]))
         self.put("/tool", Node(b"", ROOT_PERMS, ["xenstored"]))
         self.put("/tool/xenstored", Node(b"", ROOT_PERMS, []))
@@ -92,6 +95,8 @@ class Tree:
     def put(self, path: str, node: Node) -> None:
         """Store ``node`` (the caller keeps parent child lists right) with a new generation."""
         old = self.nodes.get(path)
+        if self.snapshot is not None and path not in self.snapshot:
+            self.snapshot[path] = old
         if old is not None:
             self.owned[old.owner] -= 1
             self.owned_memory[old.owner] -= old.size() + len(path)
@@ -103,6 +108,8 @@ class Tree:
         self.owned_memory[node.owner] += node.size() + len(path)
 
     def remove(self, path: str) -> None:
+        if self.snapshot is not None and path not in self.snapshot:
+            self.snapshot[path] = self.nodes.get(path)
         old = self.nodes.pop(path, None)
         if old is not None:
             self.owned[old.owner] -= 1
@@ -111,8 +118,12 @@ class Tree:
             if self.journal is not None:
                 self.journal.add(path)
 
-    def mark_changed(self, path: str) -> None:
-        """A stored node was changed in place (stale permissions): a pre-copy resends it."""
+    def changing(self, path: str) -> None:
+        """A stored node is about to be changed in place (stale permissions): a snapshot
+        keeps a copy of it as it was, a pre-copy resends it."""
+        if self.snapshot is not None and path not in self.snapshot:
+            node = self.nodes.get(path)
+            self.snapshot[path] = node.copy() if node is not None else None
         if self.journal is not None:
             self.journal.add(path)
 
