@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -69,6 +70,10 @@ async def serve(
     successor: Successor | None = None,
     standby: StandbySuccessor | None = None,
 ) -> None:
+    if standby is not None:
+        # The point of no return: after BYE the running daemon is gone. Inside the event
+        # loop already, so that serving starts right after it.
+        confirm(standby)
     # Catch the signals before announcing readiness, so none is missed in between.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
@@ -76,6 +81,7 @@ async def serve(
             if standby is not None:
                 for sock, conn in standby.adopted:
                     daemon.adopt(sock, conn)
+                gc.enable()  # off since the successor started loading (successor.py)
                 print(
                     f"xsmig mockd: live update restored {len(daemon.engine.connections)} "
                     f"connections ({len(standby.adopted)} sockets handed over, "
@@ -133,9 +139,6 @@ def run_mockd(args: argparse.Namespace) -> int:
         daemon = MockDaemon(socket_path, rundir)
     updater = LiveUpdater(daemon, _own_arguments(), SuccessorKind(args.lu_successor))
     try:
-        if standby is not None:
-            # The point of no return: after BYE the running daemon is gone.
-            confirm(standby)
         trio.run(serve, daemon, updater, successor, standby)
     except StandbyError as exc:
         print(f"xsmig mockd: standby successor gives up: {exc}", file=sys.stderr)

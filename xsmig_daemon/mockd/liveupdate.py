@@ -20,6 +20,7 @@ same way: its rings get fresh stand-in endpoints.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -332,6 +333,7 @@ class LiveUpdater:
                     await precopy_tree(attempt, daemon)
                     ho.expect(await attempt.receive("while loading"), ho.Kind.LOADED)
                     daemon.introspection.hold()
+                    gc.disable()  # no full collection inside the freeze
                     started = trio.current_time()
                     await send_frozen(
                         attempt, daemon, ok_reply(pending.request), owner, side_facts(daemon)
@@ -362,6 +364,7 @@ class LiveUpdater:
         if attempt is not None:
             await attempt.abort()
         daemon.introspection.release()
+        gc.enable()
         self._standby = None
         if self.session.session is session:
             self.session.finish()

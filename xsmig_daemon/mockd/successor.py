@@ -12,6 +12,7 @@ on (it kills us) never loses a byte. Blocking I/O: nothing else runs in this pro
 from __future__ import annotations
 
 import array
+import gc
 import os
 import socket
 import stat
@@ -75,10 +76,18 @@ class _Channel:
 
 
 def load_standby(fd: int, socket_path: str, rundir: str) -> StandbySuccessor:
+    """The daemon at the freeze, its fds adopted; collection stays off until it serves.
+
+    The cyclic collector is off while loading and until the caller re-enables it, and the
+    pre-copied tree is moved out of its reach (``gc.freeze``): a full collection over a
+    large tree would otherwise stall the handover for a long time.
+    """
+    gc.disable()
     channel = _Channel(fd, CHANNEL_TIMEOUT)
     channel.sock.send(ho.hello().encode())
     try:
         tree, nodes = _receive_precopy(channel)
+        gc.freeze()
         channel.send(ho.Kind.LOADED)
         document, records, fds = _receive_frozen(channel)
     except (ImageError, ho.HandoverError) as exc:
