@@ -43,3 +43,14 @@ def test_xsmig_xenstored_with_c_options() -> None:
         _update_keeps_clients(mockd, BIN / "xsmig-xenstored")
         argv = cmdline(serving_pid(mockd.pid))
         assert argv[2:4] == ["-N", "-F"], argv
+
+
+def test_the_pid_holder_passes_stop_on(mockd: MockDaemon) -> None:
+    """SIGTERM to the unit's pid (the holder) stops the serving daemon; nothing is left."""
+    for _ in range(2):
+        result = live_update(mockd, BIN / "xsmig")
+        assert result.returncode == 0, result.stdout + result.stderr
+    serving = serving_pid(mockd.pid)
+    assert serving != mockd.pid
+    assert mockd.stop() == 0
+    assert not Path(f"/proc/{serving}").exists()
