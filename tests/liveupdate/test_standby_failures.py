@@ -43,7 +43,7 @@ REASONS = {
     "not an xsmig successor": "did not take over within 3 s",
     "garbage on the channel": "not an xsmig successor",
     "crashes mid-load": "SIGSEGV",
-    "closes the handover socket": "closed the handover channel while loading",
+    "closes the handover socket": "the handover channel",
     "hangs after loading": "did not take over within 3 s",
 }
 

@@ -20,7 +20,6 @@ same way: its rings get fresh stand-in endpoints.
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import socket
@@ -53,7 +52,6 @@ from ..image.records import (
 )
 from ..image.validate import StreamValidator, validate_records
 from ..imagefile import ImageFileError, atomic_output
-from ..store import precopy
 from ..store import quotas as q
 from ..store.connection import Connection
 from ..store.image_state import state_records
@@ -76,17 +74,7 @@ from ..wire import handover as ho
 from ..wire.framing import Message
 from .restore import RestoreError, load_file
 from .server import MockDaemon
-from .standby import (
-    STANDBY_ENV,
-    Attempt,
-    HandoverFailedError,
-    block_signals,
-    let_go,
-    precopy_tree,
-    send_frozen,
-    start_successor,
-    unblock_signals,
-)
+from .standby import STANDBY_ENV, HandoverFailedError, StandbyHandover
 
 DUMP_NAME = "state_dump"
 #: Mock-to-mock facts that the stream has no place for (JSON; see docs/liveupdate.md).
@@ -322,35 +310,14 @@ class LiveUpdater:
         env = dict(os.environ)
         env.pop(HANDOVER_ENV, None)
         env.pop(STANDBY_ENV, None)
-        attempt: Attempt | None = None
         daemon = self.daemon
+        handover = StandbyHandover(daemon, ok_reply(pending.request), owner)
         reason = ""
         with self._standby:
             try:
                 with trio.fail_after(budget):
-                    attempt = await start_successor(argv, env)
-                    ho.check_hello(await attempt.receive("before greeting"))
-                    await precopy_tree(attempt, daemon)
-                    ho.expect(await attempt.receive("while loading"), ho.Kind.LOADED)
-                    daemon.introspection.hold()
-                    gc.disable()  # no full collection inside the freeze
-                    started = trio.current_time()
-                    await send_frozen(
-                        attempt, daemon, ok_reply(pending.request), owner, side_facts(daemon)
-                    )
-                    ho.expect(await attempt.receive("before serving"), ho.Kind.SERVING)
-                    block_signals()
-                    try:
-                        await attempt.send(ho.Packet(ho.Kind.BYE))
-                    except BaseException:
-                        unblock_signals()
-                        raise
-                print(
-                    f"xsmig mockd: live update: pid {attempt.process.pid} serves, after "
-                    f"{(trio.current_time() - started) * 1000:.1f} ms frozen here",
-                    flush=True,
-                )
-                let_go(attempt)
+                    await handover.run(argv, env, lambda: side_facts(daemon))
+                handover.let_go()
             except trio.TooSlowError:
                 reason = f"the successor did not take over within {budget} s"
             except HandoverFailedError as exc:
@@ -358,13 +325,10 @@ class LiveUpdater:
             except ho.HandoverError as exc:
                 reason = f"the successor is not an xsmig successor: {exc}"
             except OSError as exc:
-                reason = f"handover channel: {exc.strerror or exc}"
+                reason = f"the handover channel failed: {exc.strerror or exc}"
+                reason += await handover.status()
         # Not handed over (failed, or cancelled by -a): everything back as it was.
-        precopy.stop(daemon.engine.tree)
-        if attempt is not None:
-            await attempt.abort()
-        daemon.introspection.release()
-        gc.enable()
+        await handover.undo()
         self._standby = None
         if self.session.session is session:
             self.session.finish()

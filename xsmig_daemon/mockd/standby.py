@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import array
 import contextlib
+import gc
 import os
 import signal
 import socket
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -83,11 +84,12 @@ class Attempt:
         data = await self.channel.recv(ho.PACKET_MAX)
         if not data:
             raise HandoverFailedError(
-                f"successor closed the handover channel {what}{await self._status()}"
+                f"the successor closed the handover channel {what}{await self.status()}"
             )
         return data
 
-    async def _status(self) -> str:
+    async def status(self) -> str:
+        """How the successor ended, if it did within a second (for the reason text)."""
         with trio.move_on_after(1):
             code = await self.process.wait()
             if code < 0:
@@ -218,3 +220,54 @@ def let_go(attempt: Attempt) -> None:
         sys.executable,
         [sys.executable, "-I", "-S", pidholder.__file__, str(attempt.holder_read), str(pid)],
     )
+
+
+class StandbyHandover:
+    """One attempt, start to BYE (``run``, bounded by the caller), and its way back."""
+
+    def __init__(self, daemon: MockDaemon, ok: bytes, owner: Connection) -> None:
+        self.daemon = daemon
+        self.ok = ok
+        self.owner = owner
+        self.attempt: Attempt | None = None
+        self.frozen_at = 0.0
+
+    async def run(
+        self, argv: Sequence[str], env: dict[str, str], facts: Callable[[], dict[str, object]]
+    ) -> None:
+        daemon = self.daemon
+        self.attempt = attempt = await start_successor(argv, env)
+        ho.check_hello(await attempt.receive("before greeting"))
+        await precopy_tree(attempt, daemon)
+        ho.expect(await attempt.receive("while loading"), ho.Kind.LOADED)
+        daemon.introspection.hold()
+        gc.disable()  # no full collection inside the freeze
+        self.frozen_at = trio.current_time()
+        await send_frozen(attempt, daemon, self.ok, self.owner, facts())
+        ho.expect(await attempt.receive("before serving"), ho.Kind.SERVING)
+        block_signals()
+        try:
+            await attempt.send(ho.Packet(ho.Kind.BYE))
+        except BaseException:
+            unblock_signals()
+            raise
+
+    def let_go(self) -> None:
+        assert self.attempt is not None
+        print(
+            f"xsmig mockd: live update: pid {self.attempt.process.pid} serves, after "
+            f"{(trio.current_time() - self.frozen_at) * 1000:.1f} ms frozen here",
+            flush=True,
+        )
+        let_go(self.attempt)
+
+    async def status(self) -> str:
+        return await self.attempt.status() if self.attempt is not None else ""
+
+    async def undo(self) -> None:
+        """Not handed over (failed, or cancelled by -a): everything back as it was."""
+        precopy.stop(self.daemon.engine.tree)
+        if self.attempt is not None:
+            await self.attempt.abort()
+        self.daemon.introspection.release()
+        gc.enable()
