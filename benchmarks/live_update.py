@@ -11,7 +11,10 @@ image in restore mode (the mock with ``mockd -U`` on a dump, the real ones as th
 harnesses restore images), then updates itself: the mock to ``xsmig`` (standby successor),
 4.17 and 4.20 to their own binary. ``mem x`` is the mock's peak resident memory of all its
 processes during an update over one daemon's just before it. A run over ``--limit`` seconds
-fails.
+fails. On stderr, per daemon: each update's longest gap and when it ended relative to the
+OK (negative: while the mock was still serving during its pre-copy), the median gap at the
+handover itself (ending within 0.25 s of the OK), and the longest gap of the same READ loop
+over as long a time without any update (what the machine's load alone does).
 """
 
 from __future__ import annotations
@@ -107,6 +110,14 @@ class ReadLoop:
         series = before[-1:] + [t for t in times if t <= end]
         return max(((b - a, b) for a, b in itertools.pairwise(series)), default=(0.0, end))
 
+    def gap_around(self, moment: float, window: float) -> float:
+        """The longest gap that ended within ``window`` seconds of ``moment``."""
+        times = self.times
+        return max(
+            (b - a for a, b in itertools.pairwise(times) if abs(b - moment) <= window),
+            default=0.0,
+        )
+
     def close(self) -> None:
         self.stop.set()
         self.thread.join(30)
@@ -160,6 +171,8 @@ class Result:
     gap_ends: list[float] = field(default_factory=list)
     #: The longest gap without an update, over as long as an update took.
     idle_gap: float = 0.0
+    #: The longest gap ending near the OK: the handover itself (the freeze, for the mock).
+    handover_gaps: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -199,6 +212,7 @@ def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: 
             gap, gap_end = loop.longest_gap(started, time.monotonic())
             result.blackouts.append(gap)
             result.gap_ends.append(gap_end - ended)
+            result.handover_gaps.append(loop.gap_around(ended, HANDOVER_WINDOW))
         # The same READ loop with no update, as long as an update took: what the machine's
         # load alone does to the longest gap.
         quiet = time.monotonic()
@@ -272,6 +286,8 @@ def run_real_420(image: bytes, count: int, limit: float) -> Result:
 
 
 DAEMONS = ("mock", "real 4.17", "real 4.20")
+#: A gap ending this close to the OK (seconds) belongs to the handover itself.
+HANDOVER_WINDOW = 0.25
 
 
 def main() -> int:
@@ -306,9 +322,11 @@ def main() -> int:
                     f"{b * 1000:.1f}@{e * 1000:+.0f}"
                     for b, e in zip(values[name].blackouts, values[name].gap_ends, strict=True)
                 )
+                handover = statistics.median(values[name].handover_gaps)
                 print(
-                    f"  {name} {size}: blackout ms @ its end - OK ms: {runs}; "
-                    f"longest gap without update {values[name].idle_gap * 1000:.1f} ms",
+                    f"  {name} {size}: blackout ms @ its end - OK ms: {runs}; median gap at "
+                    f"the handover {handover * 1000:.1f} ms; longest gap without update "
+                    f"{values[name].idle_gap * 1000:.1f} ms",
                     file=sys.stderr,
                 )
             except (PeerError, OSError) as exc:
