@@ -4,7 +4,7 @@
 
 Blackout = the longest gap between two consecutive replies of a client that sends READs in a
 loop across the update (one connection, kept open), from just before ``CONTROL live-update
--s -t 60`` until just after its ``OK``; the median over ``--updates`` consecutive updates of
+-s -t LIMIT`` until just after its ``OK``; the median over ``--updates`` consecutive updates of
 the same daemon is printed. The store holds N nodes, 1,000 per domain (``/local/domain/D``
 and 999 children, dom0's, readable by D). Every daemon starts on that store from the same
 image in restore mode (the mock with ``mockd -U`` on a dump, the real ones as their test
@@ -180,6 +180,8 @@ class Result:
 
 
 def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: float) -> Result:
+    """``count`` updates, each bounded by ``-t limit``."""
+    lu_timeout = round(limit)
     loop = ReadLoop(socket_path, limit)
     admin = WireClient.connect(socket_path, timeout=limit)
     result = Result([])
@@ -194,7 +196,7 @@ def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: 
                 raise PeerError(f"live-update -f: {reply.payload!r}")
             sampler = MemorySampler(daemon_pid)
             started = time.monotonic()
-            reply = admin.call(Op.CONTROL, "live-update", "-s", "-t", "60")
+            reply = admin.call(Op.CONTROL, "live-update", "-s", "-t", str(lu_timeout))
             if reply.payload != b"OK\0":
                 raise PeerError(f"live-update -s: {reply.payload!r}")
             ended = time.monotonic()
@@ -242,7 +244,8 @@ def run_real(image: bytes, install: PeerInstall, count: int, limit: float) -> Re
         image, RestoreFds.from_image(image), install=install, ready_timeout=limit
     )
     try:
-        result = updates(daemon.pid, daemon.socket_path, str(install.xenstored_bin), count, limit)
+        binary = str(install.xenstored_bin)
+        result = updates(daemon.pid, daemon.socket_path, binary, count, limit)
         result.memory_ratio = None  # C replaces itself: one process, nothing to compare
         return result
     finally:
