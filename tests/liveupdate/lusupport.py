@@ -119,12 +119,14 @@ def cmdline(pid: int) -> Sequence[str]:
 
 
 def serving_pid(holder: int) -> int:
-    """The daemon serving for the pid holder ``holder`` (its one child), or ``holder``
-    itself before its first live update (docs/liveupdate.md, "One service")."""
-    if "pidholder.py" not in " ".join(cmdline(holder)):
-        return holder
-    # Right after an update the previous daemon may still be a zombie being reaped.
+    """After a live update: the daemon serving for the pid holder ``holder`` (its one
+    child; docs/liveupdate.md, "One service")."""
+    # Right after an update the first daemon may still be on its way into the holder (the
+    # successor already answers), the previous daemon still a zombie being reaped.
     deadline = time.monotonic() + 10
+    while "pidholder.py" not in " ".join(cmdline(holder)):
+        assert time.monotonic() < deadline, f"{holder} is not a pid holder"
+        time.sleep(0.01)
     while True:
         children = Path(f"/proc/{holder}/task/{holder}/children").read_text().split()
         live = [int(pid) for pid in children if _running(int(pid))]

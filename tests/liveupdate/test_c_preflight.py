@@ -12,14 +12,16 @@ from xsmig_daemon.image.records import (
     DOMID_INVALID,
     ConnectionData,
     GlobalData,
+    Header,
     NodeData,
     Permission,
     RingSpec,
 )
-from xsmig_daemon.mockd.liveupdate import XEN_417_HEADER, Handover, preflight
+from xsmig_daemon.mockd.liveupdate import Handover, preflight
 from xsmig_daemon.wire.ops import Op
 
 ROOT = (Permission("n", 0),)
+XEN_417_HEADER = Header(1, False)
 
 
 def test_preflight_refuses_what_c_cannot_load(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lusupport import control, live_update, mock_launcher, write_launcher
 from peerlib import MockDaemon, start_mockd
+from peerlib import _wait_until as wait_until
 from wireclient import WireClient
 
 from xsmig_daemon.wire.ops import Op
@@ -126,8 +127,10 @@ def _crash_and_recover(mockd: MockDaemon, tmp_path: Path) -> None:
     os.unlink(mockd.socket_path)
     recovered = start_mockd(mockd.rundir, args=["-U"], install=mockd.install)
     try:
+        # The log is shared with the crashed daemon, whose "listening" line is already in
+        # it: readiness is the restore's own line (printed once the dump is removed).
+        wait_until(lambda: "live update restored" in recovered.log(), 30, "the restore line")
         assert not dump.exists()
-        assert "live update restored" in recovered.log()
         fresh = recovered.connect()
         assert fresh.call(Op.IS_DOMAIN_INTRODUCED, "3").payload == b"T\0"
         guest = recovered.guest(3)

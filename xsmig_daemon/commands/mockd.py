@@ -12,7 +12,8 @@ from typing import Any
 import trio
 
 from ..mockd import MockDaemon, default_socket_path, restore
-from ..mockd.liveupdate import HANDOVER_ENV, LiveUpdater, RestoreError, Successor, load_successor
+from ..mockd.liveupdate import HANDOVER_ENV, LiveUpdater, Successor, load_successor
+from ..mockd.restore import RestoreError
 from ..mockd.standby import STANDBY_ENV
 from ..mockd.successor import StandbyError, StandbySuccessor, confirm, load_standby
 from ..store.liveupdate import SuccessorKind

@@ -25,7 +25,7 @@ from ..client.connection import connect_unix_stream
 from ..client.errors import ClientProtocolError, ClientTimeoutError, DaemonGoneError
 from ..image.errors import ImageError
 from ..wire.framing import MessageDecoder, ProtocolError, encode_message
-from ..wire.introspect import CAPTURE, FREEZE_MODES
+from ..wire.introspect import FREEZE_MODES
 from ..wire.ops import Op
 from .errors import SourceError
 from .imagestage import ImageStage
@@ -37,10 +37,6 @@ _READ = Request(Op.CONTROL, b"introspect\0read\0")
 DEFAULT_WINDOW = 64
 #: Longest freeze asked for, in seconds (the daemon thaws by itself after it).
 DEFAULT_FREEZE_DEADLINE = 10.0
-#: ``snapshot``: the daemon copies all but its tree and serves on while we read the tree
-#: copy-on-write (freeze independent of the store size); ``capture``: it encodes its image
-#: inside the freeze and runs on; ``stream``: it stays frozen while we read (no copy).
-FREEZE_MODES = ("snapshot", "capture", "stream")
 
 FIDELITY_NOTES = (
     "socket connections are recorded with the daemon's fd numbers; only a successor that "

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..image.profiles import Profile
 from ..image.records import DOMID_FIRST_RESERVED, Header
 from ..store.freeze import IMAGE_HEADER
-from ..wire.introspect import CAPTURE
+from ..wire.introspect import SNAPSHOT
 from .consistency import Consistency
 from .imagesource import ImageSource, peek_header
 from .introspect import DEFAULT_FREEZE_DEADLINE, IntrospectSource, answers_introspect
@@ -57,7 +57,7 @@ class SourceSettings:
     #: Longest wait for the introspection probe (``auto``); default ``timeout``.
     probe_timeout: float | None = None
     freeze_deadline: float = DEFAULT_FREEZE_DEADLINE
-    freeze_mode: str = CAPTURE
+    freeze_mode: str = SNAPSHOT
     attempts: int = DEFAULT_ATTEMPTS
     consistency: Consistency = "transaction"
 

@@ -1,8 +1,8 @@
 """``CONTROL introspect``: the mock's frozen full-state read, and the gate of its freeze.
 
 Protocol (docs/introspect.md): ``introspect probe`` -> ``xsmig-introspect 1``;
-``introspect freeze <deadline-ms> [stream|capture|snapshot]`` -> ``OK``; ``introspect read`` -> the
-next 1..4096 bytes of the image, empty once it is complete; ``introspect thaw`` -> how long
+``introspect freeze <deadline-ms> [stream|capture|snapshot]`` -> ``OK``; ``introspect read``
+-> the next 1..4096 bytes of the image, empty once it is complete; ``introspect thaw`` -> how long
 the daemon was frozen, in seconds. Only the freezing connection is served while frozen.
 Every other task of the server -- accepting, reading, processing, sending -- waits at
 ``wait_open`` before it touches the engine, so the image is the state of one instant: the
@@ -38,11 +38,13 @@ COMMAND = names.COMMAND.encode()
 PROTOCOL = b"xsmig-introspect 1"
 #: Freeze modes: read the frozen engine as the exporter asks (memory flat, frozen until the
 #: thaw), or encode the whole image at once and run on (short freeze, image kept in memory).
-STREAM = b"stream"
-CAPTURE = b"capture"
+STREAM = names.STREAM.encode()
+CAPTURE = names.CAPTURE.encode()
 #: Copy everything but the tree at once, read the tree copy-on-write while serving (the
 #: freeze costs O(connections), not O(nodes)).
-SNAPSHOT = b"snapshot"
+SNAPSHOT = names.SNAPSHOT.encode()
+#: ``freeze <ms> [<mode>]``: where the optional mode is.
+_MODE_ARG = 2
 #: Image bytes per ``read`` reply: the wire's payload limit.
 PIECE_SIZE = 4096
 
@@ -113,7 +115,7 @@ class Introspection:
             raise XsError("EAGAIN", "the freeze ended at its deadline")
         if command == b"freeze" and len(args) in (2, 3):
             deadline_ms = c_atoi(args[1])
-            mode = args[2] if len(args) == 3 else STREAM
+            mode = args[2] if len(args) > _MODE_ARG else STREAM
             if mode not in (STREAM, CAPTURE, SNAPSHOT):
                 raise XsError("EINVAL", f"freeze mode {mode!r}")
             self.state.freeze(self.engine, conn, trio.current_time(), deadline_ms)

@@ -30,15 +30,16 @@ from dataclasses import dataclass, field, replace
 
 import trio
 
-from ..image.convert import ImageConverter
-from ..image.decoder import Located, decode_image
+from ..image.decoder import Located
 from ..image.encoder import encode_image
 from ..image.errors import ImageError
-from ..image.profiles import XEN_4_17
+from ..image.pipeline import RecordRewriter
+from ..image.profiles import XEN_4_17, Profile
 from ..image.records import (
     DOMID_INVALID,
     STREAM_V2,
     ConnectionData,
+    ConnType,
     End,
     GlobalData,
     GlobalQuotaData,
@@ -50,7 +51,7 @@ from ..image.records import (
     WatchData,
     WatchDataExtended,
 )
-from ..image.validate import StreamValidator, validate_records
+from ..image.validate import StreamValidator
 from ..imagefile import ImageFileError, atomic_output
 from ..store import quotas as q
 from ..store.connection import Connection
@@ -330,8 +331,8 @@ class LiveUpdater:
         # Not handed over (failed, or cancelled by -a): everything back as it was.
         await handover.undo()
         self._standby = None
-        if self.session.session is session:
-            self.session.finish()
+        if self.lu.session is session:
+            self.lu.finish()
             if reason:
                 daemon.engine.log.append(f"live-update: {reason}")
                 self._answer(owner, pending, f"{EXEC_FAILED[:-1]}: {reason}")
@@ -372,7 +373,7 @@ class LiveUpdater:
                 self._standby = trio.CancelScope()
                 self._nursery.start_soon(self._hand_over_to_standby, session, pending, owner)
             return float("inf")
-        transactions = self.session.observe(self.daemon.engine.connections, now)
+        transactions = self.lu.observe(self.daemon.engine.connections, now)
         handover = None
         losses: list[str] = []
         if kind in C_SUCCESSORS:
@@ -571,7 +572,7 @@ __all__ = [
     "LiveUpdater",
     "RestoreError",
     "Successor",
-    "build_xen417_handover",
+    "build_c_handover",
     "dump_path",
     "load_successor",
     "probe_binary",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from .. import pidholder
+from . import pidholder
 from ..image.encoder import encode_image
 from ..image.records import ConnectionData, Header, NodeData, Record
 from ..store import precopy

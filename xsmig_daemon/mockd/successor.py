@@ -18,10 +18,10 @@ import socket
 import stat
 from dataclasses import dataclass, field
 
-from ..image.decoder import ImageDecoder
 from ..image.errors import ImageError
-from ..image.records import NodeData, Record
-from ..image.validate import StreamValidator
+from ..image.pipeline import ImageParser
+from ..image.profiles import SPEC
+from ..image.records import End, NodeData, Record
 from ..store import precopy
 from ..store.connection import Connection
 from ..store.engine import Engine
@@ -125,26 +125,27 @@ def confirm(successor: StandbySuccessor) -> None:
 
 
 def _receive_precopy(channel: _Channel) -> tuple[Tree, int]:
-    decoder = ImageDecoder()
-    validator: StreamValidator | None = None
+    """The pre-copied tree: a pre-order image (a partial stream: no specials, no domains)."""
+    parser = ImageParser(SPEC, preorder=True, migration=True, name="the pre-copy")
     tree = Tree()
     tree.clear()
     nodes = 0
-    while not decoder.ended:
-        packet, fds = channel.receive()
-        _refuse_fds(fds, packet)
-        if packet.kind is not ho.Kind.IMAGE:
-            raise StandbyError(f"expected the pre-copy image, got {packet.kind.name}")
-        decoder.feed(packet.payload)
-        for item in decoder.records():
-            if validator is None:
-                assert decoder.header is not None
-                validator = StreamValidator(decoder.header, preorder=True, migration=True)
-            validator.check(item)
+    while True:
+        for item in parser.stream(_image_packet(channel, "the pre-copy image")):
+            if isinstance(item.record, End):
+                parser.close()
+                return tree, nodes
             if isinstance(item.record, NodeData):
                 restore_node(tree, item.record)
                 nodes += 1
-    return tree, nodes
+
+
+def _image_packet(channel: _Channel, what: str) -> bytes:
+    packet, fds = channel.receive()
+    _refuse_fds(fds, packet)
+    if packet.kind is not ho.Kind.IMAGE:
+        raise StandbyError(f"expected {what}, got {packet.kind.name}")
+    return packet.payload
 
 
 def _receive_frozen(
@@ -159,23 +160,20 @@ def _receive_frozen(
     document = ho.json_document(pieces, ho.Kind.DELTA)
     if not isinstance(document, dict):
         raise StandbyError("the delta is not a JSON object")
-    decoder = ImageDecoder()
-    validator: StreamValidator | None = None
+    _refuse_fds(fds, packet)
+    if packet.kind is not ho.Kind.IMAGE:
+        raise StandbyError(f"expected the frozen image, got {packet.kind.name}")
+    # Partial: its nodes' parents may be in the pre-copy only.
+    parser = ImageParser(SPEC, migration=True, name="the frozen image")
     records: list[Record] = []
+    data = packet.payload
     while True:
-        _refuse_fds(fds, packet)
-        if packet.kind is not ho.Kind.IMAGE:
-            raise StandbyError(f"expected the frozen image, got {packet.kind.name}")
-        decoder.feed(packet.payload)
-        for item in decoder.records():
-            if validator is None:
-                assert decoder.header is not None
-                validator = StreamValidator(decoder.header, migration=True)
-            validator.check(item)
+        for item in parser.stream(data):
             records.append(item.record)
-        if decoder.ended:
+        if records and isinstance(records[-1], End):
+            parser.close()
             break
-        packet, fds = channel.receive()
+        data = _image_packet(channel, "the frozen image")
     received: list[tuple[list[object], int]] = []
     packet, fds = channel.receive()
     while packet.kind is ho.Kind.FDS:

@@ -197,7 +197,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "freeze_mode": Option(
             FREEZE_MODES[0],
             one_of(FREEZE_MODES),
-            "introspect: capture (the daemon copies its state and runs on) or stream "
+            "introspect: snapshot (the daemon copies all but its tree and serves on while the "
+            "tree is read copy-on-write), capture (it copies its state and runs on) or stream "
             "(frozen until everything is read)",
         ),
     },
