@@ -28,7 +28,9 @@ def test_preflight_refuses_what_c_cannot_load(tmp_path: Path) -> None:
     binary = mock_launcher(tmp_path)
     no_global = Handover(XEN_417_HEADER, [NodeData("/", b"", ROOT)], [])
     text = preflight(no_global, str(binary))
-    assert text is not None and text.startswith("Error activating new binary: the image is not")
+    assert text is not None and text.startswith(
+        "Error activating new binary: the image is not one xen-4.17"
+    )
     assert "GLOBAL_DATA" in text
     dom0 = ConnectionData(1, RingSpec(0, DOMID_INVALID, 1))
     good = Handover(XEN_417_HEADER, [GlobalData(3, 4), dom0, NodeData("/", b"", ROOT)], [])

@@ -75,12 +75,12 @@ class Introspection:
                 await self._thawed.wait()
             self._expire_if_due()
 
-    def hold(self) -> None:
-        """Stop every task at the gate (a live update's freeze), until ``release``."""
+    def hold_all(self) -> None:
+        """Stop every task at the gate (a live update's freeze), until ``release_all``."""
         if self._held is None:
             self._held = trio.Event()
 
-    def release(self) -> None:
+    def release_all(self) -> None:
         held, self._held = self._held, None
         if held is not None:
             held.set()

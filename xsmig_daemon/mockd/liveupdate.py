@@ -34,12 +34,13 @@ from ..image.decoder import Located
 from ..image.encoder import encode_image
 from ..image.errors import ImageError
 from ..image.pipeline import RecordRewriter
-from ..image.profiles import XEN_4_17, Profile
+from ..image.profiles import XEN_4_17, XEN_4_22, Profile
 from ..image.records import (
     DOMID_INVALID,
     STREAM_V2,
     ConnectionData,
     ConnType,
+    DomainData,
     End,
     GlobalData,
     GlobalQuotaData,
@@ -129,6 +130,8 @@ class Handover:
     opened_fds: list[int] = field(default_factory=list)
     #: WATCH_DATA_EXTENDED layout of the successor's loader (``image/watchext.py``)
     watch_ext_layout: str = "doc"
+    #: The loader the image is for (checked before the exec).
+    profile: Profile = XEN_4_17
 
 
 def _with_ok(records: Iterable[Record], owner_id: int, ok: bytes) -> Iterator[Record]:
@@ -202,6 +205,7 @@ def build_c_handover(
         losses=losses,
         opened_fds=[evtchn],
         watch_ext_layout=profile.watch_ext_layout,
+        profile=profile,
     )
 
 
@@ -403,7 +407,7 @@ class LiveUpdater:
         """Check, write the dump and exec; returns the error text if any of it failed.
 
         Exec in place has no way back, so everything that can be checked is checked first:
-        the binary is still there and executable, the image is one that C 4.17 loads, and
+        the binary is still there and executable, the image is one its C loader loads, and
         every fd to pass is open and inheritable.
         """
         path = dump_path(self.daemon.rundir)
@@ -454,12 +458,13 @@ def preflight(handover: Handover, binary: str) -> str | None:
         return NOT_ACCESSIBLE
     if status is BinaryStatus.NOT_EXECUTABLE:
         return NOT_EXECUTABLE
-    validator = StreamValidator(handover.header, XEN_4_17)
+    profile = handover.profile
+    validator = StreamValidator(handover.header, profile)
     try:
         for index, record in enumerate([*handover.records, End()]):
             validator.check(Located(index, 0, record))
     except ImageError as exc:
-        return f"{EXEC_FAILED[:-1]}: the image is not one Xen 4.17 loads: {exc}"
+        return f"{EXEC_FAILED[:-1]}: the image is not one {profile.name} loads: {exc}"
     return None
 
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 
 import trio
 
-from . import pidholder
 from ..image.encoder import encode_image
 from ..image.records import ConnectionData, Header, NodeData, Record
 from ..store import precopy
 from ..store.connection import Connection
 from ..store.image_state import tree_records
 from ..wire import handover as ho
+from . import pidholder
 from .server import MockDaemon
 
 #: The channel's fd number in the successor.
@@ -240,7 +240,7 @@ class StandbyHandover:
         ho.check_hello(await attempt.receive("before greeting"))
         await precopy_tree(attempt, daemon)
         ho.expect(await attempt.receive("while loading"), ho.Kind.LOADED)
-        daemon.introspection.hold()
+        daemon.introspection.hold_all()
         gc.disable()  # no full collection inside the freeze
         self.frozen_at = trio.current_time()
         await send_frozen(attempt, daemon, self.ok, self.owner, facts())
@@ -269,5 +269,5 @@ class StandbyHandover:
         precopy.stop(self.daemon.engine.tree)
         if self.attempt is not None:
             await self.attempt.abort()
-        self.daemon.introspection.release()
+        self.daemon.introspection.release_all()
         gc.enable()

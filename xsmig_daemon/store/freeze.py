@@ -19,10 +19,11 @@ while the image is read.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..image.encoder import encode_image
-from ..image.records import Header
+from ..image.records import Header, Record
 from . import snapshot
 from .connection import Connection
 from .engine import Engine
@@ -120,10 +121,18 @@ class FreezeState:
 class ImageChunks:
     """The engine's state as stream bytes (header ... END), in pieces on demand."""
 
-    def __init__(self, engine: Engine, *, skip: Connection | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        skip: Connection | None = None,
+        records: Iterable[Record] | None = None,
+    ) -> None:
         self._engine = engine
         self._skipped = () if skip is None else (skip,)
-        self._parts = encode_image(state_records(engine, skip=self._skipped), IMAGE_HEADER)
+        if records is None:
+            records = state_records(engine, skip=self._skipped)
+        self._parts = encode_image(records, IMAGE_HEADER)
         self._buffer = bytearray()
         self._offset = 0
         self._done = False
