@@ -16,6 +16,8 @@ from typing import NoReturn
 USAGE = "usage: python -m xsmig_daemon.service.lu_entry SUCCESSOR CONFIG [XENSTORED-ARGS...]"
 #: argv: this module, SUCCESSOR, CONFIG, then xenstored's arguments.
 _FIRST_XENSTORED_ARG = 3
+#: Set by a running mock for its standby successor (mockd/standby.py; not imported here).
+_STANDBY_ENV = "XSMIG_STANDBY_FD"
 
 
 def main(argv: list[str]) -> NoReturn:
@@ -23,6 +25,13 @@ def main(argv: list[str]) -> NoReturn:
         sys.stderr.write(f"<2>lu-hook: {USAGE}\n")
         sys.exit(2)
     successor, config_path, args = argv[1], argv[2], argv[_FIRST_XENSTORED_ARG:]
+    if _STANDBY_ENV in os.environ:
+        # The mock's standby successor (docs/liveupdate.md): there is no dump to check; the
+        # successor validates the stream it is sent, and the running daemon keeps serving
+        # if it refuses it.
+        sys.stderr.write(f"<6>lu-hook: standby successor, starting {successor}\n")
+        sys.stderr.flush()
+        os.execv(successor, [successor, *args])
     try:
         from .lu_hook import run_hook  # noqa: PLC0415 - only after the fallback is armed
 
