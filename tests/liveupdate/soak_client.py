@@ -1,10 +1,12 @@
 """One soak client: writes, watches and transactions until STOP_FILE exists; logs everything.
 
-usage: soak_client.py SOCKET INDEX LOG STOP_FILE. Each write creates a new node
-/soak/INDEX/nSEQ (every fifth one inside a transaction, retried on EAGAIN), so each one must
-fire exactly one event on the client's own watch. At the end the client reads every value
-back and prints one JSON line: writes, events, lost writes, lost and duplicated events, and
-why the connection broke (empty if it did not).
+usage: soak_client.py SOCKET INDEX LOG STOP_FILE. Write SEQ stores the value SEQ at
+/soak/INDEX/n(SEQ mod SLOTS) (every fifth one inside a transaction, retried on EAGAIN), so each
+write must fire exactly one event on the client's own watch, and the store stays the same size
+however long the soak runs (each update pre-copies the whole store). At the end the client
+reads every slot back (it must hold the last value written there) and prints one JSON line:
+writes, events, lost writes, lost and duplicated events, and why the connection broke (empty
+if it did not).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from wireclient import PeerError, WireClient
 
 from xsmig_daemon.wire.ops import Op
 
+SLOTS = 128
+
 
 def _expect_ok(payload: bytes, path: str) -> None:
     if payload != b"OK\0":
@@ -30,7 +34,8 @@ def _expect_ok(payload: bytes, path: str) -> None:
 def main() -> int:
     socket_path, index, log_path, stop_file = sys.argv[1:5]
     base = f"/soak/{index}"
-    written: list[str] = []
+    writes: Counter[str] = Counter()
+    last_value: dict[str, int] = {}
     events: Counter[str] = Counter()
     broken = ""
     with open(log_path, "w") as log:
@@ -41,7 +46,7 @@ def main() -> int:
             seq = 0
             while not os.path.exists(stop_file):
                 seq += 1
-                path = f"{base}/n{seq}"
+                path = f"{base}/n{seq % SLOTS}"
                 if seq % 5:
                     reply = client.call(Op.WRITE, path, str(seq))
                 else:
@@ -53,7 +58,8 @@ def main() -> int:
                         if reply.payload != b"EAGAIN\0":
                             break
                 _expect_ok(reply.payload, path)
-                written.append(path)
+                writes[path] += 1
+                last_value[path] = seq
                 log.write(f"write {path}\n")
                 while client.events:
                     event = client.events.popleft().payload.split(b"\0")[0].decode()
@@ -64,9 +70,9 @@ def main() -> int:
             while client.events:
                 events[client.events.popleft().payload.split(b"\0")[0].decode()] += 1
             present = set()
-            for path in written:
-                # A value read back proves the write survived every update since.
-                if client.call(Op.READ, path).payload == path.rsplit("/n", 1)[1].encode() + b"\0":
+            for path, seq_written in last_value.items():
+                # The last value read back proves the writes survived every update since.
+                if client.call(Op.READ, path).payload == f"{seq_written}\0".encode():
                     present.add(path)
             client.close()
         except (PeerError, OSError) as exc:
@@ -74,11 +80,11 @@ def main() -> int:
             present = set[str]()
             log.write(f"broken {exc}\n")
     result = {
-        "writes": len(written),
+        "writes": sum(writes.values()),
         "events": sum(events.values()),
-        "lost_writes": sum(1 for p in written if p not in present),
-        "lost_events": sum(1 for p in written if events[p] == 0),
-        "duplicated_events": sum(c - 1 for p, c in events.items() if c > 1),
+        "lost_writes": sum(1 for p in last_value if p not in present),
+        "lost_events": sum(max(0, n - events[p]) for p, n in writes.items()),
+        "duplicated_events": sum(max(0, n - writes[p]) for p, n in events.items()),
         "broken": broken,
     }
     print(json.dumps(result), flush=True)
