@@ -10,7 +10,6 @@ import pytest
 from xsmig_daemon.export import ImageSource, WireSource
 from xsmig_daemon.export.introspect import IntrospectSource
 from xsmig_daemon.export.policy import (
-    C_EVTCHN_FD,
     PlanSettings,
     PolicyError,
     SourceSettings,
@@ -19,7 +18,7 @@ from xsmig_daemon.export.policy import (
     open_source,
 )
 from xsmig_daemon.image.encoder import encode_image
-from xsmig_daemon.image.profiles import SPEC, XEN_4_17, XEN_4_21
+from xsmig_daemon.image.profiles import SPEC, XEN_4_17, XEN_4_20, XEN_4_21
 from xsmig_daemon.image.records import GlobalData, Header
 
 
@@ -33,8 +32,10 @@ def test_stream_version_by_source_and_target(tmp_path: Path) -> None:
     image = tmp_path / "v2.img"
     image.write_bytes(b"".join(encode_image([GlobalData(-1, -1)], Header(2, False))))
     from_image = ImageSource(str(image))
-    assert _version(PlanSettings(SPEC), wire) == 1
+    # spec: the full-fidelity version 2 whatever the source; a real daemon's: version 1.
+    assert _version(PlanSettings(SPEC), wire) == 2
     assert _version(PlanSettings(SPEC), introspect) == 2
+    assert _version(PlanSettings(XEN_4_20), wire) == 1
     assert _version(PlanSettings(XEN_4_21), introspect) == 2
     assert _version(PlanSettings(XEN_4_17), introspect) == 1  # 4.17 loads version 1 only
     assert _version(PlanSettings(SPEC), from_image) == 2  # the input image's
@@ -42,11 +43,12 @@ def test_stream_version_by_source_and_target(tmp_path: Path) -> None:
     assert _version(PlanSettings(SPEC, version=1), introspect) == 1  # asked for
 
 
-def test_c_loaders_get_an_evtchn_fd_and_little_endian(tmp_path: Path) -> None:
+def test_c_loaders_leave_fds_to_the_layout_and_get_little_endian(tmp_path: Path) -> None:
+    """The loader layout (image/loader_layout.py) picks each version's own fd numbers."""
     wire = WireSource(str(tmp_path / "s"))
     plan = export_plan(PlanSettings(XEN_4_17), wire)
-    assert (plan.evtchn_fd, plan.socket_fd, plan.header.big_endian) == (C_EVTCHN_FD, -1, False)
-    assert export_plan(PlanSettings(SPEC), wire).evtchn_fd == -1
+    assert (plan.evtchn_fd, plan.socket_fd, plan.header.big_endian) == (None, None, False)
+    assert export_plan(PlanSettings(SPEC), wire).evtchn_fd is None
     assert export_plan(PlanSettings(SPEC, evtchn_fd=9), wire).evtchn_fd == 9
     domain = export_plan(PlanSettings(SPEC, domain=7), wire)
     assert (domain.mode, domain.domid) == ("domain", 7)

@@ -13,14 +13,16 @@ from xsmig_daemon.service.exporter_runner import ExporterRunner
 from .conftest import make_config
 
 
-def test_plan_for_a_c_loader_names_an_evtchn_fd(short_dir: Path) -> None:
+def test_plan_for_a_c_loader_leaves_the_fds_to_the_loader_layout(short_dir: Path) -> None:
     runner = ExporterRunner(make_config(short_dir))
     wire = WireSource(str(short_dir / "xs.sock"))
     plan = runner.plan("xen-4.17", wire)
     assert (plan.mode, plan.header.version, plan.header.big_endian) == ("live-update", 1, False)
-    assert plan.evtchn_fd >= 0 and plan.socket_fd == -1
+    # The loader layout chooses xen-4.17's own fd numbers (image/loader_layout.py).
+    assert plan.evtchn_fd is None and plan.socket_fd is None
     spec = runner.plan("spec", wire)
-    assert spec.evtchn_fd == -1 and spec.header.version == 1
+    # spec: the full-fidelity version 2, whatever the source.
+    assert spec.evtchn_fd is None and spec.header.version == 2
 
 
 def test_introspect_plans_version_2_where_the_target_loads_it(short_dir: Path) -> None:

@@ -8,8 +8,9 @@ import sys
 from typing import Any
 
 from ..cli import EXIT_OK, EXIT_USAGE
-from ..image.pipeline import ImageRewrite
-from ..image.profiles import Profile, get_profile
+from ..image.loader_layout import LayoutOptions, LoaderLayout, read_ahead_specials
+from ..image.pipeline import ImageReader, ImageRewrite
+from ..image.profiles import Profile, get_profile, target_help
 from ..image.records import Header
 from ..imagefile import atomic_output, check_writable_target, display_name, read_chunks
 from ._common import TARGETS, fail, guarded
@@ -29,7 +30,11 @@ def register(subparsers: Any) -> None:
             "What the target cannot hold makes the command fail, naming it, unless --lossy is "
             "given: then it is dropped and listed on stderr. What a Xen 4.22 dump holds broken "
             "(depth watches whose depth it never wrote, DOMAIN_DATA of domains its loader does "
-            "not know) is always repaired and listed. Exit 0 written, 1 failed, 2 usage."
+            "not know) is always repaired and listed. For a real xenstored target the "
+            "output is laid out as that version loads and writes it (GLOBAL_DATA fds, dom0's "
+            "ring first, special nodes where it puts them; a real dump of another version gets "
+            "the target's fd numbers); each such change is a note on stderr. "
+            "Exit 0 written, 1 failed, 2 usage."
         ),
     )
     parser.add_argument("input", metavar="IN", help="input image, or - for standard input")
@@ -49,7 +54,12 @@ def register(subparsers: Any) -> None:
         "--target",
         choices=TARGETS,
         default="spec",
-        help="loader the output is meant for (default: spec)",
+        help=target_help() + " (default: spec)",
+    )
+    parser.add_argument(
+        "--keep-fds",
+        action="store_true",
+        help="xen-* targets: keep a real dump's fd numbers instead of the target version's",
     )
     parser.add_argument(
         "--lossy", action="store_true", help="drop what the target cannot hold, and list it"
@@ -86,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
     check_writable_target(args.output, force=args.force)
     # Framing is checked while decoding; the ordering rules and the target's needs are checked
     # once, on the output records (one validator: its memory grows with the node count).
+    layout = _layout(args, profile)
     rewrite = ImageRewrite(
         read_chunks(args.input),
         profile,
         functools.partial(target_header, args, profile),
         name=display_name(args.input),
+        layout=layout,
     )
     with atomic_output(args.output, force=args.force) as out:
         for data in rewrite:
@@ -109,12 +121,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"xsmig {NAME}: repaired {line}", file=sys.stderr)
     for line in rewrite.losses.lines():
         print(f"xsmig {NAME}: dropped {line}", file=sys.stderr)
+    for note in layout.notes if layout is not None else []:
+        print(f"xsmig {NAME}: note: {note}", file=sys.stderr)
     for warning in rewrite.warnings:
         print(
             f"xsmig {NAME}: {display_name(args.output, output=True)}: warning: {warning}",
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _layout(args: argparse.Namespace, profile: Profile) -> LoaderLayout | None:
+    """For a real xenstored target: its loader's layout (the special nodes read ahead from
+    a file input when that version writes them first)."""
+    if not profile.is_c_loader:
+        return None
+    specials = None
+    if profile.specials_first and args.input != "-":
+        reader = ImageReader(read_chunks(args.input), name=display_name(args.input))
+        specials = read_ahead_specials(item.record for item in reader)
+    return LoaderLayout(profile, LayoutOptions(keep_fds=args.keep_fds), specials=specials)
 
 
 def run_guarded(args: argparse.Namespace) -> int:

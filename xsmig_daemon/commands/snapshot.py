@@ -21,7 +21,6 @@ from ..export import Destination, ExportError, ExportResult, run_export
 from ..export.consistency import CONSISTENCY_CHOICES
 from ..export.introspect import DEFAULT_FREEZE_DEADLINE
 from ..export.policy import (
-    C_EVTCHN_FD,
     C_SOCKET_FD,
     SOURCE_KINDS,
     PlanSettings,
@@ -34,7 +33,7 @@ from ..export.policy import (
 from ..export.run import Progress
 from ..export.sinks import UNIX_PREFIX, check_output_target
 from ..image.errors import EncodeError, ImageError
-from ..image.profiles import PROFILES, Profile, get_profile
+from ..image.profiles import PROFILES, Profile, get_profile, target_help
 from ..imagefile import ImageFileError
 from ..wire.introspect import FREEZE_MODES
 
@@ -75,14 +74,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--image", metavar="FILE", help="image file for --source image")
     parser.add_argument("--domain", type=int, metavar="N", help="migration stream of domain N only")
     parser.add_argument(
-        "--target", choices=tuple(PROFILES), default="spec", help="loader the image is for"
+        "--target",
+        choices=tuple(PROFILES),
+        default="spec",
+        help=target_help() + ". Default spec: the full-fidelity image (version 2); for a "
+        "real successor give its version, e.g. --target xen-4.20",
     )
     parser.add_argument(
         "--version",
         dest="stream_version",
         type=int,
         choices=(1, 2),
-        help="stream version (default: 1, or the input image's)",
+        help="stream version (default: an --image's own if the target loads it, else the "
+        "highest the target loads: 2 for spec, 1 for xen-4.17 and xen-4.20)",
     )
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--output", metavar="FILE", help="image file, or - for standard output")
@@ -132,7 +136,9 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="FD",
         help="live-update: GLOBAL_DATA rw-socket-fd, where the loader finds its listening "
-        f"socket (default {C_SOCKET_FD} for xen-4.22, which needs it; else -1: none)",
+        "socket (default: the source's; for xen-4.17/xen-4.20 targets without one the "
+        "target version's own number, 4 for xen-4.17, 3 for xen-4.20; "
+        f"{C_SOCKET_FD} for xen-4.22, which needs it; else -1: none)",
     )
     parser.add_argument(
         "--evtchn-fd",
@@ -140,7 +146,8 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="FD",
         help="live-update: GLOBAL_DATA evtchn-fd, where the loader finds its event-channel "
-        f"fd (default {C_EVTCHN_FD} for xen-* targets, which need one; -1 for spec)",
+        "fd (default: the source's; for xen-* targets, which need one, the target version's "
+        "own number, 7 for xen-4.17, 6 for xen-4.20; -1 for spec)",
     )
     parser.set_defaults(handler=run)
 

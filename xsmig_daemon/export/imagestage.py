@@ -57,7 +57,7 @@ class ImageStage:
             if record is None:
                 continue
             if self._plan_fds and isinstance(record, GlobalData):
-                record = GlobalData(self.plan.socket_fd, self.plan.evtchn_fd)
+                record = GlobalData(_fd(self.plan.socket_fd), _fd(self.plan.evtchn_fd))
             for fixed in [record] if self._dom0 is None else self._dom0(record):
                 self._count(fixed)
                 out.append(fixed)
@@ -91,3 +91,8 @@ class ImageStage:
             self.report.nodes += 1
         if isinstance(record, ConnectionData) and isinstance(record.spec, RingSpec):
             self.report.domains.append(record.spec.domid)
+
+
+def _fd(number: int | None) -> int:
+    """A plan's GLOBAL_DATA fd; None (the loader layout chooses later) is -1 here."""
+    return -1 if number is None else number

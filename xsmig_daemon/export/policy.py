@@ -5,13 +5,14 @@ snapshot taken either way is the same stream for the same settings:
 
 * source ``auto``: the image if one is given, else ``introspect`` when the daemon answers
   the introspection probe (the xsmig mock), else ``wire`` (any xenstored);
-* stream version: the one asked for; else the input image's (image source) or 1, raised to
-  2 for the introspect source (the mock's state has watch depths, domain features and
-  unique ids, which version 1 cannot hold); in every case one the target loads, little
+* stream version: the one asked for; else the input image's (image source) if the target
+  loads it, else the highest the target loads (``profiles.default_version``): a default
+  ``spec`` snapshot is the full-fidelity version 2, a real xenstored's version 1; little
   endian;
-* GLOBAL_DATA evtchn-fd: C loaders refuse -1, so they get ``C_EVTCHN_FD`` by default;
-  rw-socket-fd: ``C_SOCKET_FD`` for a loader that needs its listening socket (xen-4.22),
-  else -1;
+* GLOBAL_DATA fds: the ones asked for; for a proven real target (xen-4.17, xen-4.20) else
+  left to the loader layout (``image/loader_layout.py``: the source's, else that version's
+  own numbers); for the others evtchn-fd ``C_EVTCHN_FD`` (C refuses -1) and rw-socket-fd
+  ``C_SOCKET_FD`` for a loader that needs its listening socket (xen-4.22), else -1;
 * a target whose daemon writes version 2 itself (``Profile.dump``: xen-4.22) gets version 2
   unless asked otherwise.
 """
@@ -20,9 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..image.profiles import Profile
+from ..image.profiles import Profile, default_version
 from ..image.records import DOMID_FIRST_RESERVED, Header
-from ..store.freeze import IMAGE_HEADER
 from ..wire.introspect import SNAPSHOT
 from .consistency import Consistency
 from .imagesource import ImageSource, peek_header
@@ -36,9 +36,6 @@ C_EVTCHN_FD = 3
 C_SOCKET_FD = 4
 #: Source kinds; ``auto`` picks one of the others.
 SOURCE_KINDS = ("auto", "wire", "image", "introspect")
-#: The version of the mock's own image: the only one that holds all of its state (version 1
-#: has no watch depths, domain features or unique ids).
-FULL_STREAM_VERSION = IMAGE_HEADER.version
 
 
 class PolicyError(ValueError):
@@ -126,15 +123,12 @@ def stream_version(settings: PlanSettings, source: Source) -> int:
     """The version rule of the module doc."""
     if settings.version is not None:
         return settings.version
-    versions = settings.profile.versions
     dump = settings.profile.dump
-    # What the target's own daemon writes (4.22: 2); else 1, which every loader reads.
-    version = dump.default_version if dump is not None else 1
+    # What the target's own daemon writes (4.22: 2); else the highest it loads.
+    input_version = dump.default_version if dump is not None else None
     if isinstance(source, ImageSource):
-        version = peek_header(source.location).version
-    elif source.kind == IntrospectSource.kind and FULL_STREAM_VERSION in versions:
-        version = FULL_STREAM_VERSION
-    return version if version in versions else max(versions)
+        input_version = peek_header(source.location).version
+    return default_version(settings.profile, input_version)
 
 
 def export_plan(settings: PlanSettings, source: Source) -> ExportPlan:
@@ -142,11 +136,12 @@ def export_plan(settings: PlanSettings, source: Source) -> ExportPlan:
     check_plan(settings)
     profile = settings.profile
     evtchn_fd = settings.evtchn_fd
-    if evtchn_fd is None:
-        evtchn_fd = C_EVTCHN_FD if profile.is_c_loader else -1
     socket_fd = settings.socket_fd
-    if socket_fd is None:
-        socket_fd = C_SOCKET_FD if profile.needs_listening_socket else -1
+    if not profile.proven:  # the proven rows leave it to the loader layout
+        if evtchn_fd is None:
+            evtchn_fd = C_EVTCHN_FD if profile.is_c_loader else -1
+        if socket_fd is None:
+            socket_fd = C_SOCKET_FD if profile.needs_listening_socket else -1
     return ExportPlan(
         mode="domain" if settings.domain is not None else "live-update",
         profile=profile,

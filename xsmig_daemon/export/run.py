@@ -15,8 +15,13 @@ from dataclasses import dataclass
 
 import trio
 
+from ..image.decoder import ImageDecoder
+from ..image.loader_layout import read_ahead_specials
+from ..image.records import NodeData
+from ..imagefile import read_chunks
 from .domain_contents import DomainContents
 from .errors import SourceError
+from .layout import LaidOutOutput, needs_layout
 from .manifest import JSON, build_manifest, manifest_path, remove_quietly, write_manifest
 from .sinks import STDOUT, Sink, open_file_sink, open_stdout_sink, open_unix_sink
 from .source import ExportPlan, Source
@@ -96,6 +101,20 @@ async def _manifest_guard() -> AsyncIterator[list[str]]:
         raise
 
 
+async def _specials_of(source: Source, plan: ExportPlan) -> list[NodeData] | None:
+    """An image file read twice gives a specials-first target its special nodes up front."""
+    if source.kind != "image" or not plan.profile.specials_first:
+        return None
+    decoder = ImageDecoder()
+    specials: list[NodeData] = []
+    for chunk in read_chunks(source.location):
+        await trio.lowlevel.checkpoint()
+        decoder.feed(chunk)
+        specials.extend(read_ahead_specials(item.record for item in decoder.records()))
+    decoder.close()
+    return specials
+
+
 async def run_export(
     source: Source,
     plan: ExportPlan,
@@ -116,7 +135,12 @@ async def run_export(
             progress=progress,
         )
         contents = DomainContents(writer, plan.domid) if plan.domid is not None else None
-        report = await source.export(plan, contents or writer)
+        if needs_layout(plan):
+            laid_out = LaidOutOutput(writer, plan, specials=await _specials_of(source, plan))
+            report = await source.export(plan, laid_out)
+            report.fidelity_notes.extend(await laid_out.close())
+        else:
+            report = await source.export(plan, contents or writer)
         if contents is not None and contents.empty:
             raise SourceError(
                 f"domain {plan.domid} is unknown at {source.location}: not introduced, "

@@ -27,7 +27,8 @@ class ExportPlan:
     only (image-format.md section 7). ``profile`` is the target loader; ``header`` the
     stream's version and byte order. ``dom0_evtchn`` is the local event-channel port written
     into a synthesised dom0 ring CONNECTION_DATA (a wire source cannot see the real one).
-    ``socket_fd`` / ``evtchn_fd`` go into a synthesised GLOBAL_DATA.
+    ``socket_fd`` / ``evtchn_fd`` go into GLOBAL_DATA; None lets the loader layout of a
+    ``xen-*`` target choose (that version's own numbers where free; -1 for ``spec``).
     """
 
     mode: Mode
@@ -37,8 +38,8 @@ class ExportPlan:
     dom0_evtchn: int = 1
     #: GLOBAL_DATA's fd numbers. The exporter is not the daemon's process, so these are not
     #: the daemon's fds: whoever starts the loader must open them at these numbers.
-    socket_fd: int = -1
-    evtchn_fd: int = -1
+    socket_fd: int | None = None
+    evtchn_fd: int | None = None
     timeout: float = 10.0
 
 

@@ -66,8 +66,8 @@ WIRE_LIMITS = (
 
 LIVE_UPDATE_LIMITS = (
     "GLOBAL_DATA: the daemon's listening-socket and event-channel fds are invisible (and "
-    "meaningless outside its process); the image names fds {socket_fd}/{evtchn_fd} chosen "
-    "by the exporter: whoever starts the loader must open them at those numbers",
+    "meaningless outside its process); the image names fds chosen by the exporter: whoever "
+    "starts the loader must open them at those numbers",
     "dom0 ring CONNECTION_DATA is synthesised: evtchn {dom0_evtchn} (xenstored's local port "
     "is invisible over the wire; set with --dom0-evtchn), no pending data, no watches",
 )
@@ -141,12 +141,7 @@ class _WireExport:
         await self._probe()
         if plan.mode == "live-update":
             report.fidelity_notes.extend(
-                note.format(
-                    socket_fd=plan.socket_fd,
-                    evtchn_fd=plan.evtchn_fd,
-                    dom0_evtchn=plan.dom0_evtchn,
-                )
-                for note in LIVE_UPDATE_LIMITS
+                note.format(dom0_evtchn=plan.dom0_evtchn) for note in LIVE_UPDATE_LIMITS
             )
         report.fidelity_notes.extend(self.caps.notes)
         if self.consistency == "watch":
@@ -281,7 +276,7 @@ class _WireExport:
         async with view as tx_id:
             specials = [n for n in await self._special_nodes(tx_id) if _wanted(n, plan)]
             if plan.mode == "live-update":
-                await out.write(GlobalData(plan.socket_fd, plan.evtchn_fd))
+                await out.write(GlobalData(_fd(plan.socket_fd), _fd(plan.evtchn_fd)))
                 if quotas is not None:
                     await out.write(quotas)
                 await out.write(ConnectionData(1, RingSpec(0, DOMID_INVALID, plan.dom0_evtchn)))
@@ -354,6 +349,11 @@ class _WireExport:
                 )
                 features |= wanted
             await self.out.write(DomainData(domain.domid, features, quotas))
+
+
+def _fd(number: int | None) -> int:
+    """A GLOBAL_DATA fd: -1 when unset (a xen-* target's loader layout then chooses one)."""
+    return -1 if number is None else number
 
 
 def _wanted(node: NodeData, plan: ExportPlan) -> bool:

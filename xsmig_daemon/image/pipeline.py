@@ -22,6 +22,7 @@ from .convert import ImageConverter, LossReport
 from .decoder import ImageDecoder, Located
 from .encoder import RecordEncoder
 from .errors import ImageError
+from .loader_layout import LoaderLayout
 from .profiles import SPEC, Profile, as_profile
 from .records import End, Header, Record
 from .validate import StreamValidator, dirty_padding_warnings
@@ -282,11 +283,19 @@ class ImageRewriter:
     that produced it.
     """
 
-    def __init__(self, source: Header, target: Header, profile: Profile) -> None:
+    def __init__(
+        self,
+        source: Header,
+        target: Header,
+        profile: Profile,
+        layout: LoaderLayout | None = None,
+    ) -> None:
         self.target = target
         self.profile = profile
         self._converter = ImageConverter(source, target, profile)
         self._encoder = CheckedEncoder(target, profile)
+        #: For a real xenstored target: the records laid out as it loads them.
+        self._layout = layout
 
     @property
     def losses(self) -> LossReport:
@@ -308,8 +317,9 @@ class ImageRewriter:
         record = self._converter.convert(located.record)
         if record is None:
             return b""
+        laid_out = [record] if self._layout is None else self._layout.feed(record)
         try:
-            return self._encoder.encode(record)
+            return b"".join(self._encoder.encode(item) for item in laid_out)
         except ImageError as exc:
             exc.record_index, exc.offset = located.index, located.offset
             exc.record_type = located.record.type
@@ -334,9 +344,11 @@ class ImageRewrite:
         source_profile: Profile | None = None,
         collect_defects: bool = False,
         name: str | None = None,
+        layout: LoaderLayout | None = None,
     ) -> None:
         self.profile = profile
         self.name = name
+        self.layout = layout
         self._reader = ImageReader(
             chunks, source_profile, collect_defects=collect_defects, name=name
         )
@@ -365,7 +377,9 @@ class ImageRewrite:
                 if self.rewriter is None:
                     assert self._reader.header is not None
                     target = self._target_header(self._reader.header)
-                    self.rewriter = ImageRewriter(self._reader.header, target, self.profile)
+                    self.rewriter = ImageRewriter(
+                        self._reader.header, target, self.profile, self.layout
+                    )
                     yield self.rewriter.preamble()
                 yield self.rewriter.rewrite(located)
         except ImageError as exc:

@@ -1,8 +1,11 @@
 """Loader profiles: what a given consumer of the stream accepts, and what it writes.
 
-``spec`` is the design document; ``xen-4.17`` is Debian bookworm's C xenstored; ``xen-4.21``
-is C xenstored 4.21; ``xen-4.22`` is C xenstored 4.22.0 (read from its source and checked
-against the real daemon: tests/data/xen-4.22/, docs/upstream.md). The rules are those of
+``spec`` is the design document; ``xen-4.17`` is Debian bookworm's C xenstored and
+``xen-4.20`` Debian trixie's, both proven against the real daemon in CI (``proven``; their
+fd layouts and special-node order are what their own dumps hold); ``xen-4.21`` is C
+xenstored 4.21, read from its source only (no real 4.21 loader proved it); ``xen-4.22`` is
+C xenstored 4.22.0 (read from its source and checked against the real daemon:
+tests/data/xen-4.22/, docs/upstream.md). The rules are those of
 ``shared/spec/image-format.md`` sections 6 and 9.
 """
 
@@ -35,6 +38,18 @@ class DumpQuirks:
 
 
 @dataclass(frozen=True, slots=True)
+class FdLayout:
+    """The fd numbers a real daemon's own dump names: its listening socket, its event
+    channel handle, and the first socket client (the next ones count up in accept order).
+    Process artefacts, not format: they differ between versions (4.20 has no tdb file open)
+    and a loader only needs *some* open fd at each number GLOBAL_DATA names."""
+
+    socket_fd: int
+    evtchn_fd: int
+    first_conn_fd: int
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     description: str
@@ -63,6 +78,10 @@ class Profile:
     dom0_features: int = 0
     #: What the daemon itself writes in its live-update dump (None: not characterised).
     dump: DumpQuirks | None = None
+    #: A real daemon of this version loads xsmig's images in the CI tests.
+    proven: bool = False
+    #: The fd numbers its own dumps hold (started as Debian does); None: not a real daemon.
+    fds: FdLayout | None = None
 
     @property
     def keeps_transactions(self) -> bool:
@@ -99,6 +118,21 @@ XEN_4_17 = Profile(
         }
     ),
     specials_first=True,
+    proven=True,
+    fds=FdLayout(socket_fd=4, evtchn_fd=7, first_conn_fd=8),
+)
+
+XEN_4_20 = Profile(
+    name="xen-4.20",
+    description="C xenstored 4.20 (Debian trixie): v1 little endian, types 0-5; writes the "
+    "special nodes after the tree, GLOBAL fds socket 3 / evtchn 6, clients from fd 7",
+    versions=frozenset({1}),
+    little_endian_only=True,
+    is_c_loader=True,
+    record_types=XEN_4_17.record_types,
+    specials_first=False,
+    proven=True,
+    fds=FdLayout(socket_fd=3, evtchn_fd=6, first_conn_fd=7),
 )
 
 XEN_4_21 = Profile(
@@ -111,6 +145,7 @@ XEN_4_21 = Profile(
     # 6 (it skips it, so global quotas fall back to the command line's); 4.22 added it.
     record_types=XEN_4_17.record_types | {RecordType.DOMAIN_DATA},
     specials_first=False,
+    fds=FdLayout(socket_fd=3, evtchn_fd=6, first_conn_fd=7),
 )
 
 XEN_4_22 = Profile(
@@ -128,6 +163,7 @@ XEN_4_22 = Profile(
     dom0_ring_before_watches=True,
     needs_listening_socket=True,
     dom0_features=FEATURE_ERROR | FEATURE_WATCHDEPTH | FEATURE_DOMID_ANY,
+    fds=FdLayout(socket_fd=3, evtchn_fd=6, first_conn_fd=7),
     dump=DumpQuirks(
         default_version=2,
         v1_holds_v2_records=True,
@@ -137,7 +173,9 @@ XEN_4_22 = Profile(
     ),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (SPEC, XEN_4_17, XEN_4_21, XEN_4_22)}
+PROFILES: dict[str, Profile] = {p.name: p for p in (SPEC, XEN_4_17, XEN_4_20, XEN_4_21, XEN_4_22)}
+#: The real daemons a --target can name that CI proves (for --help texts).
+REAL_TARGETS = tuple(p.name for p in PROFILES.values() if p.is_c_loader and p.proven)
 
 #: For reading a dump that a daemon wrote before converting it: the format's rules, plus the
 #: version-1 streams with types 6-8 that 4.22 writes (not a target: not in PROFILES).
@@ -160,3 +198,39 @@ def get_profile(name: str) -> Profile:
 def as_profile(profile: str | Profile) -> Profile:
     """A profile given by name or as itself."""
     return profile if isinstance(profile, Profile) else get_profile(profile)
+
+
+def default_version(profile: Profile, input_version: int | None = None) -> int:
+    """The stream version written when none is asked for: an input image's own if the
+    target loads it, else the highest the target loads (spec: 2, full fidelity; the real
+    4.17 and 4.20 daemons: 1)."""
+    if input_version is not None and input_version in profile.versions:
+        return input_version
+    return max(profile.versions)
+
+
+def writer_of(socket_fd: int, evtchn_fd: int, specials_first: bool) -> Profile | None:
+    """The real daemon whose own dumps look like this (GLOBAL_DATA fds and where the special
+    nodes are), if exactly one proven one does. fd numbers alone prove nothing: they depend
+    on how the daemon was started (a 4.17 started without a log has 4.20's numbers)."""
+    fds = (socket_fd, evtchn_fd)
+    matches = [
+        p
+        for p in PROFILES.values()
+        if p.proven
+        and p.fds is not None
+        and (p.fds.socket_fd, p.fds.evtchn_fd) == fds
+        and p.specials_first == specials_first
+    ]
+    return matches[0] if len(matches) == 1 else None
+
+
+def target_help() -> str:
+    """What --target means, for every command that takes one."""
+    real = " or ".join(REAL_TARGETS)
+    return (
+        f"loader the image is for: spec (the full-fidelity design-document image) or a real "
+        f"xenstored successor, {real} (what that version's `xenstored -U` loads; proven "
+        f"against it); xen-4.22 was checked against a real 4.22.0 outside CI "
+        f"(docs/upstream.md); xen-4.21 is from its source only, unproven"
+    )
