@@ -91,6 +91,7 @@ def test_a_full_live_update_stream_is_valid_for_every_profile() -> None:
         WatchData(1, "name", "relative"),
         ConnectionData(2, SocketSpec(9), out_data=bytes(16) + b"OK\0"),
         WatchData(2, "@introduceDomain", "intro"),
+        ConnectionData(3, RingSpec(1, 0x7FF4, 11)),
         NodeData("@releaseDomain"),
         NodeData("@introduceDomain", perms=(Permission("n", 0), Permission("r", 1))),
         ROOT,
@@ -101,8 +102,26 @@ def test_a_full_live_update_stream_is_valid_for_every_profile() -> None:
         NodeData("/tool"),
         End(),
     ]
-    for profile in ("spec", "xen-4.17", "xen-4.21"):
+    for profile in ("spec", "xen-4.17", "xen-4.20", "xen-4.21"):
         assert check(written(records), profile) == []
+
+
+def test_a_c_loader_needs_the_ring_of_every_node_owner() -> None:
+    """Real 4.17 and 4.20 exit restoring a node whose owner has no ring connection."""
+    records: list[Record] = [
+        GLOBAL,
+        DOM0,
+        ROOT,
+        LOCAL,
+        NodeData("/local/domain"),
+        NodeData("/local/domain/1", perms=(Permission("n", 1),)),
+        End(),
+    ]
+    assert check(written(records), "spec") == []
+    for profile in ("xen-4.17", "xen-4.20"):
+        error = rejected(written(records), ProfileError, profile)
+        assert "'/local/domain/1' is owned by domain 1, which has no ring" in str(error)
+        assert_names_record(error, written(records), 5)
 
 
 def test_transaction_nodes_need_no_parent_and_may_repeat_committed_paths() -> None:

@@ -84,6 +84,7 @@ class StreamValidator:
         self._transactions: set[tuple[int, int]] = set()
         self._tx_nodes: set[tuple[int, int, str]] = set()
         self._known_domains: set[int] = set()
+        self._ring_domains: set[int] = set()
         self._domain_records: set[int] = set()
         self._dom0_ring_seen = False
         self._v2_in_v1 = 0
@@ -163,6 +164,7 @@ class StreamValidator:
             self._error(f"duplicate conn-id {record.conn_id}")
         self._conn_ids.add(record.conn_id)
         if isinstance(record.spec, RingSpec):
+            self._ring_domains.add(record.spec.domid)
             self._known_domains.add(record.spec.domid)
             if record.spec.tdomid != DOMID_INVALID:
                 self._known_domains.add(record.spec.tdomid)
@@ -213,7 +215,16 @@ class StreamValidator:
         path = record.path
         if not record.perms:
             self._error(f"committed node {path!r} without permissions")
-        self._known_domains.add(record.perms[0].domid)
+        owner = record.perms[0].domid
+        self._known_domains.add(owner)
+        if self.profile.is_c_loader and owner not in self._ring_domains:
+            # Seen on 4.17 and 4.20: their restore allocates the owner's accounting only for
+            # a domain it has re-introduced, and dies on any other (its own dumps included).
+            self._profile_error(
+                f"node {path!r} is owned by domain {owner}, which has no ring "
+                "CONNECTION_DATA before it: xenstored -U exits (write node error restoring "
+                "node)"
+            )
         if path.startswith("@"):
             self._add_path(path)
             return
