@@ -1,4 +1,4 @@
-"""mock -> real Xen 4.17 xenstored: a v1 image it can load, or a refusal naming the losses."""
+"""mock -> real xenstored (4.17 and 4.20): a v1 image it loads, or a refusal naming the losses."""
 
 from __future__ import annotations
 
@@ -34,9 +34,15 @@ def _real_launcher(directory: Path, install: PeerInstall, rundir: Path) -> Path:
     return write_launcher(directory / "lu-to-xen", install.successor_script(rundir, "-N", "-U"))
 
 
+def _runs_xenstored(pid: int) -> bool:
+    """The real daemon, started directly (4.17) or through its own loader (4.20)."""
+    return any(arg.endswith("/bin/xenstored") for arg in cmdline(pid))
+
+
 @pytest.fixture
-def mock_for_xen(peer_install: PeerInstall):  # type: ignore[no-untyped-def]
-    daemon = start_mockd(args=["--lu-successor", "xen-4.17"], install=peer_install)
+def mock_for_xen(referee: PeerInstall):  # type: ignore[no-untyped-def]
+    """The mock handing over to the ``referee`` version (4.17, then 4.20)."""
+    daemon = start_mockd(args=["--lu-successor", referee.label], install=referee)
     try:
         yield daemon
     finally:
@@ -45,6 +51,7 @@ def mock_for_xen(peer_install: PeerInstall):  # type: ignore[no-untyped-def]
 
 def test_mock_to_real_xenstored(mock_for_xen: MockDaemon, tmp_path: Path) -> None:
     mock = mock_for_xen
+    version = mock.install.version
     pid = mock.pid
     admin = mock.connect()
     _ok(admin, Op.WRITE, "/w", "0")
@@ -66,14 +73,14 @@ def test_mock_to_real_xenstored(mock_for_xen: MockDaemon, tmp_path: Path) -> Non
     result = live_update(mock, launcher)
     assert result.returncode == 0, result.stdout + result.stderr + mock.log()
     assert mock.pid == pid and mock.alive()
-    assert "xenstored" in cmdline(pid)[0] and "-U" in cmdline(pid)
+    assert _runs_xenstored(pid) and "-U" in cmdline(pid)
     snapshot(mock.socket_path, after, "xen-4.17")
     compared = diff(before, after)
     # 4.17 answers GET_PERMS on special nodes with EINVAL, so its snapshot cannot show the
-    # DOMID_ANY read entry the mock (current Xen) gives @releaseDomain; nothing else differs.
-    assert compared.stdout.splitlines() == ["node @releaseDomain: perms: A n0,r32757, B n0"], (
-        compared.stdout + compared.stderr
-    )
+    # DOMID_ANY read entry the mock (current Xen) gives @releaseDomain; 4.20 answers them as
+    # the mock does. Nothing else differs.
+    expected = ["node @releaseDomain: perms: A n0,r32757, B n0"] if version == "4.17" else []
+    assert compared.stdout.splitlines() == expected, compared.stdout + compared.stderr
 
     replies = [raw.receive() for _ in sent]
     assert [(r.req_id, r.payload) for r in replies] == [(i, b"OK\0") for i in sent]
@@ -132,11 +139,34 @@ def test_mock_to_real_forced_keeps_what_it_can(mock_for_xen: MockDaemon, tmp_pat
     launcher = _real_launcher(tmp_path, mock.install, mock.rundir)
     result = live_update(mock, launcher, "-F")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "xenstored" in cmdline(mock.pid)[0]
+    assert _runs_xenstored(mock.pid)
     # The domain stays introduced; the depth-limited watch became a plain one (4.17 has no
     # depth), so it now reports a grandchild, which depth 1 excluded.
     assert _ok(admin, Op.IS_DOMAIN_INTRODUCED, "5") == b"T\0"
     _ok(admin, Op.WRITE, "/deep/a/b", "1")
     assert admin.event().payload == b"/deep/a/b\0d\0"
     assert admin.is_silent(0.3)
+    admin.close()
+
+
+def test_a_node_of_a_domain_never_introduced_refuses_unless_forced(
+    mock_for_xen: MockDaemon, tmp_path: Path
+) -> None:
+    """Both real loaders exit restoring a node whose owner has no ring: refused without -F;
+    with -F dom0 owns it and the real daemon runs on."""
+    mock = mock_for_xen
+    admin = mock.connect()
+    _ok(admin, Op.WRITE, "/local/domain/7/x", "1")
+    _ok(admin, Op.SET_PERMS, "/local/domain/7", "n7", "r0")
+    launcher = _real_launcher(tmp_path, mock.install, mock.rundir)
+    result = live_update(mock, launcher)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0 and "Live update would lose (use -F to force):" in text
+    assert "node /local/domain/7: owner domain 7 is not introduced" in text, text
+    assert "mockd" in " ".join(cmdline(mock.pid))
+    result = live_update(mock, launcher, "-F")
+    assert result.returncode == 0, result.stdout + result.stderr + mock.log()
+    assert _runs_xenstored(mock.pid)
+    assert _ok(admin, Op.GET_PERMS, "/local/domain/7") == b"n0\0r0\0"
+    assert _ok(admin, Op.READ, "/local/domain/7/x") == b"1\0"  # _ok sends NUL-terminated
     admin.close()

@@ -1,4 +1,5 @@
-"""Xen 4.17 xenstored's own live update with the mock as the new binary."""
+"""A real xenstored's own live update (4.17 and 4.20) with the mock as the new binary: the
+mock loads that version's dump and every client, socket or ring, carries on."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ def _ok(client: WireClient, op: Op, *args: str) -> bytes:
 
 
 def _mock_launcher(directory: Path) -> Path:
-    # C execs this with its own argv plus -U and its environment (XENSTORED_RUNDIR, and the
-    # peer's LD_PRELOAD shim, which Python does not need).
+    # C execs this with its own argv plus -U and its environment (XENSTORED_RUNDIR, and for
+    # 4.17 the peer's LD_PRELOAD shim, which Python does not need; 4.20 runs through its own
+    # loader and passes none).
     return write_launcher(
         directory / "lu-to-mock",
         f"unset LD_PRELOAD LD_LIBRARY_PATH\ncd {REPO_ROOT} && exec {sys.executable} -m "
@@ -37,8 +39,8 @@ def _mock_launcher(directory: Path) -> Path:
     )
 
 
-def test_real_xenstored_to_mock(real_xenstored: RealXenstored, tmp_path: Path) -> None:
-    xs = real_xenstored
+def test_real_xenstored_to_mock(referee_xenstored: RealXenstored, tmp_path: Path) -> None:
+    xs = referee_xenstored
     pid = xs.pid
     admin = xs.connect()
     _ok(admin, Op.WRITE, "/w", "0")

@@ -53,9 +53,11 @@ def register(subparsers: Any) -> None:
         "--lu-successor",
         choices=[kind.value for kind in SuccessorKind],
         default=SuccessorKind.MOCK.value,
-        help="what a live update without -v hands over to: the mock (all state, open "
-        "transactions included), Xen 4.17 xenstored (v1 image; -v 1 also selects it) or Xen "
-        "4.22 xenstored (v2 image in its loader's layout; -v 1 then gives a v1 image)",
+        help="what a live update hands over to: the mock (all state, open transactions "
+        "included) or a real xenstored: xen-4.17 or xen-4.20 (a v1 image in that version's "
+        "order; -v 1 with the mock also selects xen-4.17) or xen-4.22 (v2 image in its "
+        "loader's layout; -v 1 then gives a v1 image). What it cannot hold refuses the "
+        "update unless -F",
     )
     restore.add_arguments(parser)
     for flag in _XENSTORED_FLAGS:

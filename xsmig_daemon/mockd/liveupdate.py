@@ -34,7 +34,7 @@ from ..image.decoder import Located
 from ..image.encoder import encode_image
 from ..image.errors import ImageError
 from ..image.pipeline import RecordRewriter
-from ..image.profiles import XEN_4_17, XEN_4_22, Profile
+from ..image.profiles import XEN_4_17, XEN_4_20, XEN_4_22, Profile
 from ..image.records import (
     DOMID_INVALID,
     STREAM_V2,
@@ -96,6 +96,7 @@ DOM0_EVTCHN = 1
 #: The C successors (``--lu-successor``) and the loader profile of each.
 C_SUCCESSORS: dict[SuccessorKind, Profile] = {
     SuccessorKind.XEN_417: XEN_4_17,
+    SuccessorKind.XEN_420: XEN_4_20,
     SuccessorKind.XEN_422: XEN_4_22,
 }
 
@@ -188,6 +189,8 @@ def build_c_handover(
     rewriter = RecordRewriter(MOCK_HEADER, header, profile)
     converted = [c for r in records if (c := rewriter.rewrite(r)) is not None]
     losses = rewriter.losses.lines(skip=_LOSSES_SAID_OTHERWISE)
+    converted, owner_losses = _owners_with_rings(converted)
+    losses.extend(owner_losses)
     if RecordType.GLOBAL_QUOTA_DATA not in profile.record_types:
         losses.extend(_quota_losses(daemon))
     sockets = daemon.client_sockets()
@@ -253,6 +256,29 @@ def _c_order(
         ordered.extend(group)
     tree = [*specials, *nodes] if profile.specials_first else [*nodes, *specials]
     return [*ordered, *tree, *tail]
+
+
+def _owners_with_rings(records: list[Record]) -> tuple[list[Record], list[str]]:
+    """4.17 and 4.20 exit restoring a node whose owner they have not re-introduced (no
+    ring): such a node's owner becomes dom0 (a loss, so only with -F)."""
+    rings = {0} | {
+        r.spec.domid
+        for r in records
+        if isinstance(r, ConnectionData) and isinstance(r.spec, RingSpec)
+    }
+    losses: list[str] = []
+    out: list[Record] = []
+    for record in records:
+        if isinstance(record, NodeData) and record.perms and record.perms[0].domid not in rings:
+            first = record.perms[0]
+            losses.append(
+                f"node {record.path}: owner domain {first.domid} is not introduced (the real "
+                "daemon cannot restore such a node); dom0 would own it"
+            )
+            out.append(replace(record, perms=(replace(first, domid=0), *record.perms[1:])))
+        else:
+            out.append(record)
+    return out, losses
 
 
 def _quota_losses(daemon: MockDaemon) -> list[str]:
@@ -347,7 +373,8 @@ class LiveUpdater:
     def kind_for(self, pending: PendingStart) -> SuccessorKind:
         # ``-v 1`` means a successor that loads version 1 only (4.17), unless the successor
         # is 4.22, which loads both.
-        if pending.version == 1 and self.default_kind is not SuccessorKind.XEN_422:
+        # A configured 4.20 successor loads version 1 too.
+        if pending.version == 1 and self.default_kind is SuccessorKind.MOCK:
             return SuccessorKind.XEN_417
         return self.default_kind
 

@@ -12,9 +12,9 @@ than the timeout. Xen 4.17 computes that age with the wrong sign (so its early `
 happens); that bug is not copied.
 
 What blocks depends on the successor. The mock carries open transactions across
-(``SuccessorKind.MOCK``): nothing blocks. Xen 4.17's xenstored cannot hold them
-(``SuccessorKind.XEN_417``): open transactions block as in C, and any other state the image
-for it would lose refuses the update unless ``-F`` is given.
+(``SuccessorKind.MOCK``): nothing blocks. The real 4.17 and 4.20 xenstored cannot hold them
+(``SuccessorKind.XEN_417``, ``XEN_420``): open transactions block as in C, and any other
+state the image for it would lose refuses the update unless ``-F`` is given.
 
 Whether the binary exists and is executable is I/O: the transport passes ``probe`` in.
 """
@@ -51,8 +51,11 @@ EXEC_FAILED = "Error activating new binary."
 
 
 class SuccessorKind(enum.Enum):
+    """Who takes over; a real xenstored's value is its version profile's name."""
+
     MOCK = "mock"
     XEN_417 = "xen-4.17"
+    XEN_420 = "xen-4.20"
     XEN_422 = "xen-4.22"
 
 
