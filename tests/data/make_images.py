@@ -1,6 +1,7 @@
-"""Remake the real Xen 4.17 images in tests/data by driving the real daemon (shared/peer).
+"""Remake the real Xen images in tests/data by driving the real daemon (shared/peer*).
 
-    .venv/bin/python tests/data/make_images.py [--out DIR] [NAME ...]
+    .venv/bin/python tests/data/make_images.py [--out DIR] [NAME ...]                # 4.17
+    .venv/bin/python tests/data/make_images.py --version 4.20 [NAME ...]  # -> xen-4.20/
 
 Each image comes from a fresh ``xenstored -N`` (under the shim) brought into a state with raw
 socket clients, then dumped by a real live update through ``capture-image.sh``. README.md in
@@ -21,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from peerlib import (
+    PeerInstall,
     RealXenstored,
     running_real_xenstored,
-    shared_dir,
 )
 from ringclient import RING_SIZE, RingStream
 from wireclient import PeerError, WireClient, payload
@@ -231,26 +232,32 @@ MAKERS: dict[str, Callable[[RealXenstored, Path], bytes]] = {
     "ring_pending.img": make_ring_pending,
 }
 
-#: Copied unchanged from shared/peer/images (described in its DESCRIPTION.txt).
+#: Copied unchanged from shared/peer*/images (described in its DESCRIPTION.txt).
 SHARED_IMAGES = ("basic.img", "watches.img", "domains.img")
+#: Where each version's images go: 4.17 at the top (the first referee), others below.
+OUT_DIRS = {"4.17": DATA_DIR, "4.20": DATA_DIR / "xen-4.20"}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=DATA_DIR)
+    parser.add_argument("--version", choices=tuple(OUT_DIRS), default="4.17")
+    parser.add_argument("--out", type=Path, help="default: the version's directory")
     parser.add_argument("names", nargs="*", help=f"default: all of {', '.join(MAKERS)}")
     args = parser.parse_args()
+    install = PeerInstall.locate(args.version).ensure()
+    out: Path = args.out or OUT_DIRS[args.version]
+    out.mkdir(parents=True, exist_ok=True)
     for name in args.names or MAKERS:
         if name not in MAKERS:
             parser.error(f"unknown image {name}")
-        with running_real_xenstored() as xs:
-            image = MAKERS[name](xs, args.out / name)
-        (args.out / name).chmod(0o644)
+        with running_real_xenstored(install=install) as xs:
+            image = MAKERS[name](xs, out / name)
+        (out / name).chmod(0o644)
         print(f"{name}: {len(image)} bytes")
     if not args.names:
         for name in SHARED_IMAGES:
-            shutil.copyfile(shared_dir() / "peer/images" / name, args.out / name)
-        print(f"copied {', '.join(SHARED_IMAGES)} from shared/peer/images")
+            shutil.copyfile(install.peer_dir / "images" / name, out / name)
+        print(f"copied {', '.join(SHARED_IMAGES)} from {install.peer_dir.name}/images")
     return 0
 
 

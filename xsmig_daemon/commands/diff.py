@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ..cli import EXIT_FAIL, EXIT_OK
-from ..image.compare import ImageState, compare
+from ..image.compare import ImageState, compare, fd_differences
 from ..image.profiles import DUMP_SOURCE
 from ..imagefile import display_name, open_image
 from ._common import add_json_flag, guarded
@@ -25,13 +25,22 @@ def register(subparsers: Any) -> None:
             "Compare two images semantically: committed nodes (value, permissions with the "
             "stale flag, sibling order), connections matched by identity (ring: domid, "
             "socket: fd) with their pending data, watches and transactions, domains, quotas "
-            "and global data. Conn-ids, the stream version and byte order are not compared. "
+            "and global data. Conn-ids, the stream version and byte order are not compared, "
+            "nor fd numbers (process artefacts: 4.20 numbers its fds one lower than 4.17): "
+            "GLOBAL_DATA's fds are left out and socket connections renumbered by a constant "
+            "are matched in stream order; a note on stderr says when fds differ, --fds "
+            "compares them too. "
             "Exit 0 same, 1 different (one difference per line on stdout) or an image is "
             "unreadable/invalid (one line on stderr), 2 usage error."
         ),
     )
     parser.add_argument("a", metavar="A", help="first image, or - for standard input")
     parser.add_argument("b", metavar="B", help="second image, or - for standard input")
+    parser.add_argument(
+        "--fds",
+        action="store_true",
+        help="also report differing fd numbers (GLOBAL_DATA's, each socket connection's)",
+    )
     add_json_flag(parser)
     parser.set_defaults(handler=guarded(NAME, run))
 
@@ -55,7 +64,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     state_a = load_state(args.a)
     state_b = load_state(args.b, against=state_a)
-    differences = compare(state_a, state_b)
+    fd_only = fd_differences(state_a, state_b)
+    differences = compare(state_a, state_b, fds=args.fds)
+    if fd_only and not args.fds:
+        print(
+            f"xsmig {NAME}: note: {len(fd_only)} fd numbers differ (process artefacts, not "
+            "compared; --fds lists them)",
+            file=sys.stderr,
+        )
     if args.json:
         document = {
             "schema": DIFF_SCHEMA,
@@ -63,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             "b": display_name(args.b),
             "identical": not differences,
             "differences": [d.to_json() for d in differences],
+            "fd_differences": [d.to_json() for d in fd_only],
         }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:

@@ -5,6 +5,13 @@ encoding carries: record order where it means nothing, conn-ids (renumbered by e
 the stream version and byte order (pending wire data is normalised to little endian).
 Connections are matched by identity: a ring by its domid, a socket by its fd.
 
+fd numbers are process artefacts: GLOBAL_DATA's two and the socket connections' differ
+between daemons holding the same state (Xen 4.20 numbers everything one lower than 4.17).
+By default they are not differences: GLOBAL_DATA's fds are left out, and when both images
+have the same number of socket connections whose fds differ by one constant, those are
+matched in stream order (named by A's fd). ``fd_differences()`` lists what was left out;
+``compare(..., fds=True)`` reports it as differences (area ``fd``).
+
 What is kept per committed node: the value (verbatim up to ``VALUE_KEEP`` bytes, else its
 length and a BLAKE2b digest, to bound memory), the permissions with their stale flags, and the
 record position, which only serves to compare the order of siblings (the loader rebuilds
@@ -132,6 +139,8 @@ class ImageState:
         self.nodes: dict[str, NodeState] = {}
         self.unknown: Counter[tuple[int, bytes]] = Counter()
         self._by_conn_id: dict[int, ConnectionState] = {}
+        #: Socket connections in stream order, with their fds.
+        self.sockets: list[tuple[int, ConnectionState]] = []
         self._perms: dict[Perms, Perms] = {}
         self._position = 0
 
@@ -209,6 +218,7 @@ class ImageState:
             conn = self._new_connection(f"ring dom{spec.domid}", tdomid, spec.evtchn, None)
         else:
             conn = self._new_connection(f"socket fd {spec.fd}", None, None, None)
+            self.sockets.append((spec.fd, conn))
         conn.unique_id = record.unique_id
         big = self.header.big_endian
         conn.pending_in = normalise_pending(record.in_data, big)
@@ -221,19 +231,30 @@ class ImageState:
 # -- comparison ------------------------------------------------------------------------------
 
 
-def compare(a: ImageState, b: ImageState) -> list[Difference]:
-    """Every semantic difference between ``a`` and ``b``, sorted by area and subject.
+def compare(a: ImageState, b: ImageState, *, fds: bool = False) -> list[Difference]:
+    """Every semantic difference between ``a`` and ``b``, sorted by area and subject; with
+    ``fds``, fd numbers too (see the module doc).
 
     If ``b`` was built ``against=a``, a's node table has been consumed and this can only be
     called once."""
     found: list[Difference] = []
     found += _global(a, b)
     found += _quotas(a, b)
-    found += _connections(a, b)
+    found += _connections(a, _renamed_sockets(a, b))
+    if fds:
+        found += fd_differences(a, b)
     found += _domains(a, b)
     found += _nodes(a, b)  # last: it may consume a's node table
     found += _unknown(a, b)
-    order = {"global": 0, "quota": 1, "connection": 2, "domain": 3, "node": 4, "record": 5}
+    order = {
+        "global": 0,
+        "fd": 1,
+        "quota": 2,
+        "connection": 3,
+        "domain": 4,
+        "node": 5,
+        "record": 6,
+    }
     found.sort(key=lambda d: (order.get(d.area, 9), d.subject, d.detail))
     return found
 
@@ -243,13 +264,51 @@ def _ab(what: str, a: object, b: object) -> str:
 
 
 def _global(a: ImageState, b: ImageState) -> Iterator[Difference]:
+    """Only whether there is one: its content is fd numbers (``fd_differences``)."""
+
     def show(g: GlobalData | None) -> str:
         return "none" if g is None else f"rw-socket-fd {g.rw_socket_fd} evtchn-fd {g.evtchn_fd}"
 
-    if a.global_data != b.global_data:
+    if (a.global_data is None) != (b.global_data is None):
         yield Difference(
             "global", "GLOBAL_DATA", _ab("GLOBAL_DATA", show(a.global_data), show(b.global_data))
         )
+
+
+def _fd_shift(a: ImageState, b: ImageState) -> int | None:
+    """The constant by which B's socket fds differ from A's (in stream order), if any."""
+    if len(a.sockets) != len(b.sockets) or not a.sockets:
+        return None
+    shifts = {fb - fa for (fa, _), (fb, _) in zip(a.sockets, b.sockets, strict=True)}
+    return shifts.pop() if len(shifts) == 1 and 0 not in shifts else None
+
+
+def _renamed_sockets(a: ImageState, b: ImageState) -> ImageState:
+    """``b`` with its socket connections under A's names when they are only renumbered."""
+    if _fd_shift(a, b) is None:
+        return b
+    renamed = {id(cb): ca.identity for (_, ca), (_, cb) in zip(a.sockets, b.sockets, strict=True)}
+    view = ImageState(b.header)
+    view.connections = {renamed.get(id(c), name): c for name, c in b.connections.items()}
+    return view
+
+
+def fd_differences(a: ImageState, b: ImageState) -> list[Difference]:
+    """The fd numbers that differ (process artefacts): GLOBAL_DATA's and, for socket
+    connections matched in stream order, each one's."""
+    found: list[Difference] = []
+    ga, gb = a.global_data, b.global_data
+    if ga is not None and gb is not None:
+        for what, fa, fb in (
+            ("rw-socket-fd", ga.rw_socket_fd, gb.rw_socket_fd),
+            ("evtchn-fd", ga.evtchn_fd, gb.evtchn_fd),
+        ):
+            if fa != fb:
+                found.append(Difference("fd", "GLOBAL_DATA", _ab(what, fa, fb)))
+    if _fd_shift(a, b) is not None:
+        for (fa, ca), (fb, _) in zip(a.sockets, b.sockets, strict=True):
+            found.append(Difference("fd", ca.identity, _ab("fd", fa, fb)))
+    return found
 
 
 def _quota_dicts(
