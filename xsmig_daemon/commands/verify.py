@@ -9,7 +9,7 @@ from typing import Any
 
 from ..cli import EXIT_FAIL, EXIT_OK
 from ..image.errors import ImageError, type_name
-from ..image.profiles import get_profile
+from ..image.profiles import get_profile, target_help
 from ..imagefile import ImageFileError, display_name, open_image
 from ._common import TARGETS, add_json_flag, fail
 
@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
         "--target",
         choices=TARGETS,
         default="spec",
-        help="loader profile to check against (default: spec)",
+        help="loader profile to check against (default: spec): " + target_help(),
     )
     parser.add_argument(
         "--migration",
