@@ -26,9 +26,17 @@ from peerlib import (
     start_mockd,
     start_real_xenstored,
     start_restored_xenstored,
+    stop_tracked,
 )
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _stop_tracked_helpers() -> Iterator[None]:
+    """Helper processes a test tracked (peerlib.track) end with it, whatever happened."""
+    yield
+    stop_tracked()
 
 
 @pytest.fixture(scope="session")

@@ -222,6 +222,24 @@ PEER_VERSIONS: dict[str, Callable[[], PeerInstall]] = {
 DEBIAN_VERSIONS = ("4.17", "4.20")
 
 
+#: Helper processes a test started (``track``); conftest.py stops them after every test.
+_TRACKED: list[subprocess.Popen[str]] = []
+
+
+def track(process: subprocess.Popen[str]) -> subprocess.Popen[str]:
+    """Stop ``process`` (by its pid) when the current test ends, passed or failed."""
+    _TRACKED.append(process)
+    return process
+
+
+def stop_tracked() -> None:
+    while _TRACKED:
+        process = _TRACKED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
+
+
 def _run_setup(script: Path, cache_env: str, cache: Path) -> None:
     result = subprocess.run(
         [str(script)],

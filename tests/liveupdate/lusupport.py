@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyxs
-from peerlib import REPO_ROOT, RunningDaemon
+from peerlib import REPO_ROOT, RunningDaemon, track
 from wireclient import WireClient
 
 from xsmig_daemon.wire.ops import Op
@@ -48,7 +48,9 @@ def control(client: WireClient, *args: str) -> str:
 
 
 class LineWatcher:
-    """``/usr/bin/xenstore-watch PATH`` as a child: one output line per event."""
+    r"""``/usr/bin/xenstore-watch PATH`` as a child: one output line per event. It is
+    ``peerlib.track``\ ed, so it is stopped after the test even if the test fails before its
+    ``close()`` (a watcher whose daemon is gone spins)."""
 
     def __init__(self, socket_path: Path, path: str) -> None:
         env = {**os.environ, "XENSTORED_PATH": str(socket_path)}
@@ -60,6 +62,7 @@ class LineWatcher:
             stderr=subprocess.PIPE,
             text=True,
         )
+        track(self.process)
 
     def line(self, timeout: float = 10.0) -> str:
         assert self.process.stdout is not None
@@ -73,7 +76,8 @@ class LineWatcher:
         return not ready
 
     def close(self) -> None:
-        self.process.kill()
+        if self.process.poll() is None:
+            self.process.kill()
         self.process.wait(5)
 
 
