@@ -79,7 +79,8 @@ BAD_CONFIGS = [
     (
         "bad value: profile",
         '[snapshots]\ntarget = "xen-4.18"\n',
-        "snapshots.target: must be one of spec, xen-4.17, xen-4.21, xen-4.22; got 'xen-4.18'",
+        "snapshots.target: must be one of spec, xen-4.17, xen-4.20, xen-4.21, xen-4.22; "
+        "got 'xen-4.18'",
     ),
     (
         "bad value: relative path",
