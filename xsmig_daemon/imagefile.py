@@ -90,14 +90,36 @@ def open_image(
     )
 
 
+#: Names of standard output that are written as ``-`` (a rename cannot replace them).
+STDOUT_ALIASES = frozenset({"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
+
+
+def output_name(path: str) -> str:
+    """``path`` as the writers take it: standard output under any of its names is ``-``."""
+    return STDIO if path in STDOUT_ALIASES else path
+
+
+def check_not_terminal(path: str) -> None:
+    """An image is binary: refuse to write one to a terminal (pipe or redirect it)."""
+    if path == STDIO and sys.stdout.isatty():
+        raise ImageFileError(
+            path, "is a terminal; redirect or pipe the image (e.g. | xsmig inspect -)", output=True
+        )
+
+
 def check_writable_target(path: str, *, force: bool) -> None:
-    """Fail early (before any work) if ``path`` exists and ``force`` is not given."""
+    """Fail early (before any work) if ``path`` exists and ``force`` is not given, or if it
+    is something ``force`` must not replace (a device, a symlink, a fifo, a socket)."""
     if path == STDIO:
         return
     if os.path.isdir(path):
         raise ImageFileError(path, "is a directory")
-    if os.path.lexists(path) and not force:
+    if not os.path.lexists(path):
+        return
+    if not force:
         raise ImageFileError(path, "exists (use --force to replace it)")
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise ImageFileError(path, "is not a regular file; --force replaces only regular files")
 
 
 @contextmanager

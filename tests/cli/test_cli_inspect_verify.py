@@ -53,7 +53,7 @@ def test_real_image_inspects_and_verifies_for_xen_4_17(path: Path) -> None:
     assert sum(entry["bytes"] for entry in by_type.values()) + 16 == path.stat().st_size
     # C 4.17 writes no quota, domain, transaction or extended-watch records (spec 9.1).
     assert set(by_type) <= {"END", "GLOBAL_DATA", "CONNECTION_DATA", "WATCH_DATA", "NODE_DATA"}
-    assert document["connections"][0]["type"] == "ring"
+    assert document["connections"][0]["conn_type"] == "ring"
     assert document["connections"][0]["domid"] == 0
     assert document["tree"]["special_nodes"] == 2  # @releaseDomain, @introduceDomain
     verify = xsmig("verify", "--target", "xen-4.17", path)
@@ -65,7 +65,7 @@ def test_inspect_basic_matches_its_description() -> None:
     path = image_path("basic.img")
     document = inspect_json(path)
     conns = document["connections"]
-    assert [c["type"] for c in conns] == ["ring", "socket"]
+    assert [c["conn_type"] for c in conns] == ["ring", "socket"]
     assert conns[0]["tdomid"] is None  # DOMID_INVALID
     assert conns[1]["pending_out_bytes"] == LU_REPLY
     assert conns[1]["pending_in_bytes"] == 0
@@ -81,7 +81,7 @@ def test_inspect_basic_matches_its_description() -> None:
 
 def test_inspect_domains_shows_rings_and_target() -> None:
     conns = inspect_json(image_path("domains.img"))["connections"]
-    rings = {c["domid"]: c for c in conns if c["type"] == "ring"}
+    rings = {c["domid"]: c for c in conns if c["conn_type"] == "ring"}
     assert sorted(rings) == [0, 1, 2]
     assert rings[2]["tdomid"] == 1  # SET_TARGET 2 -> 1
     assert rings[1]["tdomid"] is None
@@ -89,7 +89,7 @@ def test_inspect_domains_shows_rings_and_target() -> None:
 
 def test_inspect_watches_counts_watches_per_connection() -> None:
     conns = inspect_json(image_path("watches.img"))["connections"]
-    assert sorted(c["watches"] for c in conns if c["type"] == "socket") == [0, 1, 4]
+    assert sorted(c["watches"] for c in conns if c["conn_type"] == "socket") == [0, 1, 4]
 
 
 def test_inspect_many_watches_and_pending_input() -> None:

@@ -73,7 +73,7 @@ def test_summary_of_sample() -> None:
     assert document["size_bytes"] == 16 + 8 * 16 + 8
     conns = {c["conn_id"]: c for c in document["connections"]}
     assert conns[2] == {
-        "conn_id": 2, "type": "ring", "domid": 3, "tdomid": 1, "evtchn": 5, "fd": None,
+        "conn_id": 2, "conn_type": "ring", "domid": 3, "tdomid": 1, "evtchn": 5, "fd": None,
         "unique_id": 99, "pending_in_bytes": 0, "pending_out_bytes": 0, "out_resp_len": 0,
         "watches": 2, "transactions": 0, "transaction_nodes": 0,
     }  # fmt: skip

@@ -65,21 +65,31 @@ def wait_for_temp_file(directory: Path, exporter: subprocess.Popen[str]) -> None
         time.sleep(0.01)
 
 
-def test_daemon_killed_mid_walk(real_xenstored: RealXenstored, tmp_path: Path) -> None:
-    big_tree(real_xenstored, 5000)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    exporter = start_snapshot(real_xenstored, "--output", str(out_dir / "x.img"))
+@contextlib.contextmanager
+def held_walk(xs: RealXenstored, out_dir: Path) -> Iterator[subprocess.Popen[str]]:
+    """An exporter (wire source: no probe) whose walk cannot finish: the daemon is stopped
+    (SIGSTOP) before the exporter starts, so it waits for its first reply with its temporary
+    file open. No timing is involved; the daemon is continued (SIGCONT) at the end."""
+    xs.process.send_signal(signal.SIGSTOP)
+    exporter = start_snapshot(xs, "--source", "wire", "--output", str(out_dir / "x.img"))
     try:
         wait_for_temp_file(out_dir, exporter)
-        time.sleep(0.5)
-        assert exporter.poll() is None, "the walk finished before the daemon could be killed"
-        real_xenstored.process.send_signal(signal.SIGKILL)
-        _out, err = exporter.communicate(timeout=30)
+        yield exporter
     finally:
         if exporter.poll() is None:
             exporter.kill()
             exporter.communicate()
+        if xs.process.poll() is None:
+            xs.process.send_signal(signal.SIGCONT)
+
+
+def test_daemon_killed_mid_walk(real_xenstored: RealXenstored, tmp_path: Path) -> None:
+    big_tree(real_xenstored, 500)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with held_walk(real_xenstored, out_dir) as exporter:
+        real_xenstored.process.send_signal(signal.SIGKILL)
+        _out, err = exporter.communicate(timeout=30)
     assert exporter.returncode == 1
     line = one_line(err)
     assert line.startswith("xsmig snapshot: wire source: ")
@@ -97,23 +107,16 @@ def test_daemon_killed_mid_walk(real_xenstored: RealXenstored, tmp_path: Path) -
 def test_signal_mid_walk_leaves_nothing(
     real_xenstored: RealXenstored, tmp_path: Path, signum: int, status: int, message: str
 ) -> None:
-    big_tree(real_xenstored, 5000)
+    big_tree(real_xenstored, 500)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    exporter = start_snapshot(real_xenstored, "--output", str(out_dir / "x.img"))
-    try:
-        wait_for_temp_file(out_dir, exporter)
-        time.sleep(0.5)
-        assert exporter.poll() is None, "the walk finished before the signal"
+    with held_walk(real_xenstored, out_dir) as exporter:
         exporter.send_signal(signum)
         signalled = time.monotonic()
         _out, err = exporter.communicate(timeout=30)
-        # Well under --timeout (10 s): a cancelled walk must not wait for replies to an abort.
+        # Well under --timeout (10 s): a cancelled walk must not wait for the stopped
+        # daemon's replies (to the abort of its transaction either).
         assert time.monotonic() - signalled < 5, err
-    finally:
-        if exporter.poll() is None:
-            exporter.kill()
-            exporter.communicate()
     assert exporter.returncode == status, err
     assert message in one_line(err)
     assert leftovers(out_dir) == []

@@ -3,8 +3,11 @@ subcommands as processes, and the round-trip state of issue 4 built with real re
 
 from __future__ import annotations
 
+import fcntl
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +21,7 @@ from peerlib import (
     short_tempdir,
     start_mockd,
 )
-from wireclient import PeerError, WireClient, payload
+from wireclient import PeerError, SocketStream, WireClient, payload
 
 from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import Record
@@ -165,5 +168,17 @@ def build_round_trip_state(daemon: MockDaemon) -> RoundTripState:
         write(dom0, f"/shared/news/{round_}", b"x")
     # Half a request header: received, not processed.
     state.clients[-1].send_raw(b"\x02\x00\x00")
-    time.sleep(0.2)
+    wait_until_read(state.clients[-1])
     return state
+
+
+def wait_until_read(client: WireClient, timeout: float = 10.0) -> None:
+    """Wait until the daemon has read everything ``client`` sent: for a unix stream socket
+    SIOCOUTQ counts what the peer has not consumed yet."""
+    assert isinstance(client.stream, SocketStream), "a socket client"
+    fd = client.stream.sock.fileno()
+    deadline = time.monotonic() + timeout
+    while struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4))[0]:
+        if time.monotonic() > deadline:
+            raise PeerError(f"the daemon did not read a client's bytes within {timeout} s")
+        time.sleep(0.01)

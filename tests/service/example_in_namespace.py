@@ -45,7 +45,7 @@ def main() -> None:
         wait_for("/run/xenstored/socket", mock)
         wait_for("/run/xsmig/control.sock", serve)
         ctl = subprocess.run(
-            [*XSMIG, "ctl", "--config", EXAMPLE, "snapshot"],
+            [*XSMIG, "ctl", "--json", "--config", EXAMPLE, "snapshot"],
             cwd=REPO,
             capture_output=True,
             text=True,

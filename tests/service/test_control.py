@@ -148,7 +148,9 @@ async def test_disconnect_mid_request_harms_nothing(
     output = short_dir / "gone.img"
     leaver = await connect(service)
     await leaver.send(json.dumps({"command": "snapshot", "output": str(output)}).encode() + b"\n")
-    await trio.sleep(0.05)
+    with trio.fail_after(10):  # the service has the request before the client leaves
+        while not (runner.active or output.exists()):
+            await trio.sleep(0.01)
     await leaver.stream.aclose()
     # The operation still completes, and the service keeps answering.
     client = await connect(service)
@@ -199,8 +201,9 @@ async def test_too_many_clients_are_refused(running: tuple[Service, FakeRunner])
     reply = await extra.line()
     assert reply is not None and reply["error"] == "too many control clients; try later"
     await held[0].stream.aclose()
-    await trio.sleep(0.05)
-    assert (await (await connect(service)).request(command="status"))["ok"] is True
+    with trio.fail_after(10):  # a slot is free once the service has seen the close
+        while not (await (await connect(service)).request(command="status"))["ok"]:
+            await trio.sleep(0.01)
 
 
 async def test_stale_socket_is_replaced_but_a_live_one_is_not(short_dir: Path) -> None:

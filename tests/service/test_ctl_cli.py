@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from xsmig_daemon.commands.ctl_format import format_result
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,3 +39,33 @@ def test_bad_configuration_exits_2(short_dir: Path) -> None:
 def test_usage_errors_exit_2() -> None:
     assert ctl("explode").returncode == 2
     assert ctl("snapshot", "--target", "xen-9").returncode == 2
+
+
+def test_status_for_a_person_has_one_named_line_per_fact() -> None:
+    text = format_result(
+        "status",
+        {
+            "pid": 42,
+            "uptime": 7.4,
+            "config": "/etc/xsmig/config.toml",
+            "xenstored": "/run/xenstored/socket",
+            "operation": None,
+            "progress": None,
+            "last_snapshot": {"image": "/var/lib/xsmig/snapshots/a.img", "finished": 0},
+            "last_error": None,
+            "next_scheduled": None,
+            "counters": {"snapshots": 1, "failed": 0, "pruned": 0, "live_updates": 0},
+            "lu_hook_problems": ["lu_hook.wrapper: missing"],
+        },
+    )
+    assert text.splitlines() == [
+        "service:         pid 42, up 7 s",
+        "config:          /etc/xsmig/config.toml",
+        "xenstored:       /run/xenstored/socket",
+        "doing:           idle",
+        "last snapshot:   /var/lib/xsmig/snapshots/a.img (1970-01-01 00:00:00 UTC)",
+        "last error:      none",
+        "next scheduled:  off",
+        "counters:        failed 0, live updates 0, pruned 0, snapshots 1",
+        "lu-hook problem: lu_hook.wrapper: missing",
+    ]

@@ -235,7 +235,7 @@ def test_ctl_live_update_through_the_service(
     xs.client("xenstore-write", "/test/a", "one")
     with serving(config) as ctl:
         result = subprocess.run(
-            [*ctl, "live-update", "--lu-timeout", "5"],
+            [*ctl, "--json", "live-update", "--lu-timeout", "5"],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -68,7 +68,7 @@ def start_serve(
 
 def start_ctl_snapshot(control: str, output: Path) -> subprocess.Popen[str]:
     """`xsmig ctl snapshot --output OUTPUT` against the service, as a child process."""
-    command = [sys.executable, "-m", "xsmig_daemon", "ctl", "--socket", control]
+    command = [sys.executable, "-m", "xsmig_daemon", "ctl", "--json", "--socket", control]
     return subprocess.Popen(
         [*command, "snapshot", "--output", str(output)],
         stdout=subprocess.PIPE,

@@ -59,7 +59,7 @@ def serving(config: Path) -> Iterator[list[str]]:
 
 def ctl_json(ctl: list[str], *args: str) -> dict[str, Any]:
     result = subprocess.run(
-        [*ctl, *args], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        [*ctl, "--json", *args], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
     document: dict[str, Any] = json.loads(result.stdout)

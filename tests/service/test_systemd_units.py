@@ -85,3 +85,28 @@ def test_main_unit_has_the_required_settings() -> None:
     ):
         assert line in text.splitlines(), line
     assert "PrivateDevices" not in text.replace("Not PrivateDevices=", "")
+
+
+def test_every_unit_has_exposure_at_most_2() -> None:
+    """``systemd-analyze security --offline=true``: the overall exposure of every service."""
+    for unit in (p for p in UNITS if p.suffix == ".service"):
+        result = subprocess.run(
+            ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_COLORS": "0"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        last = (result.stdout.strip().splitlines() or [""])[-1]
+        assert f"Overall exposure level for {unit.name}:" in last, result.stdout + result.stderr
+        exposure = float(last.split(":", 1)[1].split()[0])
+        assert exposure <= 2.0, f"{unit.name}: {last}"
+
+
+def test_service_units_run_only_where_they_belong() -> None:
+    main = (REPO / "systemd" / "xsmig.service").read_text().splitlines()
+    assert "ExecCondition=/usr/bin/grep -qs control_d /proc/xen/capabilities" in main
+    mock = (REPO / "systemd" / "xsmig-mockd.service").read_text().splitlines()
+    assert "Type=notify" in mock
+    assert "ExecCondition=/bin/sh -c '! grep -qs control_d /proc/xen/capabilities'" in mock

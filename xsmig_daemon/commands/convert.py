@@ -12,7 +12,14 @@ from ..image.loader_layout import LayoutOptions, LoaderLayout, read_ahead_specia
 from ..image.pipeline import ImageReader, ImageRewrite
 from ..image.profiles import Profile, get_profile, target_help
 from ..image.records import Header
-from ..imagefile import atomic_output, check_writable_target, display_name, read_chunks
+from ..imagefile import (
+    atomic_output,
+    check_not_terminal,
+    check_writable_target,
+    display_name,
+    output_name,
+    read_chunks,
+)
 from ._common import TARGETS, fail, guarded
 
 NAME = "convert"
@@ -93,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     if conflict is not None:
         print(f"xsmig {NAME}: {conflict}", file=sys.stderr)
         return EXIT_USAGE
+    args.output = output_name(args.output)
+    check_not_terminal(args.output)
     check_writable_target(args.output, force=args.force)
     # Framing is checked while decoding; the ordering rules and the target's needs are checked
     # once, on the output records (one validator: its memory grows with the node count).

@@ -1,7 +1,8 @@
 """``xsmig ctl [--socket PATH] COMMAND``: talk to a running ``xsmig serve``.
 
-One JSON request line, one JSON response line (docs/service.md). Prints the result as JSON
-on stdout; an error reply or an unreachable service is one line on stderr and exit 1.
+One JSON request line, one JSON response line (docs/service.md). Prints the result for a
+person, or as JSON with ``--json``; an error reply or an unreachable service is one line on
+stderr and exit 1. From ``--config`` it reads only ``control.socket``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import socket
 import sys
 from typing import Any
 
+from ..argtypes import int_range, positive_seconds
 from ..cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from ..image.profiles import PROFILES
-from ..service.config import ConfigError, default_config, load_config
+from ..service.config import OPTIONS, ConfigError, load_option
 from ..service.control_protocol import MAX_LINE, encode_request
+from .ctl_format import format_result
 
 NAME = "ctl"
 
@@ -34,13 +37,18 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         metavar="S",
         help="seconds to wait for the answer (default: the service's own deadline for the command)",
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as one JSON document (for scripts)"
+    )
     commands = parser.add_subparsers(dest="ctl_command", metavar="COMMAND", required=True)
-    commands.add_parser("status", help="what the service is doing, last snapshot, counters")
-    commands.add_parser("reload", help="re-read the configuration file (like SIGHUP)")
+    status = commands.add_parser(
+        "status", help="what the service is doing, last snapshot, counters"
+    )
+    reload = commands.add_parser("reload", help="re-read the configuration file (like SIGHUP)")
     snap = commands.add_parser("snapshot", help="take a snapshot now")
     snap.add_argument(
         "--output",
@@ -54,15 +62,23 @@ def register(subparsers: Any) -> None:
         "live-update", help="live-update xenstored through the lu-hook (checked dump, copy kept)"
     )
     lu.add_argument("--force", action="store_true", help="xenstore-control -F")
-    lu.add_argument("--lu-timeout", type=int, metavar="S", help="xenstore-control -t")
+    lu.add_argument(
+        "--lu-timeout", type=int_range(1, 3600), metavar="S", help="xenstore-control -t (1-3600)"
+    )
+    for command in (status, reload, snap, lu):
+        # Also accepted after the command; SUPPRESS keeps a --json given before it.
+        command.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     parser.set_defaults(handler=run)
 
 
 def _socket_path(args: argparse.Namespace) -> str:
     if args.socket:
         return str(args.socket)
-    config = load_config(args.config) if args.config else default_config()
-    return config.control.socket
+    if args.config:
+        return str(load_option(args.config, "control", "socket"))
+    return str(OPTIONS["control"]["socket"].default)
 
 
 def _request(args: argparse.Namespace) -> bytes:
@@ -91,9 +107,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"xsmig {NAME}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.timeout is not None and args.timeout <= 0:
-        print(f"xsmig {NAME}: --timeout: must be positive", file=sys.stderr)
-        return EXIT_USAGE
     # The service enforces the real deadline; this one only stops us waiting forever.
     wait = (args.timeout + 5) if args.timeout else 24 * 3600.0
     try:
@@ -107,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
     if not reply.get("ok"):
         print(f"xsmig {NAME}: {reply.get('error', 'request failed')}", file=sys.stderr)
         return EXIT_FAIL
-    sys.stdout.write(json.dumps(reply.get("result", {}), indent=2, sort_keys=True) + "\n")
+    result = reply.get("result", {})
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(format_result(args.ctl_command, result))
     return EXIT_OK
 
 

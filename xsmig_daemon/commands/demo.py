@@ -44,7 +44,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rundir = args.rundir or tempfile.mkdtemp(prefix="xsmig-demo-", dir="/tmp")
-    os.makedirs(rundir, exist_ok=True)
+    try:
+        os.makedirs(rundir, exist_ok=True)
+    except OSError as exc:
+        print(f"xsmig demo: {rundir}: cannot create: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     image = os.path.join(rundir, "demo.img")
     try:
         code = trio.run(_snapshot_a_populated_mock, rundir, image)

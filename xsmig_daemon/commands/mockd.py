@@ -11,11 +11,12 @@ from typing import Any
 
 import trio
 
-from ..mockd import MockDaemon, default_socket_path, restore
+from ..mockd import MockDaemon, default_socket_path, restore, sockpath
 from ..mockd.liveupdate import HANDOVER_ENV, LiveUpdater, Successor, load_successor
 from ..mockd.restore import RestoreError
 from ..mockd.standby import STANDBY_ENV
 from ..mockd.successor import StandbyError, StandbySuccessor, confirm, load_standby
+from ..service.sd_notify import Notifier
 from ..store.liveupdate import SuccessorKind
 
 #: xenstored 4.17 options that a live update from C passes on (its argv + -U): accepted and
@@ -77,6 +78,8 @@ async def serve(
         # The point of no return: after BYE the running daemon is gone. Inside the event
         # loop already, so that serving starts right after it.
         confirm(standby)
+    # A copy: a live-update successor (same pid, same unit) must still find NOTIFY_SOCKET.
+    notifier = Notifier(dict(os.environ))
     # Catch the signals before announcing readiness, so none is missed in between.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
@@ -103,8 +106,11 @@ async def serve(
             if updater is not None:
                 nursery.start_soon(updater.run)
             print(f"xsmig mockd: listening on {path}", flush=True)
+            notifier.ready(f"listening on {path}")
             async for signum in signals:
-                print(f"xsmig mockd: {signal.Signals(signum).name}, stopping", file=sys.stderr)
+                name = signal.Signals(signum).name
+                notifier.stopping(f"stopping on {name}")
+                print(f"xsmig mockd: {name}, stopping", file=sys.stderr)
                 nursery.cancel_scope.cancel()
                 break
 
@@ -140,15 +146,24 @@ def run_mockd(args: argparse.Namespace) -> int:
             return 1
     else:
         daemon = MockDaemon(socket_path, rundir)
+    if successor is None:
+        try:
+            sockpath.prepare(socket_path)
+        except OSError as exc:
+            print(f"xsmig mockd: {exc}", file=sys.stderr)
+            return 1
     updater = LiveUpdater(daemon, _own_arguments(), SuccessorKind(args.lu_successor))
     try:
         trio.run(serve, daemon, updater, successor, standby)
     except StandbyError as exc:
         print(f"xsmig mockd: standby successor gives up: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"xsmig mockd: cannot serve {socket_path}: {exc}", file=sys.stderr)
-        return 2
+    except (OSError, ExceptionGroup) as exc:
+        error = sockpath.first_os_error(exc)
+        if error is None:
+            raise
+        print(f"xsmig mockd: cannot serve {socket_path}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import trio
 
+from ..argtypes import int_range, positive_seconds, seconds_range
 from ..cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from ..client import ClientError
+from ..defaults import FREEZE_DEADLINE_MAX, FREEZE_DEADLINE_MIN
 from ..export import Destination, ExportError, ExportResult, run_export
 from ..export.consistency import CONSISTENCY_CHOICES
 from ..export.introspect import DEFAULT_FREEZE_DEADLINE
@@ -34,12 +36,15 @@ from ..export.run import Progress
 from ..export.sinks import UNIX_PREFIX, check_output_target
 from ..image.errors import EncodeError, ImageError
 from ..image.profiles import PROFILES, Profile, get_profile, target_help
-from ..imagefile import ImageFileError
+from ..image.records import DOMID_FIRST_RESERVED
+from ..imagefile import ImageFileError, check_not_terminal, output_name
 from ..wire.introspect import FREEZE_MODES
 
 NAME = "snapshot"
 EXIT_TERMINATED = 128 + signal.SIGTERM
 DEFAULT_SOCKET = "/var/run/xenstored/socket"
+#: The highest domain id (DOMID_FIRST_RESERVED - 1).
+MAX_DOMID = DOMID_FIRST_RESERVED - 1
 
 
 def default_socket() -> str:
@@ -72,7 +77,12 @@ def register(subparsers: Any) -> None:
         "else wire; image if --image is given)",
     )
     parser.add_argument("--image", metavar="FILE", help="image file for --source image")
-    parser.add_argument("--domain", type=int, metavar="N", help="migration stream of domain N only")
+    parser.add_argument(
+        "--domain",
+        type=int_range(0, MAX_DOMID),
+        metavar="N",
+        help=f"migration stream of domain N only (0..{MAX_DOMID})",
+    )
     parser.add_argument(
         "--target",
         choices=tuple(PROFILES),
@@ -94,11 +104,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing FILE")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
-        "--timeout", type=float, default=10.0, metavar="S", help="max wait for any peer (10)"
+        "--timeout",
+        type=positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="max wait for any peer (10)",
     )
     parser.add_argument(
         "--freeze-deadline",
-        type=float,
+        type=seconds_range(FREEZE_DEADLINE_MIN, FREEZE_DEADLINE_MAX, low_inclusive=True),
         default=DEFAULT_FREEZE_DEADLINE,
         metavar="S",
         help="introspect: the daemon thaws by itself after S seconds "
@@ -113,7 +127,10 @@ def register(subparsers: Any) -> None:
         "in the freeze and runs on) or stream (frozen until everything is read: no copy)",
     )
     parser.add_argument(
-        "--attempts", type=int, default=8, help="wire: transactions tried before giving up (8)"
+        "--attempts",
+        type=int_range(1, 1000),
+        default=8,
+        help="wire: transactions tried before giving up (1-1000, default 8)",
     )
     parser.add_argument(
         "--consistency",
@@ -124,7 +141,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--dom0-evtchn",
-        type=int,
+        type=int_range(0, 0xFFFFFFFF),
         default=1,
         metavar="PORT",
         help="wire, live-update: xenstored's local event channel of dom0's ring, written into "
@@ -132,7 +149,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--socket-fd",
-        type=int,
+        type=int_range(-1, 0x7FFFFFFF),
         default=None,
         metavar="FD",
         help="live-update: GLOBAL_DATA rw-socket-fd, where the loader finds its listening "
@@ -142,7 +159,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--evtchn-fd",
-        type=int,
+        type=int_range(-1, 0x7FFFFFFF),
         default=None,
         metavar="FD",
         help="live-update: GLOBAL_DATA evtchn-fd, where the loader finds its event-channel "
@@ -188,8 +205,10 @@ def _destination(args: argparse.Namespace) -> Destination:
         if not args.to.startswith(UNIX_PREFIX) or len(args.to) == len(UNIX_PREFIX):
             raise UsageError(f"--to {args.to!r}: expected unix:PATH")
         return Destination(args.to[len(UNIX_PREFIX) :], unix=True)
+    args.output = output_name(args.output)
     if args.output == "-" and args.json:
         raise UsageError("--json prints on stdout; it cannot be combined with --output -")
+    check_not_terminal(args.output)
     check_output_target(args.output, force=args.force)
     return Destination(args.output, force=args.force)
 

@@ -23,6 +23,7 @@ import trio
 from ..client import ClientError, Connection, PendingReply, Request, XenstoreError, connect
 from ..client.connection import connect_unix_stream
 from ..client.errors import ClientProtocolError, ClientTimeoutError, DaemonGoneError
+from ..defaults import FREEZE_DEADLINE
 from ..image.errors import ImageError
 from ..wire.framing import MessageDecoder, ProtocolError, encode_message
 from ..wire.introspect import FREEZE_MODES
@@ -36,7 +37,7 @@ _READ = Request(Op.CONTROL, b"introspect\0read\0")
 #: Pipelined reads: 64 x 4 KiB in flight keeps the daemon encoding while we decode.
 DEFAULT_WINDOW = 64
 #: Longest freeze asked for, in seconds (the daemon thaws by itself after it).
-DEFAULT_FREEZE_DEADLINE = 10.0
+DEFAULT_FREEZE_DEADLINE = FREEZE_DEADLINE
 
 FIDELITY_NOTES = (
     "socket connections are recorded with the daemon's fd numbers; only a successor that "
@@ -116,7 +117,7 @@ class IntrospectSource:
                 raise SourceError(
                     f"introspect {self.location}: the daemon ended the freeze at its "
                     f"{self.freeze_deadline:g} s deadline after {stage.offset} bytes; "
-                    "raise --freeze-deadline"
+                    "raise the freeze deadline (--freeze-deadline, xenstored.freeze_deadline)"
                 ) from None
             raise SourceError(f"introspect {self.location}: {exc}") from None
         except ClientError as exc:

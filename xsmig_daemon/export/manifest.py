@@ -1,6 +1,6 @@
 """``FILE.manifest.json``: what an exported image holds and where it came from.
 
-Schema ``xsmig-export-manifest/1`` (docs/export.md): image path, sha256, size, counts per
+Schema ``xsmig.export-manifest/1`` (docs/export.md): image path, sha256, size, counts per
 record type, source kind and location, mode (and domid), stream version, byte order and
 target profile, start/end times (UTC, ISO 8601), freeze duration in seconds (null when the
 source froze nothing), consistent-read attempts, introduced domains, fidelity notes.
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .source import ExportPlan, SourceReport
     from .writer import StreamStats
 
-SCHEMA = "xsmig-export-manifest/1"
+SCHEMA = "xsmig.export-manifest/1"
 
 JSON = dict[str, Any]
 

@@ -12,7 +12,6 @@ project. Its writes are ordinary blocking writes of at most ``writer.FLUSH_SIZE`
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ from typing import BinaryIO, Protocol
 
 import trio
 
-from ..imagefile import ImageFileError, atomic_output
+from ..imagefile import ImageFileError, atomic_output, check_writable_target
 from .errors import RewindImpossibleError, SinkError
 from .manifest import manifest_path
 
@@ -143,11 +142,8 @@ def check_output_target(path: str, *, force: bool) -> None:
     """Refuse an existing FILE (or its manifest) before any work; ImageFileError names it."""
     if path == STDOUT or path.startswith(UNIX_PREFIX):
         return
-    if os.path.isdir(path):
-        raise ImageFileError(path, "is a directory")
     for candidate in (path, manifest_path(path)):
-        if os.path.lexists(candidate) and not force:
-            raise ImageFileError(candidate, "exists (use --force to replace it)")
+        check_writable_target(candidate, force=force)
 
 
 @asynccontextmanager

@@ -100,7 +100,7 @@ class ConnectionRow:
     def to_json(self) -> JSON:
         return {
             "conn_id": self.conn_id,
-            "type": self.kind,
+            "conn_type": self.kind,
             "domid": self.domid,
             "tdomid": self.tdomid,
             "evtchn": self.evtchn,
@@ -289,9 +289,9 @@ def _text_lines(summary: JSON) -> list[str]:
             f"{'in':>7} {'out':>7} {'resp':>5} {'watch':>6} {'tx':>4} {'txnode':>6}"
         )
         for c in conns:
-            port = c["evtchn"] if c["type"] == "ring" else c["fd"]
+            port = c["evtchn"] if c["conn_type"] == "ring" else c["fd"]
             lines.append(
-                f"  {c['conn_id']:>5} {c['type']:<6} {_dash(c['domid']):>5} "
+                f"  {c['conn_id']:>5} {c['conn_type']:<6} {_dash(c['domid']):>5} "
                 f"{_dash(c['tdomid']):>5} {port:>9} {c['pending_in_bytes']:>7} "
                 f"{c['pending_out_bytes']:>7} {c['out_resp_len']:>5} {c['watches']:>6} "
                 f"{c['transactions']:>4} {c['transaction_nodes']:>6}"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from ..argtypes import positive_seconds
 from ..image.errors import ImageError
 from ..image.pipeline import ImageParser
 from ..image.profiles import DUMP_SOURCE
@@ -254,7 +255,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--restore-timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="S",
         help=f"unix: longest wait for the producer and for its next bytes ({DEFAULT_TIMEOUT:g})",

@@ -22,7 +22,6 @@ import contextlib
 import errno
 import os
 import socket
-from pathlib import Path
 
 import trio
 
@@ -32,6 +31,7 @@ from ..store.domains import Domain
 from ..store.engine import Engine
 from .introspect import Introspection
 from .migrate import Migration
+from .sockpath import OwnedPath, check_free, make_own_directory
 
 DEFAULT_SOCKET = "/var/run/xenstored/socket"
 READ_SIZE = 65536
@@ -79,9 +79,11 @@ def _listen(path: str) -> socket.socket:
     """A listening socket that appears at ``path`` only once it accepts connections.
 
     Binding a unix socket is a local file operation, so it is done synchronously: a domain's
-    endpoint then exists before the reply to its INTRODUCE is sent.
+    endpoint then exists before the reply to its INTRODUCE is sent. A path where another
+    daemon answers is refused (``sockpath``).
     """
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    check_free(path)
+    make_own_directory(os.path.dirname(path))
     staging = f"{path}.{os.getpid()}.new"
     _unlink_quietly(staging)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -133,6 +135,7 @@ class MockDaemon:
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, report the socket path through ``task_status``, serve until cancelled."""
         listener = self.adopted_listener or _listen(self.socket_path)
+        owned = OwnedPath(self.socket_path)
         listener.setblocking(False)
         self.listener = listener
         self.engine.listen_fd = listener.fileno()
@@ -148,7 +151,7 @@ class MockDaemon:
             self._nursery = None
             self.listener = None
             listener.close()
-            _unlink_quietly(self.socket_path)
+            owned.unlink()
 
     async def _accept_loop(self, listener: socket.socket, domid: int | None) -> None:
         async with trio.open_nursery() as clients:
@@ -330,6 +333,7 @@ class MockDaemon:
     async def _serve_domain(
         self, domid: int, listener: socket.socket, path: str, scope: trio.CancelScope
     ) -> None:
+        owned = OwnedPath(path)
         with scope:
             self.domain_listeners[domid] = listener
             try:
@@ -337,7 +341,7 @@ class MockDaemon:
             finally:
                 self.domain_listeners.pop(domid, None)
                 listener.close()
-                _unlink_quietly(path)
+                owned.unlink()
 
 
 def _unlink_quietly(path: str) -> None:

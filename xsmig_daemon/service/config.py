@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..defaults import FREEZE_DEADLINE, FREEZE_DEADLINE_MAX, FREEZE_DEADLINE_MIN
 from ..image.profiles import PROFILES
 from ..wire.introspect import FREEZE_MODES
 
@@ -190,8 +191,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
             10.0, seconds(0.1, maximum=3600), "seconds to wait for any one reply"
         ),
         "freeze_deadline": Option(
-            2.0,
-            seconds(0.1, maximum=60),
+            FREEZE_DEADLINE,
+            seconds(FREEZE_DEADLINE_MIN, maximum=FREEZE_DEADLINE_MAX),
             "introspect: seconds after which the daemon unfreezes by itself",
         ),
         "freeze_mode": Option(
@@ -310,19 +311,38 @@ def _check_combinations(config: Config) -> None:
         )
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate ``path``; ConfigError for unreadable files and TOML syntax too."""
+def _read_document(path: str | Path) -> dict[str, Any]:
     name = str(path)
     try:
         with open(path, "rb") as stream:
-            document = tomllib.load(stream)
+            return tomllib.load(stream)
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{name}: not valid TOML: {exc.reason}") from None
-    return build_config(document, os.path.abspath(name))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate ``path``; ConfigError for unreadable files and TOML syntax too."""
+    return build_config(_read_document(path), os.path.abspath(str(path)))
+
+
+def load_option(path: str | Path, section: str, key: str) -> Any:
+    """One validated option of the file at ``path``, ignoring every other section and key.
+
+    For clients such as ``xsmig ctl`` (and the snapshot timer that runs it): a key they do
+    not use, unknown to this version or wrong, must not stop them reaching the service.
+    """
+    option = OPTIONS[section][key]
+    table = _read_document(path).get(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{section}: expected a table, got {_type_name(table)}")
+    try:
+        return option.check(table.get(key, option.default))
+    except ValueError as exc:
+        raise ConfigError(f"{section}.{key}: {exc}") from None
 
 
 def default_config() -> Config:

@@ -66,7 +66,9 @@ class FreezeState:
         return current is not None and current.frozen and conn is not current.owner
 
     def expired(self, now: float) -> bool:
-        return self._current is not None and now >= self._current.deadline
+        # Only a frozen daemon is at stake: once a capture has its copy the daemon runs
+        # again, and the owner's reading of the copy is not held against the deadline.
+        return self._current is not None and self._current.frozen and now >= self._current.deadline
 
     def freeze(
         self,
