@@ -19,6 +19,8 @@ NAME = PACKAGE.name
 #: Layer of each top-level module or package of xsmig_daemon; lower numbers are lower.
 LAYERS = {
     "__init__": 0,
+    "defaults": 1,
+    "argtypes": 1,
     "wire": 1,
     "image": 2,
     "store": 3,
@@ -30,6 +32,7 @@ LAYERS = {
     "cli": 7,
     "commands": 7,
     "__main__": 8,
+    "clidoc": 8,
 }
 #: The top layer: cli.py registers the subcommands, which use its exit codes.
 SAME_LAYER_ALLOWED = {("cli", "commands"), ("commands", "cli")}

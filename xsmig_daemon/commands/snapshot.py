@@ -231,27 +231,30 @@ async def _main_until_sigterm(
     """Run the export; SIGTERM cancels it (so the sinks clean up) and returns None."""
     result: ExportResult | None = None
     error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
+    # The receiver is in place before the export task can create its temporary file: a
+    # SIGTERM at any moment after that cancels the export (which removes the file) instead
+    # of killing the process with the file left behind.
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
 
-        async def until_sigterm() -> None:
-            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async def until_sigterm() -> None:
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
                     return
 
-        async def export() -> None:
-            nonlocal result, error
-            try:
-                result = await _main(args, dest, plan)
-            except BaseException as exc:
-                if _only_cancelled(exc):
-                    raise
-                # Raised after the nursery: the CLI reports the error, not a group of one.
-                error = exc
-            nursery.cancel_scope.cancel()
+            async def export() -> None:
+                nonlocal result, error
+                try:
+                    result = await _main(args, dest, plan)
+                except BaseException as exc:
+                    if _only_cancelled(exc):
+                        raise
+                    # Raised after the nursery: the CLI reports the error, not a group of one.
+                    error = exc
+                nursery.cancel_scope.cancel()
 
-        nursery.start_soon(until_sigterm)
-        nursery.start_soon(export)
+            nursery.start_soon(until_sigterm)
+            nursery.start_soon(export)
     if error is not None:
         raise error
     return result
