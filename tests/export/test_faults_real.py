@@ -74,6 +74,7 @@ def held_walk(xs: RealXenstored, out_dir: Path) -> Iterator[subprocess.Popen[str
     exporter = start_snapshot(xs, "--source", "wire", "--output", str(out_dir / "x.img"))
     try:
         wait_for_temp_file(out_dir, exporter)
+        wait_for_pending_connection(xs.socket_path, exporter)
         yield exporter
     finally:
         if exporter.poll() is None:
@@ -81,6 +82,23 @@ def held_walk(xs: RealXenstored, out_dir: Path) -> Iterator[subprocess.Popen[str
             exporter.communicate()
         if xs.process.poll() is None:
             xs.process.send_signal(signal.SIGCONT)
+
+
+def pending_connections(socket_path: Path) -> int:
+    """Connections waiting in the accept queue of the listener at ``socket_path`` (ss Recv-Q)."""
+    out = subprocess.run(
+        ["ss", "-xlH", "src", str(socket_path)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(out[2]) if len(out) > 2 else 0
+
+
+def wait_for_pending_connection(socket_path: Path, exporter: subprocess.Popen[str]) -> None:
+    """The exporter has connected to the stopped daemon: its connection waits in the backlog."""
+    deadline = time.monotonic() + 20
+    while pending_connections(socket_path) < 1:
+        assert exporter.poll() is None, exporter.communicate()
+        assert time.monotonic() < deadline, "the exporter never connected"
+        time.sleep(0.01)
 
 
 def test_daemon_killed_mid_walk(real_xenstored: RealXenstored, tmp_path: Path) -> None:
