@@ -691,7 +691,11 @@ def start_mockd(
     rundir, owned = _prepare_rundir(rundir)
     socket_path = rundir / "socket"
     socket_path.unlink(missing_ok=True)
-    with open(rundir / MockDaemon.log_name, "ab") as log:
+    # The log is appended to (a recovery reuses the run directory): only what this process
+    # writes after ``offset`` can say that it is ready.
+    log_path = rundir / MockDaemon.log_name
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [*command, "--socket", str(socket_path), *args],
             cwd=REPO_ROOT,
@@ -703,7 +707,9 @@ def start_mockd(
     daemon = MockDaemon(install, rundir, process, owned)
     try:
         _wait_until(
-            lambda: _mock_ready(daemon), ready_timeout, f"mockd to print '{MOCKD_READY_TEXT}'"
+            lambda: _mock_ready(daemon, offset),
+            ready_timeout,
+            f"mockd to print '{MOCKD_READY_TEXT}'",
         )
     except PeerError as exc:
         log_text = daemon.log().strip()
@@ -712,10 +718,11 @@ def start_mockd(
     return daemon
 
 
-def _mock_ready(daemon: MockDaemon) -> bool:
+def _mock_ready(daemon: MockDaemon, offset: int = 0) -> bool:
     if not daemon.alive():
         raise PeerError(f"mockd exited {daemon.process.returncode}")
-    return MOCKD_READY_TEXT in daemon.log() and _accepts(daemon)
+    written = daemon.log_path.read_bytes()[offset:] if daemon.log_path.exists() else b""
+    return MOCKD_READY_TEXT.encode() in written and _accepts(daemon)
 
 
 @contextlib.contextmanager
