@@ -146,7 +146,7 @@ def run_mockd(args: argparse.Namespace) -> int:
             return 1
     else:
         daemon = MockDaemon(socket_path, rundir)
-    if successor is None:
+    if successor is None and standby is None:  # a successor inherits its socket
         try:
             sockpath.prepare(socket_path)
         except OSError as exc:
