@@ -175,7 +175,10 @@ class _Session:
     def run(self, action: Action) -> Entry:
         entry = Entry(action)
         if isinstance(action, Connect):
-            self.clients[action.client] = WireClient.connect(self.socket_path, STEP_TIMEOUT)
+            try:
+                self.clients[action.client] = WireClient.connect(self.socket_path, STEP_TIMEOUT)
+            except OSError:
+                entry.received[action.client] = [CLOSED]  # the daemon is gone
             return entry
         if isinstance(action, ConnectGuest):
             if self.guest is None:
@@ -183,10 +186,17 @@ class _Session:
             self.clients[action.client] = self.guest(action.domid, STEP_TIMEOUT)
             return entry
         if isinstance(action, Disconnect):
-            self.clients.pop(action.client).close()
+            # The daemon may have closed it already (recorded in an earlier entry).
+            closing = self.clients.pop(action.client, None)
+            if closing is not None:
+                closing.close()
             return entry
         steps = action.steps if isinstance(action, Burst) else (action,)
-        sender = self.clients[action.client]
+        sender = self.clients.get(action.client)
+        if sender is None:
+            # The daemon closed this client earlier (or died): recorded, not sent.
+            entry.received[action.client] = [CLOSED]
+            return entry
         out = bytearray()
         for step in steps:
             entry.req_id = self.req_id(action.client)

@@ -17,6 +17,7 @@ from ..mockd.restore import RestoreError
 from ..mockd.standby import STANDBY_ENV
 from ..mockd.successor import StandbyError, StandbySuccessor, confirm, load_standby
 from ..service.sd_notify import Notifier
+from ..store.compat import COMPATS, DEFAULT_COMPAT, get_compat
 from ..store.liveupdate import SuccessorKind
 
 #: xenstored 4.17 options that a live update from C passes on (its argv + -U): accepted and
@@ -59,6 +60,13 @@ def register(subparsers: Any) -> None:
         "order; -v 1 with the mock also selects xen-4.17) or xen-4.22 (v2 image in its "
         "loader's layout; -v 1 then gives a v1 image). What it cannot hold refuses the "
         "update unless -F",
+    )
+    parser.add_argument(
+        "--compat",
+        choices=list(COMPATS),
+        default=DEFAULT_COMPAT,
+        help="answer every request as this xenstored does: Xen 4.20 (default), Xen 4.17, or "
+        "the protocol of the spec with every current feature (docs/mockd.md)",
     )
     restore.add_arguments(parser)
     for flag in _XENSTORED_FLAGS:
@@ -146,6 +154,7 @@ def run_mockd(args: argparse.Namespace) -> int:
             return 1
     else:
         daemon = MockDaemon(socket_path, rundir)
+    daemon.engine.set_compat(get_compat(args.compat), fresh=not (args.live_update or args.restore))
     if successor is None and standby is None:  # a successor inherits its socket
         try:
             sockpath.prepare(socket_path)

@@ -46,7 +46,7 @@ def _domain_usage(engine: Engine, domid: int) -> str:
         raise XsError("ENOENT", f"domain {domid} unknown")
     conn = engine.domain_connection(domid)
     usage = dict.fromkeys((spec.name for spec in q.HARD_QUOTAS), 0)
-    usage[q.NODES] = engine.tree.owned[domid]
+    usage[q.NODES] = engine.owned_nodes(domid)
     usage[q.MEMORY] = engine.memory_used(domid)
     if conn is not None:
         usage[q.WATCHES] = len(conn.watches)

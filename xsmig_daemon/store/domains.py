@@ -22,3 +22,6 @@ class Domain:
     unique_id: int | None = None
     #: Set by a shutdown until RESUME (kept for parity with C; no hypervisor here).
     shutdown: bool = False
+    #: Domains whose SET_TARGET named this one, newest last: C's talloc references on this
+    #: domain's connection (a RELEASE drops one instead of releasing, store/compat.py).
+    referenced_by: list[int] = field(default_factory=list)

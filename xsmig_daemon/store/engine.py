@@ -31,6 +31,7 @@ from ..wire.paths import (
     validate,
 )
 from . import quotas as q
+from .compat import SPEC, Compat
 from .connection import Connection
 from .domains import Domain
 from .errors import XsError
@@ -64,6 +65,8 @@ _TX_OPS = frozenset(
 class Engine:
     def __init__(self) -> None:
         self.tree = Tree()
+        #: Whose request-level behaviour to follow (store/compat.py); ``set_compat`` changes it.
+        self.compat: Compat = SPEC
         self.connections: list[Connection] = []
         self.domains: dict[int, Domain] = {}
         self.global_quotas = q.default_quotas()
@@ -83,6 +86,19 @@ class Engine:
         #: CONTROL live-update, set by a transport able to hand over: the reply text, or
         #: None when the request is parked (see store/liveupdate.py).
         self.live_update: Callable[[Connection, Message, list[str]], str | None] | None = None
+
+    def set_compat(self, compat: Compat, *, fresh: bool) -> None:
+        """Answer as ``compat``'s daemon; a ``fresh`` store also gets its initial special
+        node permissions (a restored one keeps those of its image)."""
+        self.compat = compat
+        if fresh and not compat.domid_any:
+            self.tree.special_perms[RELEASE_DOMAIN] = self.tree.special_perms[INTRODUCE_DOMAIN]
+
+    def exceeds(self, new_value: int, quota: int) -> bool:
+        """Whether ``new_value`` is over ``quota`` by this version's rule (0 = off)."""
+        if self.compat.quota_at_limit:
+            return q.exceeds(new_value, quota)
+        return quota != 0 and new_value > quota
 
     # -- transport interface ------------------------------------------------------------
 
@@ -140,7 +156,7 @@ class Engine:
                 self.reply(conn, message, extension(conn, args[1:]))
                 return
         handler = HANDLERS.get(message.op)
-        if handler is None:
+        if handler is None or not self.compat.has_op(message.op):
             raise XsError("ENOSYS", f"unknown operation {message.op}")
         tx = None
         if message.op in _TX_OPS and message.tx_id:
@@ -199,7 +215,17 @@ class Engine:
 
     def path_arg(self, conn: Connection, raw: bytes, *, allow_special: bool = False) -> str:
         path = canonicalize(decode_path(raw), conn.home)
-        validate(path, allow_special=allow_special, path_max=self.quota(conn, q.PATH_MAX))
+        compat = self.compat
+        path_max = self.quota(conn, q.PATH_MAX)
+        if compat.path_max_for_everyone and conn.privileged:
+            path_max = self.global_quotas[q.PATH_MAX]
+        validate(
+            path,
+            allow_special=allow_special,
+            path_max=path_max,
+            path_max_inclusive=compat.path_max_inclusive,
+            abs_max=compat.abs_path_max,
+        )
         return path
 
     def read(self, conn: Connection, tx: Transaction | None, path: str) -> Node | None:
@@ -207,7 +233,7 @@ class Engine:
             return self.tree.get(path)
         if path not in tx.touched:
             limit = self.quota(conn, q.TRANSACTION_NODES)
-            if q.exceeds(len(tx.touched) + 1, limit):
+            if self.exceeds(len(tx.touched) + 1, limit):
                 tx.failed = True
                 raise XsError("ENOSPC", f"transaction {tx.tx_id} touches too many nodes")
         entry = tx.entry(self.tree, path)
@@ -219,12 +245,19 @@ class Engine:
     ) -> None:
         """Quota checks for a set of node writes, all done before any of them happens."""
         limit = self.quota(conn, q.NODE_SIZE)
+        compat = self.compat
         for path, node in writes:
-            if q.exceeds(node.size(), limit):
+            size = (
+                compat.node_header_size
+                + compat.perm_entry_size * len(node.perms)
+                + len(node.value)
+                + node.childlen
+            )
+            if limit and size >= limit + int(not compat.node_size_at_limit):
                 if tx is not None:
                     # C cannot undo a half-done change inside a transaction: it fails it.
                     tx.failed = True
-                raise XsError("ENOSPC", f"node {path} would be {node.size()} bytes")
+                raise XsError("ENOSPC", f"node {path} would be {size} bytes")
         limit = self.quota(conn, q.MEMORY)
         if tx is not None or not limit:
             return
@@ -235,7 +268,7 @@ class Engine:
                 growth += node.size() + len(path)
             if old is not None and old.owner == conn.domid:
                 growth -= old.size() + len(path)
-        if growth > 0 and q.exceeds(self.memory_used(conn.domid) + growth, limit):
+        if growth > 0 and self.exceeds(self.memory_used(conn.domid) + growth, limit):
             raise XsError("ENOMEM", f"domain {conn.domid} memory quota ({limit} bytes)")
 
     def write(
@@ -255,6 +288,15 @@ class Engine:
             return
         self.read(conn, tx, path)
         entry = tx.touched[path]
+        prior = entry.node
+        if prior is None:
+            tx.node_created = True
+            tx.count_owner(node.owner, 1)
+        elif prior.owner != node.owner:
+            tx.count_owner(prior.owner, -1)
+            tx.count_owner(node.owner, 1)
+        # C bumps the global generation for a transaction's private write too.
+        node.generation = self.tree.next_generation()
         entry.node = node
         entry.access |= NodeAccess.WRITTEN
 
@@ -264,6 +306,8 @@ class Engine:
             return
         self.read(conn, tx, path)
         entry = tx.touched[path]
+        if entry.node is not None:
+            tx.count_owner(entry.node.owner, -1)
         entry.node = None
         entry.access |= NodeAccess.WRITTEN
 
@@ -285,8 +329,33 @@ class Engine:
                 break
         raise XsError(error, path)
 
-    def owned_count(self, domid: int, tx: Transaction | None) -> int:
+    def owned_nodes(self, domid: int) -> int:
+        """The nodes charged to ``domid``: in 4.20 a special node counts for its owner."""
         count = self.tree.owned[domid]
+        if self.compat.special_nodes_are_nodes:
+            count += sum(1 for perms in self.tree.special_perms.values() if perms[0].domid == domid)
+        return count
+
+    def commit_count_error(self, conn: Connection, tx: Transaction) -> str | None:
+        """C's node-count check at commit, made before the conflict check: a domain whose
+        count would go negative (the same nodes changed outside) fails with ENOMEM, one over
+        the node quota after the committer created nodes with ENOSPC."""
+        check_quota = tx.node_created and not conn.privileged
+        limit = self.global_quotas[q.NODES]
+        for domid, change in tx.owner_delta.items():
+            if domid == 0:
+                continue
+            count = self.owned_nodes(domid) + change
+            if count < 0 and not self.compat.negative_count_fails:
+                count = 0
+            if check_quota and limit and count >= limit:
+                return "ENOSPC"
+            if count < 0:
+                return "ENOMEM"
+        return None
+
+    def owned_count(self, domid: int, tx: Transaction | None) -> int:
+        count = self.owned_nodes(domid)
         if tx is not None:
             for path, entry in tx.touched.items():
                 if not entry.access & NodeAccess.WRITTEN:
@@ -310,7 +379,7 @@ class Engine:
         if not conn.privileged:
             perms = (Permission(perms[0].access, conn.domid), *perms[1:])
         limit = self.quota(conn, q.NODES)
-        if q.exceeds(self.owned_count(conn.domid, tx) + len(missing), limit):
+        if self.exceeds(self.owned_count(conn.domid, tx) + len(missing), limit):
             raise XsError("ENOSPC", f"domain {conn.domid} owns too many nodes")
         parent_node = ancestor.copy()
         parent_node.add_child(basename(missing[-1]))
@@ -331,8 +400,11 @@ class Engine:
         for child in list(node.children):
             child_path = join(path, child)
             child_node = self.read(actor, tx, child_path)
-            if child_node is not None:
-                self.delete_tree(conn, tx, child_path, child_node, True)
+            if child_node is None:
+                # A child the transaction's copy of the parent lists was removed outside
+                # it: C's tree walk stops there ("corrupt") with what it deleted so far.
+                raise XsError("EIO", f"child {child_path} vanished during RM")
+            self.delete_tree(conn, tx, child_path, child_node, True)
         fire(self, tx, path, exact=exact, perms=node.perms)
         self.delete(actor, tx, path)
 
@@ -342,6 +414,9 @@ class Engine:
         if parent_node is not None:
             updated = parent_node.copy()
             name = basename(path)
+            if name not in updated.children:
+                # The node was created outside the transaction after it read the parent.
+                raise XsError("EIO", f"{above} does not list {name}")
             updated.remove_child(name)
             # Removing a child entry only shrinks the parent: C skips quota checks here.
             self.write(conn, tx, above, updated, checked=True)
@@ -374,6 +449,13 @@ class Engine:
     def release(self, domid: int) -> None:
         domain = self.introduced(domid)
         conn = self.domain_connection(domid)
+        if self.compat.release_drops_reference and domain.referenced_by:
+            domain.referenced_by.pop()
+            if conn is not None and self.compat.release_deletes_watches_first:
+                conn.watches.clear()
+            return
+        for known in self.domains.values():
+            known.referenced_by[:] = [d for d in known.referenced_by if d != domid]
         if conn is not None:
             conn.watches.clear()
             self.disconnect(conn)

@@ -14,8 +14,9 @@ from . import quotas as q
 from .connection import Watch
 from .control import handle_control
 from .errors import XsError
-from .perms import Access, parse_wire_perm, perms_payload
+from .perms import Access, PermList, parse_c_perm, parse_wire_perm, perms_payload
 from .transaction import Transaction
+from .tree import Node
 from .watches import add_event, fire
 from .wireargs import c_atoi, exact_args, one_arg, parse_domid, parse_u32, strings
 
@@ -69,7 +70,9 @@ def do_directory_part(
 ) -> None:
     raw_path, raw_offset = exact_args(message, 2)
     path = engine.path_arg(conn, raw_path)
-    offset = max(c_atoi(raw_offset), 0)
+    offset = c_atoi(raw_offset)
+    # C 4.17 / 4.20 read the offset as unsigned: a negative one is past the end.
+    offset = offset & 0xFFFFFFFF if engine.compat.domid_atoi else max(offset, 0)
     node = engine.get_node(conn, tx, path, Access.READ)
     listing = child_listing(node.children)
     generation = str(node.generation).encode() + b"\0"
@@ -94,14 +97,34 @@ def do_get_perms(
 ) -> None:
     path = engine.path_arg(conn, one_arg(message), allow_special=True)
     if path.startswith("@"):
-        perms = engine.tree.special_perms.get(path)
-        if perms is None:
-            raise XsError("ENOENT", path)
-        if not engine.access(conn, perms) & Access.READ:
-            raise XsError("EACCES", path)
+        perms = special_perms(engine, conn, tx, path, need=Access.READ, op="GET_PERMS")
     else:
         perms = engine.get_node(conn, tx, path, Access.READ).perms
     engine.reply(conn, message, perms_payload(perms))
+
+
+def special_perms(
+    engine: Engine, conn: Connection, tx: Transaction | None, path: str, *, need: Access, op: str
+) -> PermList:
+    """The permissions of special node ``path`` if ``conn`` has ``need`` on it.
+
+    4.17 knows only its two special nodes (else EINVAL) and has no GET_PERMS for them; in
+    4.20 they are nodes: seen through a transaction, and an unknown one is a missing node
+    whose parent is ``/``.
+    """
+    compat = engine.compat
+    if op == "GET_PERMS" and not compat.special_get_perms:
+        raise XsError("EINVAL", f"{op} of {path}")
+    if compat.special_nodes_are_nodes and tx is not None:
+        return engine.get_node(conn, tx, path, need).perms
+    perms = engine.tree.special_perms.get(path)
+    if perms is None:
+        if compat.special_nodes_are_nodes:
+            engine.get_node(conn, None, path, need)
+        raise XsError("ENOENT" if compat.special_get_perms else "EINVAL", path)
+    if engine.access(conn, perms) & need != need:
+        raise XsError("EACCES", path)
+    return perms
 
 
 def do_write(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
@@ -146,6 +169,9 @@ def do_rm(engine: Engine, conn: Connection, message: Message, tx: Transaction | 
         raise
     if path == "/":
         raise XsError("EINVAL", "cannot remove /")
+    if engine.read(conn, tx, parent(path)) is None:
+        # Created outside a transaction that has removed its parent since (C's rm_node).
+        raise XsError("EINVAL", f"parent of {path} is gone")
     engine.delete_tree(conn, tx, path, node, False)
     engine.unlink_child(conn, tx, path)
     engine.reply(conn, message, OK)
@@ -158,22 +184,31 @@ def do_set_perms(
     if len(args) < _PATH_AND_PERMS:
         raise XsError("EINVAL", f"{message.describe()}: needs a path and permissions")
     limit = engine.quota(conn, q.NODE_PERMISSIONS)
-    if q.exceeds(len(args) - 1, limit):
+    if engine.exceeds(len(args) - 1, limit):
         raise XsError("ENOSPC", f"{len(args) - 1} permissions")
-    perms = tuple(parse_wire_perm(raw) for raw in args[1:])
-    if not conn.features & FEATURE_DOMID_ANY:
+    if engine.compat.domid_atoi:
+        domid_any = engine.compat.domid_any
+        perms = tuple(parse_c_perm(raw, domid_any=domid_any) for raw in args[1:])
+    else:
+        perms = tuple(parse_wire_perm(raw) for raw in args[1:])
+    if not (conn.features & FEATURE_DOMID_ANY and engine.compat.domid_any):
         # A writer that did not negotiate DOMID_ANY cannot grant it (current Xen).
         perms = tuple(Permission(p.access, p.domid, p.stale or p.domid == DOMID_ANY) for p in perms)
     if perms[0].stale:
         raise XsError("ENOENT", f"owner domain {perms[0].domid} cannot exist")
     path = engine.path_arg(conn, args[0], allow_special=True)
     if path.startswith("@"):
-        current = engine.tree.special_perms.get(path)
-        if current is None:
-            raise XsError("ENOENT", path)
-        if engine.access(conn, current) & _OWNER_WRITE != _OWNER_WRITE:
-            raise XsError("EACCES", path)
-        engine.tree.special_perms[path] = perms
+        current = special_perms(engine, conn, tx, path, need=_OWNER_WRITE, op="SET_PERMS")
+        if engine.compat.special_nodes_are_nodes:
+            if not conn.privileged and perms[0].domid != current[0].domid:
+                raise XsError("EPERM", f"domain {conn.domid} may not change the owner of {path}")
+            if tx is not None:
+                engine.write(conn, tx, path, Node(b"", perms))
+            else:
+                engine.tree.set_special_perms(path, perms)
+            fire(engine, tx, path, exact=False, perms=perms, old_perms=current)
+        else:
+            engine.tree.special_perms[path] = perms
         engine.reply(conn, message, OK)
         return
     node = engine.get_node(conn, tx, path, _OWNER_WRITE)
@@ -192,7 +227,8 @@ def do_set_perms(
 def do_watch(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
     args = strings(message)
     depth: int | None = None
-    if len(args) == _WATCH_DEPTH_ARGS and conn.features & FEATURE_WATCHDEPTH:
+    depth_ok = conn.features & FEATURE_WATCHDEPTH and engine.compat.watch_depth
+    if len(args) == _WATCH_DEPTH_ARGS and depth_ok:
         depth = parse_u32(args[2])
     elif len(args) != _WATCH_ARGS:
         raise XsError("EINVAL", f"{message.describe()}: expected path and token")
@@ -201,7 +237,7 @@ def do_watch(engine: Engine, conn: Connection, message: Message, tx: Transaction
     if any(w.canonical == canonical and w.token == token for w in conn.watches):
         raise XsError("EEXIST", f"watch {canonical} already registered")
     limit = engine.quota(conn, q.WATCHES)
-    if q.exceeds(len(conn.watches) + 1, limit):
+    if engine.exceeds(len(conn.watches) + 1, limit):
         raise XsError("ENOSPC", f"domain {conn.domid} has too many watches")
     watch = Watch(given.decode("ascii"), token, canonical, depth)
     conn.watches.append(watch)
@@ -237,7 +273,7 @@ def do_transaction_start(
     if tx is not None:
         raise XsError("EBUSY", "nested transaction")
     limit = engine.quota(conn, q.TRANSACTIONS)
-    if q.exceeds(len(conn.transactions) + 1, limit):
+    if engine.exceeds(len(conn.transactions) + 1, limit):
         raise XsError("ENOSPC", f"domain {conn.domid} has too many transactions")
     tx_id = conn.next_tx_id
     while tx_id == 0 or tx_id in conn.transactions:
@@ -259,6 +295,9 @@ def do_transaction_end(
     if verdict == b"T":
         if tx.failed:
             raise XsError("ENOMEM", f"transaction {tx.tx_id} failed earlier")
+        count_error = engine.commit_count_error(conn, tx)
+        if count_error is not None:
+            raise XsError(count_error, f"transaction {tx.tx_id}: a domain's node count")
         if tx.conflicts(engine.tree):
             raise XsError("EAGAIN", f"transaction {tx.tx_id} conflicts")
         tx.apply(engine.tree)
@@ -269,6 +308,13 @@ def do_transaction_end(
 
 
 # -- domains --------------------------------------------------------------------------------
+
+
+def domid_arg(engine: Engine, raw: bytes) -> int:
+    """A domain op's domid: C 4.17 / 4.20 take atoi() of it as unsigned, current Xen checks."""
+    if engine.compat.domid_atoi:
+        return c_atoi(raw) & 0xFFFFFFFF
+    return guest_domid(raw)
 
 
 def guest_domid(raw: bytes) -> int:
@@ -285,18 +331,21 @@ def do_introduce(
     args = strings(message)
     if len(args) < _INTRODUCE_ARGS:
         raise XsError("EINVAL", f"{message.describe()}: expected domid, gfn, port")
-    domid = guest_domid(args[0])
-    parse_u32(args[1])
-    port = parse_u32(args[2])
+    domid = domid_arg(engine, args[0])
+    if engine.compat.domid_atoi:
+        port = c_atoi(args[2]) & 0xFFFFFFFF
+    else:
+        parse_u32(args[1])
+        port = parse_u32(args[2])
     if port == 0:
         raise XsError("EINVAL", "event channel port 0")
     engine.introduce(domid, port)
     engine.reply(conn, message, OK)
 
 
-def released_domid(message: Message) -> int:
+def released_domid(engine: Engine, message: Message) -> int:
     """RELEASE/RESUME argument: dom0 can be neither (EINVAL), others must be introduced."""
-    domid = guest_domid(one_arg(message))
+    domid = domid_arg(engine, one_arg(message))
     if domid == 0:
         raise XsError("EINVAL", "domain 0 cannot be released or resumed")
     return domid
@@ -304,13 +353,13 @@ def released_domid(message: Message) -> int:
 
 def do_release(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
     require_privileged(conn, message)
-    engine.release(released_domid(message))
+    engine.release(released_domid(engine, message))
     engine.reply(conn, message, OK)
 
 
 def do_resume(engine: Engine, conn: Connection, message: Message, tx: Transaction | None) -> None:
     require_privileged(conn, message)
-    engine.introduced(released_domid(message)).shutdown = False
+    engine.introduced(released_domid(engine, message)).shutdown = False
     engine.reply(conn, message, OK)
 
 
@@ -318,9 +367,14 @@ def do_is_domain_introduced(
     engine: Engine, conn: Connection, message: Message, tx: Transaction | None
 ) -> None:
     require_privileged(conn, message)
-    domid = parse_domid(one_arg(message))
+    domid = (
+        domid_arg(engine, one_arg(message))
+        if engine.compat.domid_atoi
+        else parse_domid(one_arg(message))
+    )
     domain = engine.domains.get(domid)
-    known = domid == DOMID_SELF or (domain is not None and domain.introduced)
+    # C's dom0 is introduced from the start (its ring is mapped at startup).
+    known = domid in (DOMID_SELF, 0) or (domain is not None and domain.introduced)
     engine.reply(conn, message, b"T\0" if known else b"F\0")
 
 
@@ -339,13 +393,14 @@ def do_set_target(
     args = strings(message)
     if len(args) < _SET_TARGET_ARGS:
         raise XsError("EINVAL", f"{message.describe()}: expected domid and target")
-    domid, target = guest_domid(args[0]), guest_domid(args[1])
+    domid, target = domid_arg(engine, args[0]), domid_arg(engine, args[1])
     engine.introduced(domid)
-    engine.introduced(target)
+    targeted = engine.introduced(target)
     acting = engine.domain_connection(domid)
     if acting is None:
         raise XsError("ENOENT", f"domain {domid} has no connection")
     acting.target = target
+    targeted.referenced_by.append(domid)
     engine.reply(conn, message, OK)
 
 

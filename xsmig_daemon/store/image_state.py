@@ -60,6 +60,13 @@ def head_records(engine: Engine, *, skip: Collection[Connection] = ()) -> Iterat
     connections = [conn for conn in engine.connections if conn not in skip]
     for conn_id, conn in enumerate(connections, start=1):
         yield from _connection_records(conn_id, conn)
+    if engine.compat.special_nodes_first:
+        yield from _special_records(engine)
+
+
+def _special_records(engine: Engine) -> Iterator[NodeData]:
+    for special in (RELEASE_DOMAIN, INTRODUCE_DOMAIN):
+        yield NodeData(special, b"", engine.tree.special_perms[special])
 
 
 def tree_records(engine: Engine) -> Iterator[NodeData]:
@@ -70,9 +77,10 @@ def tree_records(engine: Engine) -> Iterator[NodeData]:
 
 
 def tail_records(engine: Engine) -> Iterator[Record]:
-    """Everything after the tree: the special nodes and every known domain."""
-    for special in (RELEASE_DOMAIN, INTRODUCE_DOMAIN):
-        yield NodeData(special, b"", engine.tree.special_perms[special])
+    """Everything after the tree: the special nodes (unless this version dumps them before
+    the tree, store/compat.py: 4.17 does) and every known domain."""
+    if not engine.compat.special_nodes_first:
+        yield from _special_records(engine)
     yield from _domain_records(engine)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..image.records import DOMID_ANY, DOMID_FIRST_RESERVED, U16_MAX, Permission
 from .errors import XsError
+from .wireargs import c_strtol_u32
 
 PermList = tuple[Permission, ...]
 _WIRE_PERM = re.compile(rb"([nrwb])([-+]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*))")
@@ -58,9 +59,25 @@ def parse_wire_perm(raw: bytes) -> Permission:
     return Permission(letter, domid, stale)
 
 
+def parse_c_perm(raw: bytes, *, domid_any: bool) -> Permission:
+    """One entry as C 4.17 / 4.20 read it: any number strtol takes, truncated to 32 bits;
+    an entry naming a domain that cannot exist (reserved or beyond 16 bits, DOMID_ANY
+    included unless the version knows it) is kept but ignored (stale)."""
+    domid = c_strtol_u32(raw[1:]) if raw[:1] in (b"n", b"r", b"w", b"b") else None
+    if domid is None:
+        raise XsError("EINVAL", f"bad permission {raw!r}")
+    stale = domid >= DOMID_FIRST_RESERVED and not (domid_any and domid == DOMID_ANY)
+    return Permission(raw[:1].decode(), domid, stale)
+
+
 def perms_payload(perms: Sequence[Permission]) -> bytes:
-    """GET_PERMS's reply: ``r0\0w1\0`` (image/summary.format_perms is the text for people)."""
-    return b"".join(f"{perm.access}{perm.domid}".encode() + b"\0" for perm in perms)
+    """GET_PERMS's reply: ``r0\0w1\0`` (image/summary.format_perms is the text for people),
+    the domid as C prints it, a signed int (an entry read from ``r-1`` shows -1)."""
+    return b"".join(
+        f"{perm.access}{perm.domid - (1 << 32) if perm.domid >= 1 << 31 else perm.domid}".encode()
+        + b"\0"
+        for perm in perms
+    )
 
 
 def access_for(domid: int, privileged: bool, target: int | None, perms: PermList) -> Access:

@@ -40,6 +40,14 @@ class Transaction:
     touched: dict[str, TxNode] = field(default_factory=dict)
     #: Set when the transaction hit an error that forbids a commit (C answers ENOMEM).
     failed: bool = False
+    #: Change of each domain's node count, in the order C first records it (its
+    #: changed_domains list); checked against the committed counts before the conflicts.
+    owner_delta: dict[int, int] = field(default_factory=dict)
+    #: A node was created (C checks the node quota of the committer at the end then).
+    node_created: bool = False
+
+    def count_owner(self, domid: int, change: int) -> None:
+        self.owner_delta[domid] = self.owner_delta.get(domid, 0) + change
 
     def queue_event(self, path: str, *, exact: bool) -> None:
         entry = self.touched[path]
@@ -51,7 +59,7 @@ class Transaction:
     def entry(self, tree: Tree, path: str) -> TxNode:
         found = self.touched.get(path)
         if found is None:
-            committed = tree.get(path)
+            committed = tree.special_node(path) if path.startswith("@") else tree.get(path)
             found = TxNode(
                 committed.copy() if committed is not None else None,
                 committed.generation if committed is not None else None,
@@ -62,7 +70,7 @@ class Transaction:
 
     def conflicts(self, tree: Tree) -> bool:
         for path, entry in self.touched.items():
-            committed = tree.get(path)
+            committed = tree.special_node(path) if path.startswith("@") else tree.get(path)
             current = committed.generation if committed is not None else None
             if current != entry.generation:
                 return True
@@ -72,7 +80,9 @@ class Transaction:
         for path, entry in self.touched.items():
             if not entry.access & NodeAccess.WRITTEN:
                 continue
-            if entry.node is None:
+            if path.startswith("@") and entry.node is not None:
+                tree.set_special_perms(path, entry.node.perms)
+            elif entry.node is None:
                 tree.remove(path)
             else:
                 tree.put(path, entry.node.copy())

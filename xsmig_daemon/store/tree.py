@@ -81,12 +81,25 @@ class Tree:
         #: While a copy-on-write snapshot is read (store/snapshot.py): each node as it was
         #: when the snapshot began, saved before its first change (None: it did not exist).
         self.snapshot: dict[str, Node | None] | None = None
+        #: Generation of each special node's permissions (a transaction's conflict check).
+        self.special_generation: dict[str, int] = {}
         self.put("/", Node(b"", ROOT_PERMS, ["tool"]))
         self.put("/tool", Node(b"", ROOT_PERMS, ["xenstored"]))
         self.put("/tool/xenstored", Node(b"", ROOT_PERMS, []))
 
     def get(self, path: str) -> Node | None:
         return self.nodes.get(path)
+
+    def set_special_perms(self, path: str, perms: PermList) -> None:
+        self.special_perms[path] = perms
+        self.special_generation[path] = self.next_generation()
+
+    def special_node(self, path: str) -> Node | None:
+        """A special node as a transaction sees it: no value, no children, its perms."""
+        perms = self.special_perms.get(path)
+        if perms is None:
+            return None
+        return Node(b"", perms, generation=self.special_generation.get(path, 0))
 
     def next_generation(self) -> int:
         self.generation += 1

@@ -40,6 +40,9 @@ def fire(
         for watch in watcher.watches:
             if exact:
                 matched = watch.canonical == path
+            elif path.startswith("@"):
+                # A special node changed (4.20's SET_PERMS): C's is_child puts it under /.
+                matched = watch.canonical in (path, "/")
             else:
                 levels = levels_below(path, watch.canonical)
                 matched = levels is not None and (watch.depth is None or levels <= watch.depth)
@@ -55,11 +58,16 @@ def watch_permitted(
     engine: Engine, watcher: Connection, path: str, candidates: list[PermList]
 ) -> bool:
     node = engine.tree.get(path)
+    if node is None and path.startswith("@"):
+        node = engine.tree.special_node(path)
     options = [*candidates, *([node.perms] if node is not None else [])]
     if not options:
         return False
     if any(engine.access(watcher, perms) & Access.READ for perms in options):
         return True
+    if node is None and not path.startswith("@"):
+        # C asks the parent only about a node it can still read (not one a commit removed).
+        return False
     above = engine.tree.get(parent(path))
     return above is not None and bool(engine.access(watcher, above.perms) & Access.READ)
 
@@ -69,7 +77,8 @@ def add_event(engine: Engine, watcher: Connection, watch: Watch, path: str) -> N
     if watch.relative and path.startswith(watcher.home + "/"):
         shown = path[len(watcher.home) + 1 :]
     payload = shown.encode() + b"\0" + watch.token + b"\0"
-    if watcher.queue_event(payload, dedup=not path.startswith("@")):
+    dedup = engine.compat.dedup_events and not path.startswith("@")
+    if watcher.queue_event(payload, dedup=dedup):
         engine.on_output(watcher)
 
 

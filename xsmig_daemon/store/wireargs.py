@@ -44,6 +44,28 @@ def parse_u32(raw: bytes) -> int:
     return int(raw)
 
 
+_STRTOL = re.compile(rb"[ \t\n\v\f\r]*([-+]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+_LONG_MAX = (1 << 63) - 1
+
+
+def c_strtol_u32(raw: bytes) -> int | None:
+    """C's ``(unsigned int)strtol(raw, &end, 0)`` when all of ``raw`` is the number (else
+    None): base detection, saturation at the 64-bit long limits, then 32-bit truncation."""
+    match = _STRTOL.fullmatch(raw)
+    if match is None:
+        return None
+    digits = match.group(2)
+    if digits[:2].lower() == b"0x":
+        value = int(digits, 16)
+    elif digits[:1] == b"0" and len(digits) > 1:
+        value = int(digits, 8)
+    else:
+        value = int(digits)
+    value = -value if match.group(1) == b"-" else value
+    value = max(min(value, _LONG_MAX), -_LONG_MAX - 1)
+    return value & 0xFFFFFFFF
+
+
 def c_atoi(raw: bytes) -> int:
     """C's atoi: optional sign and leading digits, anything else ignored (0 if none)."""
     match = _LEADING_INT.match(raw)

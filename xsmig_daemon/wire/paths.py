@@ -51,10 +51,19 @@ def length_for_quota(path: str) -> int:
     return len(path) - (match.end() if match else 0)
 
 
-def validate(path: str, *, allow_special: bool, path_max: int = 0) -> None:
+def validate(
+    path: str,
+    *,
+    allow_special: bool,
+    path_max: int = 0,
+    path_max_inclusive: bool = False,
+    abs_max: int = ABS_PATH_MAX,
+) -> None:
     """Raise InvalidPathError unless ``path`` (canonical) is acceptable.
 
-    ``path_max`` > 0 applies the ``path-max`` quota (unprivileged callers only).
+    ``path_max`` > 0 applies the ``path-max`` quota: current Xen refuses a length that
+    reaches it, C 4.17 / 4.20 one that passes it (``path_max_inclusive``). ``abs_max`` > 0
+    limits the whole path (XENSTORE_ABS_PATH_MAX; 4.17 and 4.20 do not check it).
     """
     if not path:
         raise InvalidPathError("empty path")
@@ -69,9 +78,9 @@ def validate(path: str, *, allow_special: bool, path_max: int = 0) -> None:
         raise InvalidPathError(f"path {path!r} contains '//'")
     if _VALID_CHARS.fullmatch(path) is None:
         raise InvalidPathError(f"path {path!r} contains an invalid character")
-    if len(path) > ABS_PATH_MAX:
-        raise InvalidPathError(f"path of {len(path)} characters exceeds {ABS_PATH_MAX}")
-    if path_max and length_for_quota(path) >= path_max:
+    if abs_max and len(path) > abs_max:
+        raise InvalidPathError(f"path of {len(path)} characters exceeds {abs_max}")
+    if path_max and length_for_quota(path) >= path_max + int(path_max_inclusive):
         raise InvalidPathError(f"path {path[:40]!r}... longer than path-max {path_max}")
 
 
