@@ -675,6 +675,17 @@ MOCKD_READY_TEXT = "listening"
 MOCKD_COMMAND = (sys.executable, "-m", "xsmig_daemon", "mockd")
 
 
+#: What the tests' mock answers as unless a test asks for a version (``--compat``): the
+#: protocol of the spec, every current feature (GET_QUOTA, watch depth, DOMID_ANY) included.
+TEST_MOCK_COMPAT = "spec"
+
+
+def _with_compat(args: Sequence[str]) -> list[str]:
+    if any(arg == "--compat" or arg.startswith("--compat=") for arg in args):
+        return list(args)
+    return ["--compat", TEST_MOCK_COMPAT, *args]
+
+
 def start_mockd(
     rundir: Path | None = None,
     *,
@@ -697,7 +708,7 @@ def start_mockd(
     offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [*command, "--socket", str(socket_path), *args],
+            [*command, "--socket", str(socket_path), *_with_compat(args)],
             cwd=REPO_ROOT,
             stdin=subprocess.DEVNULL,
             stdout=log,
