@@ -1,7 +1,7 @@
 """Exporter benchmark, wire source: ``xsmig snapshot --source wire`` of 10k / 100k-node stores.
 
-For each daemon (the real Xen 4.17 xenstored from shared/peer, and the xsmig mock if it
-starts) and each size: a fresh daemon, 100 introduced domains, ``N`` nodes spread over
+For each daemon (the real Xen 4.17 and Xen 4.20 xenstored from shared/peer*, and the xsmig
+mock) and each size: a fresh daemon, 100 introduced domains, ``N`` nodes spread over
 ``/local/domain/D/data/dI/nJ`` (values of 40 bytes) written with pipelined WRITEs; then one
 ``xsmig snapshot --source wire --output FILE --json`` run as a subprocess, timed from exec
 to exit. Reported: wall time, records/s, transactions needed, image size, peak RSS of the
@@ -14,8 +14,8 @@ has touched already, so one transaction over 100k nodes takes minutes there.
 Both consistency methods of the wire source are measured (``--consistency``): one transaction,
 or a watch proving that nothing changed during a walk without a transaction.
 
-Usage: ``.venv/bin/python benchmarks/export.py [--sizes 10000,100000] [--daemons real,mock]
-[--consistency transaction,watch] [--max-seconds 900]``
+Usage: ``.venv/bin/python benchmarks/export.py [--sizes 10000,100000]
+[--daemons real-4.17,real-4.20,mock] [--consistency transaction,watch] [--max-seconds 900]``
 
 ``--introspect 10000,100000,1000000`` (with ``--daemons none`` to skip the wire runs) measures
 the mock's ``introspect`` source and the restore in a successor instead: a successor
@@ -44,7 +44,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from peerlib import REPO_ROOT, RealXenstored, RunningDaemon, start_mockd, start_real_xenstored
+from peerlib import (
+    REPO_ROOT,
+    PeerInstall,
+    RealXenstored,
+    RunningDaemon,
+    start_mockd,
+    start_real_xenstored,
+)
 from wireclient import WireClient, payload
 
 from xsmig_daemon.wire.ops import Op
@@ -70,7 +77,13 @@ class Row:
 
 @contextmanager
 def daemon(kind: str) -> Iterator[RunningDaemon]:
-    started = start_real_xenstored() if kind == "real" else start_mockd()
+    """``real`` / ``real-4.17``: Debian's Xen 4.17; ``real-4.20``: Debian 13's Xen 4.20;
+    ``mock``: ``xsmig mockd``."""
+    if kind.startswith("real"):
+        version = kind.partition("-")[2] or "4.17"
+        started: RunningDaemon = start_real_xenstored(install=PeerInstall.locate(version))
+    else:
+        started = start_mockd()
     try:
         yield started
     finally:
@@ -286,7 +299,7 @@ def print_introspect(rows: list[IntrospectRow]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--daemons", default="real,mock")
+    parser.add_argument("--daemons", default="real-4.17,real-4.20,mock")
     parser.add_argument("--consistency", default="transaction,watch")
     parser.add_argument("--max-seconds", type=float, default=900.0)
     parser.add_argument("--introspect", default="", help="sizes for the introspect runs")
