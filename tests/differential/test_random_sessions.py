@@ -4,10 +4,10 @@ watch events."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from peerlib import MockDaemon, RealXenstored
+from peerlib import MockDaemon, PeerInstall, RealXenstored, start_mockd
 from random_session import pipelined, random_guest_session, random_session
 from replay import Action, Burst, compare_transcripts, run_session
 
@@ -15,6 +15,16 @@ from xsmig_daemon.wire.ops import Op
 
 SEEDS = range(1, 11)
 STEPS = 300
+
+
+@pytest.fixture
+def mockd(peer_install: PeerInstall) -> Iterator[MockDaemon]:
+    """The mock answering as Xen 4.17, the daemon these sessions are compared with."""
+    daemon = start_mockd(args=["--compat", "xen-4.17"], install=peer_install)
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
