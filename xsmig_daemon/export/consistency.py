@@ -33,7 +33,7 @@ from .walk import TreeChanged
 
 Consistency = Literal["transaction", "watch"]
 CONSISTENCY_CHOICES: tuple[Consistency, ...] = ("transaction", "watch")
-_WATCHED = ("/", INTRODUCE_DOMAIN, RELEASE_DOMAIN)
+WATCHED = ("/", INTRODUCE_DOMAIN, RELEASE_DOMAIN)
 
 
 @asynccontextmanager
@@ -42,12 +42,12 @@ async def transaction_view(xs: Xenstore) -> AsyncIterator[int]:
         yield tx_id
 
 
-class _ChangeWatch:
+class ChangeWatch:
     """Sorts this walk's watch events: the first per watched path is the initial one."""
 
     def __init__(self, token: str) -> None:
         self.token = token
-        self.initial_pending = set(_WATCHED)
+        self.initial_pending = set(WATCHED)
         self.changes: list[str] = []
 
     def see(self, event: WatchEvent) -> bool:
@@ -63,7 +63,7 @@ class _ChangeWatch:
 
 @asynccontextmanager
 async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
-    watch = _ChangeWatch(f"xsmig-snapshot-{os.getpid()}-{attempt}")
+    watch = ChangeWatch(f"xsmig-snapshot-{os.getpid()}-{attempt}")
     events = xs.conn.events
     body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
@@ -76,7 +76,7 @@ async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
 
         nursery.start_soon(stop_at_first_change)
         try:
-            for path in _WATCHED:
+            for path in WATCHED:
                 await xs.watch(path, watch.token)
             yield 0
             # A round trip: events of changes committed before it are queued ahead of its reply.
@@ -88,7 +88,7 @@ async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
             body_error = exc
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(xs.conn.timeout):
-                for path in _WATCHED:
+                for path in WATCHED:
                     with suppress(ClientError):
                         await xs.unwatch(path, watch.token)
             nursery.cancel_scope.cancel()

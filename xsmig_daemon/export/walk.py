@@ -63,9 +63,10 @@ class TreeWalker:
         self.requests = 0
         self.nodes = 0
 
-    async def walk(self, emit: NodeCallback) -> None:
-        """Call ``emit(node, child_names)`` for every node, parents before children."""
-        stack = [_Level("", ["/"])]
+    async def walk(self, emit: NodeCallback, root: str = "/") -> None:
+        """Call ``emit(node, child_names)`` for every node under ``root`` (itself included),
+        parents before children."""
+        stack = [_Level("", [root])]
         while stack:
             level = stack[-1]
             if level.exhausted():
@@ -80,10 +81,21 @@ class TreeWalker:
             if children:
                 stack.append(_Level(path, children))
 
+    async def read_node(self, path: str) -> tuple[NodeData, list[str]] | None:
+        """One node and its child names, or None if it does not exist."""
+        level = _Level("", [path])
+        await self._prefetch(level)
+        try:
+            node, children = await self._collect(*level.ready.popleft())
+        except TreeChanged:
+            return None
+        self.nodes += 1
+        return node, children
+
     async def _prefetch(self, level: _Level) -> None:
         stop = min(len(level.names), level.next_unsent + self.window - len(level.ready))
         paths = [
-            "/" if not level.parent else child_path(level.parent, name)
+            name if not level.parent else child_path(level.parent, name)
             for name in level.names[level.next_unsent : stop]
         ]
         level.next_unsent = stop
