@@ -47,7 +47,7 @@ from .consistency import WATCHED, ChangeWatch
 from .walk import NodeCallback, TreeChanged, child_path
 
 #: Repair rounds after the first walk before the attempt gives up.
-DEFAULT_ROUNDS = 64
+DEFAULT_ROUNDS = 256
 
 
 def parent_path(path: str) -> str:
@@ -56,7 +56,7 @@ def parent_path(path: str) -> str:
 
 
 class NodeReader(Protocol):
-    async def read_node(self, path: str) -> tuple[NodeData, list[str]] | None: ...
+    async def read_nodes(self, paths: list[str]) -> list[tuple[NodeData, list[str]] | None]: ...
 
     async def walk(self, emit: NodeCallback, root: str = "/") -> None: ...
 
@@ -106,13 +106,35 @@ class Repairer:
             self.incomplete = True
 
     async def round(self, changed: list[str]) -> None:
+        """Re-read ``changed`` (all requests at once), then parents of what appeared or
+        vanished, level by level."""
         done: set[str] = set()
-        for path in dict.fromkeys(changed):
-            await self._refresh(path, done)
+        batch = list(dict.fromkeys(changed))
+        while batch:
+            done.update(batch)
+            parents = await self._refresh(batch)
+            batch = [p for p in dict.fromkeys(parents) if p not in done]
         if self.incomplete:
             # Whatever vanished fired an event: this round is not quiet, the next fills again.
             self.incomplete = False
             await self._fill()
+
+    async def _refresh(self, paths: list[str]) -> list[str]:
+        """Re-read ``paths``; returns the parents whose child lists may have changed."""
+        known = [path in self.snapshot.nodes for path in paths]
+        self.reads += len(paths)
+        parents = []
+        for path, was_known, fresh in zip(
+            paths, known, await self.reader.read_nodes(paths), strict=True
+        ):
+            if fresh is None:
+                self.snapshot.drop(path)
+            else:
+                await self._reconcile(*fresh)
+            if path != "/" and (fresh is None or not was_known):
+                # It appeared or vanished: its parent's child list may have changed too.
+                parents.append(parent_path(path))
+        return parents
 
     async def _fill(self) -> None:
         """Walk every child that its parent lists but the snapshot lacks."""
@@ -124,21 +146,6 @@ class Repairer:
         for path in listed:
             if path not in self.snapshot.nodes:
                 await self._walk_new(path)
-
-    async def _refresh(self, path: str, done: set[str]) -> None:
-        if path in done:
-            return
-        done.add(path)
-        known = path in self.snapshot.nodes
-        self.reads += 1
-        fresh = await self.reader.read_node(path)
-        if fresh is None:
-            self.snapshot.drop(path)
-        else:
-            await self._reconcile(*fresh)
-        if path != "/" and (fresh is None or not known):
-            # It appeared or vanished: its parent's child list may have changed too.
-            await self._refresh(parent_path(path), done)
 
     async def _reconcile(self, node: NodeData, children: list[str]) -> None:
         old = self.snapshot.nodes.get(node.path)

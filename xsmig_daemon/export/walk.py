@@ -81,16 +81,19 @@ class TreeWalker:
             if children:
                 stack.append(_Level(path, children))
 
-    async def read_node(self, path: str) -> tuple[NodeData, list[str]] | None:
-        """One node and its child names, or None if it does not exist."""
-        level = _Level("", [path])
-        await self._prefetch(level)
-        try:
-            node, children = await self._collect(*level.ready.popleft())
-        except TreeChanged:
-            return None
-        self.nodes += 1
-        return node, children
+    async def read_nodes(self, paths: list[str]) -> list[tuple[NodeData, list[str]] | None]:
+        """Nodes and their child names, requested together; None for one that does not exist."""
+        level = _Level("", paths)
+        found: list[tuple[NodeData, list[str]] | None] = []
+        while not level.exhausted():
+            if not level.ready:
+                await self._prefetch(level)
+            try:
+                found.append(await self._collect(*level.ready.popleft()))
+                self.nodes += 1
+            except TreeChanged:
+                found.append(None)
+        return found
 
     async def _prefetch(self, level: _Level) -> None:
         stop = min(len(level.names), level.next_unsent + self.window - len(level.ready))
