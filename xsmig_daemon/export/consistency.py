@@ -14,8 +14,9 @@ with a private token is registered first; after the walk a round trip makes sure
 a change committed before it has arrived (C queues an event when the change commits, ahead of
 later replies on the same connection). If nothing but the three initial events came, nothing
 changed while the walk ran, so what it read is the state at any instant of the walk. A change
-seen mid-walk stops the walk at once. Changes inside other clients' transactions fire at their
-commit, like any other change. Any watch event counts, spurious ones included.
+seen mid-walk stops the walk at once; the wire source's retry then repairs a buffered walk
+instead of waiting for a quiet one (converge.py). Changes inside other clients' transactions
+fire at their commit, like any other change. Any watch event counts, spurious ones included.
 """
 
 from __future__ import annotations
