@@ -12,7 +12,8 @@ from peerlib import MockDaemon, RealXenstored
 from snaplib import image_nodes, write_many
 
 from xsmig_daemon.client import TransactionConflictError, connect
-from xsmig_daemon.export import Destination, ExportPlan, WireSource, run_export
+from xsmig_daemon.export import Destination, ExportPlan, SourceError, WireSource, run_export
+from xsmig_daemon.export import wire as wire_module
 from xsmig_daemon.image.profiles import get_profile
 from xsmig_daemon.image.records import Header
 
@@ -70,3 +71,24 @@ async def test_watch_snapshots_converge_while_writers_never_pause(
         nursery.cancel_scope.cancel()
     assert min(rounds) >= 1, f"repair rounds {rounds}"
     print(f"commits per writer {counts}, repair rounds per snapshot {rounds}")
+
+
+async def test_no_convergence_is_one_line_error(
+    mockd: MockDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wire_module, "DEFAULT_ROUNDS", 0)
+    sock = str(mockd.socket_path)
+    write_many(mockd.socket_path, {f"/filler/n{i}": b"x" for i in range(200)})
+    write_many(mockd.socket_path, {"/pair/0/a": b"0", "/pair/0/b": b"0"})
+    plan = ExportPlan("live-update", get_profile("spec"), Header(1))
+    out = tmp_path / "snap.img"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(never_pause, sock, 0, [0])
+        source = WireSource(sock, max_attempts=2, window=4, consistency="watch")
+        with trio.fail_after(60), pytest.raises(SourceError) as caught:
+            await run_export(source, plan, Destination(str(out)))
+        nursery.cancel_scope.cancel()
+    message = str(caught.value)
+    assert "no consistent snapshot after 2 attempts (watch; last: /pair/0/" in message
+    assert "still changing after 0 repair rounds" in message and "\n" not in message
+    assert not out.exists()

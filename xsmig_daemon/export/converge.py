@@ -212,6 +212,7 @@ async def change_feed(
         taken, watch.changes = watch.changes, []
         return taken
 
+    body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
 
         async def collect() -> None:
@@ -223,9 +224,16 @@ async def change_feed(
             for path in WATCHED:
                 await xs.watch(path, watch.token)
             yield drain
+        except trio.Cancelled:
+            raise
+        except BaseException as exc:
+            # Re-raised after the nursery, so that callers see it, not a group around it.
+            body_error = exc
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(xs.conn.timeout):
                 for path in WATCHED:
                     with suppress(ClientError):
                         await xs.unwatch(path, watch.token)
             nursery.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error
