@@ -14,8 +14,9 @@ with a private token is registered first; after the walk a round trip makes sure
 a change committed before it has arrived (C queues an event when the change commits, ahead of
 later replies on the same connection). If nothing but the three initial events came, nothing
 changed while the walk ran, so what it read is the state at any instant of the walk. A change
-seen mid-walk stops the walk at once. Changes inside other clients' transactions fire at their
-commit, like any other change. Any watch event counts, spurious ones included.
+seen mid-walk stops the walk at once; the wire source's retry then repairs a buffered walk
+instead of waiting for a quiet one (converge.py). Changes inside other clients' transactions
+fire at their commit, like any other change. Any watch event counts, spurious ones included.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .walk import TreeChanged
 
 Consistency = Literal["transaction", "watch"]
 CONSISTENCY_CHOICES: tuple[Consistency, ...] = ("transaction", "watch")
-_WATCHED = ("/", INTRODUCE_DOMAIN, RELEASE_DOMAIN)
+WATCHED = ("/", INTRODUCE_DOMAIN, RELEASE_DOMAIN)
 
 
 @asynccontextmanager
@@ -42,12 +43,12 @@ async def transaction_view(xs: Xenstore) -> AsyncIterator[int]:
         yield tx_id
 
 
-class _ChangeWatch:
+class ChangeWatch:
     """Sorts this walk's watch events: the first per watched path is the initial one."""
 
     def __init__(self, token: str) -> None:
         self.token = token
-        self.initial_pending = set(_WATCHED)
+        self.initial_pending = set(WATCHED)
         self.changes: list[str] = []
 
     def see(self, event: WatchEvent) -> bool:
@@ -63,7 +64,7 @@ class _ChangeWatch:
 
 @asynccontextmanager
 async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
-    watch = _ChangeWatch(f"xsmig-snapshot-{os.getpid()}-{attempt}")
+    watch = ChangeWatch(f"xsmig-snapshot-{os.getpid()}-{attempt}")
     events = xs.conn.events
     body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
@@ -76,7 +77,7 @@ async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
 
         nursery.start_soon(stop_at_first_change)
         try:
-            for path in _WATCHED:
+            for path in WATCHED:
                 await xs.watch(path, watch.token)
             yield 0
             # A round trip: events of changes committed before it are queued ahead of its reply.
@@ -88,7 +89,7 @@ async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
             body_error = exc
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(xs.conn.timeout):
-                for path in _WATCHED:
+                for path in WATCHED:
                     with suppress(ClientError):
                         await xs.unwatch(path, watch.token)
             nursery.cancel_scope.cancel()

@@ -55,6 +55,7 @@ def build_manifest(
         "duration_s": round(ended - started, 6),
         "freeze_duration_s": report.freeze_duration,
         "attempts": report.attempts,
+        "repair_rounds": report.repair_rounds,
         "domains": report.domains,
         "fidelity_notes": report.fidelity_notes,
         "warnings": stats.warnings,

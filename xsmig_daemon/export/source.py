@@ -65,6 +65,8 @@ class SourceReport:
     freeze_duration: float | None = None
     #: Consistent-read attempts (wire: transactions started).
     attempts: int = 1
+    #: Wire ``watch`` consistency: repair rounds of the converged walk (0 if none was needed).
+    repair_rounds: int = 0
     #: Domains known to be introduced (wire: IS_DOMAIN_INTRODUCED answered T).
     domains: list[int] = field(default_factory=list)
     nodes: int = 0

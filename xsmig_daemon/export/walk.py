@@ -63,9 +63,10 @@ class TreeWalker:
         self.requests = 0
         self.nodes = 0
 
-    async def walk(self, emit: NodeCallback) -> None:
-        """Call ``emit(node, child_names)`` for every node, parents before children."""
-        stack = [_Level("", ["/"])]
+    async def walk(self, emit: NodeCallback, root: str = "/") -> None:
+        """Call ``emit(node, child_names)`` for every node under ``root`` (itself included),
+        parents before children."""
+        stack = [_Level("", [root])]
         while stack:
             level = stack[-1]
             if level.exhausted():
@@ -80,10 +81,24 @@ class TreeWalker:
             if children:
                 stack.append(_Level(path, children))
 
+    async def read_nodes(self, paths: list[str]) -> list[tuple[NodeData, list[str]] | None]:
+        """Nodes and their child names, requested together; None for one that does not exist."""
+        level = _Level("", paths)
+        found: list[tuple[NodeData, list[str]] | None] = []
+        while not level.exhausted():
+            if not level.ready:
+                await self._prefetch(level)
+            try:
+                found.append(await self._collect(*level.ready.popleft()))
+                self.nodes += 1
+            except TreeChanged:
+                found.append(None)
+        return found
+
     async def _prefetch(self, level: _Level) -> None:
         stop = min(len(level.names), level.next_unsent + self.window - len(level.ready))
         paths = [
-            "/" if not level.parent else child_path(level.parent, name)
+            name if not level.parent else child_path(level.parent, name)
             for name in level.names[level.next_unsent : stop]
         ]
         level.next_unsent = stop

@@ -2,7 +2,8 @@
 
 One consistent instant without freezing anybody (live-update.md section 3.1): every node is
 read inside ONE transaction that is committed with ``T`` at the end (or, with
-``consistency="watch"``, under a watch that proves nothing changed; see consistency.py).
+``consistency="watch"``, under a watch that proves nothing changed, or repaired until it
+does; see consistency.py and converge.py).
 ``OK`` proves nothing that was read changed before the commit; ``EAGAIN`` (or a node
 vanishing mid-walk) throws the attempt away: the output is rewound and the walk starts again,
 a bounded number of times with a doubling pause. What the wire cannot show is listed in the
@@ -11,6 +12,7 @@ report's fidelity notes and never invented (section 3, "Cannot observe").
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -44,10 +46,11 @@ from ..image.records import (
 from ..wire.ops import Op
 from ..wire.paths import INTRODUCE_DOMAIN, RELEASE_DOMAIN, domain_home
 from .consistency import Consistency, transaction_view, watched_view
+from .converge import DEFAULT_ROUNDS, Repairer, Snapshot, change_feed, converge
 from .errors import SourceError
 from .select import LeftBehind, node_relates_to
 from .source import ExportPlan, RecordOutput, SourceReport
-from .walk import DEFAULT_WINDOW, TreeChanged, TreeWalker
+from .walk import DEFAULT_WINDOW, NodeCallback, TreeChanged, TreeWalker
 
 DEFAULT_ATTEMPTS = 8
 _DEFAULT_SPECIAL_PERMS = (Permission("n", 0),)
@@ -147,7 +150,8 @@ class _WireExport:
         if self.consistency == "watch":
             report.fidelity_notes.append(
                 "consistency: validated by a watch on /, @introduceDomain and @releaseDomain "
-                "(no transaction): no change was committed while the walk ran"
+                "(no transaction): no change was committed while the walk ran, or (after a "
+                "disturbed walk) the changed paths were re-read until a round saw no change"
             )
         quotas = await self._global_quotas()
         domains = await self._introduced_domains()
@@ -270,39 +274,68 @@ class _WireExport:
         self, attempt: int, quotas: GlobalQuotaData | None, rings: list[ConnectionData]
     ) -> int:
         """One consistent view: every record up to the special nodes; returns nodes walked."""
-        xs, plan, out = self.xs, self.plan, self.out
-        walked = 0
+        xs = self.xs
+        if self.consistency == "watch" and attempt > 1:
+            # The streamed walk was disturbed: repair a buffered one instead (converge.py).
+            async with change_feed(xs, attempt) as drain:
+                specials = await self._special_nodes(0)
+                snapshot = Snapshot()
+                repairer = Repairer(snapshot, TreeWalker(xs.conn, 0, self.window))
+                await repairer.first_walk()
+                self.report.repair_rounds = await converge(
+                    snapshot, repairer, drain, DEFAULT_ROUNDS
+                )
+
+            async def replay(emit: NodeCallback) -> None:
+                for node, children in snapshot.preorder():
+                    await emit(node, children)
+
+            return await self._write_view(specials, quotas, rings, replay)
         view = watched_view(xs, attempt) if self.consistency == "watch" else transaction_view(xs)
         async with view as tx_id:
-            specials = [n for n in await self._special_nodes(tx_id) if _wanted(n, plan)]
-            if plan.mode == "live-update":
-                await out.write(GlobalData(_fd(plan.socket_fd), _fd(plan.evtchn_fd)))
-                if quotas is not None:
-                    await out.write(quotas)
-                await out.write(ConnectionData(1, RingSpec(0, DOMID_INVALID, plan.dom0_evtchn)))
-            for ring in rings:
-                await out.write(ring)
-            specials_first = plan.profile.specials_first
-            if specials_first:
-                for node in specials:
-                    await out.write(node)
+            specials = await self._special_nodes(tx_id)
+            walker = TreeWalker(xs.conn, tx_id, self.window)
+            return await self._write_view(specials, quotas, rings, walker.walk)
 
-            left = LeftBehind(plan.domid) if plan.domid is not None else None
+    async def _write_view(
+        self,
+        all_specials: list[NodeData],
+        quotas: GlobalQuotaData | None,
+        rings: list[ConnectionData],
+        walk: Callable[[NodeCallback], Awaitable[None]],
+    ) -> int:
+        """The records of one view, nodes from ``walk``; returns nodes walked."""
+        plan, out = self.plan, self.out
+        walked = 0
+        specials = [n for n in all_specials if _wanted(n, plan)]
+        if plan.mode == "live-update":
+            await out.write(GlobalData(_fd(plan.socket_fd), _fd(plan.evtchn_fd)))
+            if quotas is not None:
+                await out.write(quotas)
+            await out.write(ConnectionData(1, RingSpec(0, DOMID_INVALID, plan.dom0_evtchn)))
+        for ring in rings:
+            await out.write(ring)
+        specials_first = plan.profile.specials_first
+        if specials_first:
+            for node in specials:
+                await out.write(node)
 
-            async def emit(node: NodeData, _children: list[str]) -> None:
-                nonlocal walked
-                walked += 1
-                if _wanted(node, plan):
-                    await out.write(node)
-                elif left is not None:
-                    left.consider(node)
+        left = LeftBehind(plan.domid) if plan.domid is not None else None
 
-            await TreeWalker(xs.conn, tx_id, self.window).walk(emit)
-            if left is not None:
-                self.report.left_to_toolstack = left.paths
-            if not specials_first:
-                for node in specials:
-                    await out.write(node)
+        async def emit(node: NodeData, _children: list[str]) -> None:
+            nonlocal walked
+            walked += 1
+            if _wanted(node, plan):
+                await out.write(node)
+            elif left is not None:
+                left.consider(node)
+
+        await walk(emit)
+        if left is not None:
+            self.report.left_to_toolstack = left.paths
+        if not specials_first:
+            for node in specials:
+                await out.write(node)
         return walked
 
     async def _special_nodes(self, tx_id: int) -> list[NodeData]:
