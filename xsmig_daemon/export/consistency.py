@@ -62,6 +62,14 @@ class ChangeWatch:
         return True
 
 
+async def unwatch_all(xs: Xenstore, token: str) -> None:
+    """Remove the change watches, shielded and bounded: also on the way out of a cancellation."""
+    with trio.CancelScope(shield=True), trio.move_on_after(xs.conn.timeout):
+        for path in WATCHED:
+            with suppress(ClientError):
+                await xs.unwatch(path, token)
+
+
 @asynccontextmanager
 async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
     watch = ChangeWatch(f"xsmig-snapshot-{os.getpid()}-{attempt}")
@@ -88,10 +96,7 @@ async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
             # Re-raised after the nursery, so that callers see it, not a group around it.
             body_error = exc
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(xs.conn.timeout):
-                for path in WATCHED:
-                    with suppress(ClientError):
-                        await xs.unwatch(path, watch.token)
+            await unwatch_all(xs, watch.token)
             nursery.cancel_scope.cancel()
     if body_error is not None:
         raise body_error

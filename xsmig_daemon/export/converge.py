@@ -36,14 +36,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 import trio
 
-from ..client import ClientError, Xenstore
+from ..client import Xenstore
 from ..image.records import NodeData
-from .consistency import WATCHED, ChangeWatch
+from .consistency import WATCHED, ChangeWatch, unwatch_all
 from .walk import NodeCallback, TreeChanged, child_path
 
 #: Repair rounds after the first walk before the attempt gives up.
@@ -230,10 +230,7 @@ async def change_feed(
             # Re-raised after the nursery, so that callers see it, not a group around it.
             body_error = exc
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(xs.conn.timeout):
-                for path in WATCHED:
-                    with suppress(ClientError):
-                        await xs.unwatch(path, watch.token)
+            await unwatch_all(xs, watch.token)
             nursery.cancel_scope.cancel()
     if body_error is not None:
         raise body_error
