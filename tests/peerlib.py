@@ -288,7 +288,8 @@ def read_line(stream: IO[str], timeout: float = DEFAULT_TIMEOUT) -> str:
     return stream.readline()
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -413,7 +414,7 @@ class RealXenstored(RunningDaemon):
                 f"{(out + err).strip()}; daemon log: {self.log().strip()[-500:]}"
             )
         # The re-executed daemon has loaded the dump once it has deleted it again.
-        _wait_until(
+        wait_until(
             lambda: not (self.rundir / "state_dump").exists() or not self.alive(),
             DEFAULT_TIMEOUT,
             "the restarted xenstored to load its dump",
@@ -460,7 +461,7 @@ def start_real_xenstored(
         )
     daemon = RealXenstored(install, rundir, process, owned)
     try:
-        _wait_until(lambda: _accepts(daemon), ready_timeout, f"xenstored socket in {rundir}")
+        wait_until(lambda: _accepts(daemon), ready_timeout, f"xenstored socket in {rundir}")
     except PeerError:
         daemon.stop()
         raise PeerError(f"xenstored in {rundir} did not start: {daemon.log().strip()}") from None
@@ -622,7 +623,7 @@ def start_restored_xenstored(
             sock.close()
     daemon = RestoredXenstored(install, rundir, process, owned, conn_peers=parent_ends)
     try:
-        _wait_until(lambda: _restored(daemon, dump), ready_timeout, f"xenstored to load {dump}")
+        wait_until(lambda: _restored(daemon, dump), ready_timeout, f"xenstored to load {dump}")
     except PeerError as exc:
         log_text = daemon.log().strip()
         daemon.stop()
@@ -717,7 +718,7 @@ def start_mockd(
         )
     daemon = MockDaemon(install, rundir, process, owned)
     try:
-        _wait_until(
+        wait_until(
             lambda: _mock_ready(daemon, offset),
             ready_timeout,
             f"mockd to print '{MOCKD_READY_TEXT}'",

@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 from lusupport import control, live_update, mock_launcher, write_launcher
-from peerlib import MockDaemon, start_mockd
-from peerlib import _wait_until as wait_until
+from peerlib import MockDaemon, start_mockd, wait_until
 from wireclient import WireClient
 
 from xsmig_daemon.wire.ops import Op

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from peerlib import MOCKD_COMMAND, REPO_ROOT, MockDaemon, PeerInstall, _mock_ready, _wait_until
+from peerlib import MOCKD_COMMAND, REPO_ROOT, MockDaemon, PeerInstall, _mock_ready, wait_until
 from peerlib import short_tempdir as tempdir
 
 from xsmig_daemon.store.compat import COMPATS, DEFAULT_COMPAT
@@ -26,7 +26,7 @@ def test_the_default_is_xen_420() -> None:
         )
     daemon = MockDaemon(PeerInstall.locate(), rundir, process, True)
     try:
-        _wait_until(lambda: _mock_ready(daemon), 20, "mockd to listen")
+        wait_until(lambda: _mock_ready(daemon), 20, "mockd to listen")
         with daemon.connect() as client:
             assert client.call(Op.GET_FEATURE).payload == b"ENOSYS\0"
             assert client.call(Op.GET_PERMS, "@releaseDomain").payload == b"n0\0"

@@ -26,10 +26,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from peerlib import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_XSMIG = Path(sys.executable).with_name("xsmig")
@@ -41,23 +42,10 @@ ENV = {
 }
 BOOT_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
-#: How often a condition is looked at while waiting for it (not a synchronisation sleep:
-#: every wait below ends as soon as its condition holds, or fails at its deadline).
-POLL = 0.05
 
 
 class ContainerError(AssertionError):
     pass
-
-
-def wait_for(what: str, check: object, timeout: float) -> None:
-    """Wait until ``check()`` is true, or fail naming ``what`` after ``timeout`` seconds."""
-    assert callable(check)
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise ContainerError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(POLL)
 
 
 class Container:
@@ -91,8 +79,8 @@ class Container:
             self.nspawn = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
-        wait_for("the container's PID 1", self._find_leader, BOOT_TIMEOUT)
-        wait_for("systemd to finish booting", self._booted, BOOT_TIMEOUT)
+        wait_until(self._find_leader, BOOT_TIMEOUT, "the container's PID 1")
+        wait_until(self._booted, BOOT_TIMEOUT, "systemd to finish booting")
 
     def _find_leader(self) -> bool:
         assert self.nspawn is not None
@@ -193,7 +181,7 @@ class Container:
             value = self.show(unit, prop)
             return bool(wanted(value)) if callable(wanted) else value == wanted
 
-        wait_for(f"{unit} {prop} to be {wanted}", holds, timeout)
+        wait_until(holds, timeout, f"{unit} {prop} to be {wanted}")
 
     def overlay(
         self, target: str, name: str, links: dict[str, str], texts: dict[str, str] | None = None

@@ -13,9 +13,10 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from peerlib import wait_until
 
 from .conftest import NO_XEN_DROPIN
-from .nspawn import REPO, Container, wait_for
+from .nspawn import REPO, Container
 
 CONFIG = "/etc/xsmig/config.toml"
 SNAPSHOTS = "/var/lib/xsmig/snapshots"
@@ -90,13 +91,13 @@ def test_reload_applies_a_good_file_and_keeps_the_old_one_on_a_bad_one(
     pid = running.show("xsmig.service", "MainPID")
     set_config(running, ("interval = 3600.0", "interval = 0"))
     running.run("systemctl", "reload", "xsmig.service")
-    wait_for(
-        "the reload to be applied",
+    wait_until(
         lambda: (
             json.loads(running.run("xsmig", "ctl", "status", "--json").stdout)["next_scheduled"]
             is None
         ),
         60,
+        "the reload to be applied",
     )
     set_config(running, ("keep_count = 24", "keep_count = 0"))
     running.run("systemctl", "reload", "xsmig.service")
@@ -151,10 +152,10 @@ def test_stop_during_a_snapshot_leaves_no_file(running: Container) -> None:
     running.run("kill", "-STOP", mock_pid)  # holds the walk at its first request
     client = running.popen("xsmig", "ctl", "snapshot")
     try:
-        wait_for(
-            "the snapshot's temporary file",
+        wait_until(
             lambda: any(name.endswith(".tmp") for name in snapshot_files(running)),
             60,
+            "the snapshot's temporary file",
         )
         running.run("systemctl", "stop", "xsmig.service")
         assert snapshot_files(running) == []
