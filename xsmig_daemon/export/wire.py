@@ -176,19 +176,30 @@ class _WireExport:
 
     async def _probe(self) -> None:
         caps = self.caps
+        # Both probes have empty payloads, which oxenstored 4.17 reads only once more bytes
+        # arrive: the trailing request with a payload makes it answer them.
+        quota, feature, flush = await self.xs.conn.submit_many(
+            (
+                Request(Op.GET_QUOTA, b""),
+                Request(Op.GET_FEATURE, b""),
+                Request(Op.GET_PERMS, strings_payload(("/",))),
+            )
+        )
         try:
-            caps.quota_names = (await self.xs.get_quota()).rstrip(b"\0").decode().split()
+            caps.quota_names = (await quota.payload()).rstrip(b"\0").decode().split()
         except XenstoreError as exc:
             caps.notes.append(
                 f"quotas: GET_QUOTA answered {exc.name}; global and per-domain quotas omitted"
             )
         try:
-            await self.xs.get_feature()
+            parse_int(await feature.payload(), "GET_FEATURE")
             caps.features = True
         except XenstoreError as exc:
             caps.notes.append(
                 f"features: GET_FEATURE answered {exc.name}; domain feature bits omitted"
             )
+        with suppress(XenstoreError):
+            await flush.payload()
 
     async def _global_quotas(self) -> GlobalQuotaData | None:
         plan, caps = self.plan, self.caps
