@@ -96,8 +96,8 @@ def test_xen_4_17_losses() -> None:
     assert converter.convert(TransactionData(1, 4)) is None
     tx_node = NodeData("/x", b"v", (Permission("n", 0),), 1, 4, NodeAccess.WRITTEN)
     assert converter.convert(tx_node) is None
-    assert converter.convert(GlobalQuotaData((("nodes", 1000),))) is None
-    assert converter.convert(DomainData(0)) is None
+    assert converter.convert(GlobalQuotaData((("nodes", 2000),))) is None
+    assert converter.convert(DomainData(0, 0, (("watches", 5),))) is None
     committed = NodeData("/x", b"v")
     assert converter.convert(committed) is committed
     assert dict(converter.losses.counts) == {
@@ -115,8 +115,25 @@ def test_xen_4_21_keeps_unique_id_and_domains() -> None:
     ring = ConnectionData(1, RingSpec(0, evtchn=2), unique_id=7)
     assert converter.convert(ring) is ring
     assert converter.convert(DomainData(0, 14)) == DomainData(0, 14)
-    assert converter.convert(GlobalQuotaData()) is None
+    assert converter.convert(GlobalQuotaData(global_quotas=(("memory", 1),))) is None
     assert converter.losses.counts == {"global-quota": 1}
+
+
+def test_records_holding_only_the_loaders_defaults_are_not_losses() -> None:
+    """4.17 and 4.20 start with C xenstored's default quotas (xenstored_core.c of 4.17,
+    domain.c of 4.20: nodes 1000, watches 128, ...): a record saying just that is omitted."""
+    converter = ImageConverter(Header(2, False), LE, XEN_4_17)
+    defaults = (("nodes", 1000), ("watches", 128), ("outstanding", 20), ("memory", 2621440))
+    assert converter.convert(GlobalQuotaData(defaults)) is None
+    assert converter.convert(DomainData(0, 0, defaults)) is None
+    assert converter.convert(DomainData(5)) is None
+    assert not converter.losses
+    assert dict(converter.omitted.counts) == {"default-global-quota": 1, "default-domain-data": 2}
+    # Any feature, override or unknown quota is a loss.
+    assert converter.convert(DomainData(6, 1)) is None
+    assert converter.convert(DomainData(7, 0, (("nodes", 999),))) is None
+    assert converter.convert(GlobalQuotaData((("frobs", 1),))) is None
+    assert dict(converter.losses.counts) == {"domain-data": 2, "global-quota": 1}
 
 
 def test_unknown_records_survive_unless_the_byte_order_changes() -> None:

@@ -91,7 +91,8 @@ def test_rewrite_round_trip_through_the_other_byte_order() -> None:
 
 def test_a_refused_output_record_names_the_input_record() -> None:
     root = NodeData("/", b"", (Permission("n", 0),))
-    source = b"".join(encode_image([GlobalQuotaData(), root], Header(1, False)))
+    quotas = GlobalQuotaData(domain_quotas=(("nodes", 5000),))
+    source = b"".join(encode_image([quotas, root], Header(1, False)))
     header, located = decode_image(source)
     rewriter = ImageRewriter(header, XEN_4_17.newest_header, XEN_4_17)
     rewriter.preamble()

@@ -157,3 +157,25 @@ def test_a_client_of_the_restored_daemon_is_a_normal_client(
     restored = referee_restore(image)
     with WireClient.connect(restored.socket_path) as fresh:
         assert fresh.call(Op.READ, "/vm/1/name").payload == b"guest-one"
+
+
+def test_convert_of_a_default_snapshot_needs_no_lossy(
+    referee: PeerInstall, referee_restore: RestoreImage, tmp_path: Path
+) -> None:
+    """A mock answering as that version (``--compat``) snapshots, by default, a spec v2 image
+    with GLOBAL_QUOTA_DATA and DOMAIN_DATA holding the defaults the real daemon starts with:
+    converting it for that daemon loses nothing, so no --lossy is needed."""
+    mock = start_mockd(args=["--compat", referee.label], install=referee)
+    try:
+        _populate(mock)
+        before = listing(mock.socket_path)
+        spec = tmp_path / "spec.img"
+        xsmig_ok("snapshot", "--socket", str(mock.socket_path), "--output", str(spec))
+    finally:
+        mock.stop()
+    out = tmp_path / "c.img"
+    result = xsmig_ok("convert", str(spec), str(out), "--target", referee.label)
+    assert "not carried: 1 GLOBAL_QUOTA_DATA record holding the loader's own defaults" in (
+        result.stderr
+    )
+    assert listing(referee_restore(out.read_bytes()).socket_path) == before

@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
             )
     for line in rewrite.repairs.lines():
         print(f"xsmig {NAME}: repaired {line}", file=sys.stderr)
+    for line in rewrite.omitted.lines():
+        print(f"xsmig {NAME}: not carried: {line}", file=sys.stderr)
     for line in rewrite.losses.lines():
         print(f"xsmig {NAME}: dropped {line}", file=sys.stderr)
     for note in layout.notes if layout is not None else []:

@@ -18,6 +18,10 @@ What each target cannot hold (see shared/spec/image-format.md sections 4, 5 and 
 * pending input longer than 65535 bytes (in-data-len is 16 bits);
 * records of unknown type when the byte order changes (their body cannot be converted).
 
+Omissions (``omitted``, never refused): a GLOBAL_QUOTA_DATA or DOMAIN_DATA record for a
+loader without that type, when it holds only what that loader starts with anyway (C
+xenstored's default quotas, no per-domain overrides, no features): nothing is lost.
+
 Repairs (``repairs``, always made and listed, never refused: what they change was already
 broken in the input) of what Xen 4.22 writes into its own dumps (docs/upstream.md):
 
@@ -49,6 +53,7 @@ from dataclasses import dataclass, field, replace
 
 from ..wire.header import FIELD_SIZE, HEADER_SIZE, byte_order, message_spans, swap_fields
 from .profiles import Profile
+from .quotas import default_quotas
 from .records import (
     DEPTH_UNLIMITED,
     DOMID_INVALID,
@@ -97,6 +102,15 @@ LOSS_KINDS: dict[str, tuple[str, str]] = {
         "DOMAIN_DATA records of domains the loader does not know",
     ),
     "dom0-features": ("dom0 feature set restored", "dom0 feature sets restored"),
+    # omissions
+    "default-global-quota": (
+        "GLOBAL_QUOTA_DATA record holding the loader's own defaults",
+        "GLOBAL_QUOTA_DATA records holding the loader's own defaults",
+    ),
+    "default-domain-data": (
+        "DOMAIN_DATA record holding only defaults",
+        "DOMAIN_DATA records holding only defaults",
+    ),
 }
 
 
@@ -136,6 +150,12 @@ class LossReport:
             {"kind": kind, "count": count, "examples": self.examples[kind]}
             for kind, count in self.counts.items()
         ]
+
+
+def _defaults_only(quotas: Collection[tuple[str, int]]) -> bool:
+    """Every quota is one C xenstored knows, at its default value."""
+    defaults = default_quotas()
+    return all(defaults.get(name) == value for name, value in quotas)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +200,7 @@ class ImageConverter:
         self.profile = profile
         self.losses = LossReport()
         self.repairs = LossReport()
+        self.omitted = LossReport()
         self._known_domains: set[int] = set()
         self._swap = source.big_endian != target.big_endian
         self._types = profile.record_types
@@ -224,7 +245,10 @@ class ImageConverter:
             case GlobalQuotaData():
                 if RecordType.GLOBAL_QUOTA_DATA not in self._types:
                     names = ", ".join(n for n, _ in record.domain_quotas + record.global_quotas)
-                    self.losses.add("global-quota", names or "empty")
+                    if not record.global_quotas and _defaults_only(record.domain_quotas):
+                        self.omitted.add("default-global-quota", names or "empty")
+                    else:
+                        self.losses.add("global-quota", names or "empty")
                     return None
                 return record
             case DomainData():
@@ -240,7 +264,10 @@ class ImageConverter:
 
     def _domain(self, record: DomainData) -> DomainData | None:
         if RecordType.DOMAIN_DATA not in self._types:
-            self.losses.add("domain-data", f"dom{record.domid}")
+            if record.features == 0 and _defaults_only(record.quotas):
+                self.omitted.add("default-domain-data", f"dom{record.domid}")
+            else:
+                self.losses.add("domain-data", f"dom{record.domid}")
             return None
         if self.profile.is_c_loader and record.domid not in self._known_domains:
             self.repairs.add("unknown-domain", f"dom{record.domid}")

@@ -214,16 +214,22 @@ class RecordRewriter:
     def repairs(self) -> LossReport:
         return self._converter.repairs
 
+    @property
+    def omitted(self) -> LossReport:
+        return self._converter.omitted
+
     def rewrite(self, record: Record) -> Record | None:
         if isinstance(record, End) or (self._keep is not None and not self._keep(record)):
             return None
         return self._converter.convert(record)
 
     def loss_notes(self, profile: Profile) -> list[str]:
-        """The repairs and losses as the exporter's fidelity notes."""
-        return [f"repaired for {profile.name}: {line}" for line in self.repairs.lines()] + [
-            f"lost converting for {profile.name}: {line}" for line in self.losses.lines()
-        ]
+        """The repairs, omissions and losses as the exporter's fidelity notes."""
+        return (
+            [f"repaired for {profile.name}: {line}" for line in self.repairs.lines()]
+            + [f"not carried for {profile.name}: {line}" for line in self.omitted.lines()]
+            + [f"lost converting for {profile.name}: {line}" for line in self.losses.lines()]
+        )
 
 
 class CheckedEncoder:
@@ -306,6 +312,10 @@ class ImageRewriter:
         return self._converter.repairs
 
     @property
+    def omitted(self) -> LossReport:
+        return self._converter.omitted
+
+    @property
     def warnings(self) -> list[str]:
         """The output's validation warnings (complete once END was rewritten)."""
         return self._encoder.warnings
@@ -366,6 +376,10 @@ class ImageRewrite:
     @property
     def repairs(self) -> LossReport:
         return LossReport() if self.rewriter is None else self.rewriter.repairs
+
+    @property
+    def omitted(self) -> LossReport:
+        return LossReport() if self.rewriter is None else self.rewriter.omitted
 
     @property
     def warnings(self) -> list[str]:

@@ -29,6 +29,9 @@ class Compat:
     ops: frozenset[int]
     #: WATCH takes a third (depth) argument.
     watch_depth: bool
+    #: An introduced domain has feature bits and its connection a unique-id (current Xen;
+    #: 4.17 and 4.20 have neither, so their dumps and the mock's images hold none).
+    domain_features: bool
     #: ``DOMID_ANY`` exists: ``@releaseDomain`` is readable by everyone, SET_PERMS knows it.
     domid_any: bool
     #: GET_PERMS answers for ``@introduceDomain`` / ``@releaseDomain`` (4.17: EINVAL).
@@ -77,6 +80,7 @@ SPEC = Compat(
     name="spec",
     ops=_CURRENT_OPS,
     watch_depth=True,
+    domain_features=True,
     domid_any=True,
     special_get_perms=True,
     quota_at_limit=True,
@@ -101,6 +105,7 @@ XEN_4_20 = Compat(
     name="xen-4.20",
     ops=_BASE_OPS,
     watch_depth=False,
+    domain_features=False,
     domid_any=False,
     special_get_perms=True,
     quota_at_limit=True,
@@ -125,6 +130,7 @@ XEN_4_17 = Compat(
     name="xen-4.17",
     ops=_BASE_OPS,
     watch_depth=False,
+    domain_features=False,
     domid_any=False,
     special_get_perms=False,
     quota_at_limit=False,

@@ -438,8 +438,11 @@ class Engine:
         domain.remote_port = remote_port
         domain.local_port = self._next_local_port
         self._next_local_port += 1
-        domain.unique_id = self._next_unique_id
-        self._next_unique_id += 1
+        if self.compat.domain_features:
+            domain.unique_id = self._next_unique_id
+            self._next_unique_id += 1
+        else:
+            domain.features = 0
         self.connections.append(Connection(ConnType.RING, domid, domain=domain))
         if domid != 0:
             fire_special(self, INTRODUCE_DOMAIN, domid)

@@ -1,56 +1,51 @@
-"""Quota names, defaults and descriptions of C xenstored (current Xen)."""
+"""Quota rules of C xenstored (current Xen); the names and defaults are image/quotas.py's."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..image.quotas import (
+    HARD_QUOTAS,
+    MEMORY,
+    NODE_PERMISSIONS,
+    NODE_SIZE,
+    NODES,
+    OUTSTANDING,
+    PATH_MAX,
+    QUOTA_NAMES,
+    QUOTA_SPECS,
+    SOFT_MEMORY,
+    SOFT_PREFIX,
+    SOFT_QUOTAS,
+    TRANSACTION_NODES,
+    TRANSACTIONS,
+    UINT_MAX,
+    WATCHES,
+    QuotaSpec,
+    default_quotas,
+)
 
-NODES = "nodes"
-WATCHES = "watches"
-OUTSTANDING = "outstanding"
-MEMORY = "memory"
-SOFT_MEMORY = "soft-memory"
-TRANSACTIONS = "transactions"
-TRANSACTION_NODES = "transaction-nodes"
-NODE_PERMISSIONS = "node-permissions"
-PATH_MAX = "path-max"
-NODE_SIZE = "node-size"
-SOFT_PREFIX = "soft-"
-UINT_MAX = 0xFFFFFFFF
+__all__ = [
+    "HARD_QUOTAS",
+    "MEMORY",
+    "NODES",
+    "NODE_PERMISSIONS",
+    "NODE_SIZE",
+    "OUTSTANDING",
+    "PATH_MAX",
+    "QUOTA_NAMES",
+    "QUOTA_SPECS",
+    "SOFT_MEMORY",
+    "SOFT_PREFIX",
+    "SOFT_QUOTAS",
+    "TRANSACTIONS",
+    "TRANSACTION_NODES",
+    "UINT_MAX",
+    "WATCHES",
+    "QuotaSpec",
+    "default_quotas",
+    "exceeds",
+]
 
 
 def exceeds(new_value: int, quota: int) -> bool:
     """Current Xen's rule: a quota is exceeded once the new value reaches it (0 = off)."""
     return quota != 0 and new_value >= quota
-
-
-@dataclass(frozen=True, slots=True)
-class QuotaSpec:
-    name: str
-    default: int
-    description: str
-
-
-#: In the order C HEAD writes GLOBAL_QUOTA_DATA.
-QUOTA_SPECS: tuple[QuotaSpec, ...] = (
-    QuotaSpec(NODES, 1000, "Nodes per domain"),
-    QuotaSpec(WATCHES, 128, "Watches per domain"),
-    QuotaSpec(OUTSTANDING, 20, "Outstanding requests per domain"),
-    QuotaSpec(MEMORY, 2621440, "Total Xenstore memory per domain (error level)"),
-    QuotaSpec(SOFT_MEMORY, 2097152, "Total Xenstore memory per domain (warning level)"),
-    QuotaSpec(TRANSACTIONS, 10, "Active transactions per domain"),
-    QuotaSpec(TRANSACTION_NODES, 1024, "Max. number of accessed nodes per transaction"),
-    QuotaSpec(NODE_PERMISSIONS, 5, "Max. number of permissions per node"),
-    QuotaSpec(PATH_MAX, 2048, "Max. length of a node path"),
-    QuotaSpec(NODE_SIZE, 2048, "Max. size of a node"),
-)
-QUOTA_NAMES: tuple[str, ...] = tuple(spec.name for spec in QUOTA_SPECS)
-HARD_QUOTAS: tuple[QuotaSpec, ...] = tuple(
-    spec for spec in QUOTA_SPECS if not spec.name.startswith(SOFT_PREFIX)
-)
-SOFT_QUOTAS: tuple[QuotaSpec, ...] = tuple(
-    spec for spec in QUOTA_SPECS if spec.name.startswith(SOFT_PREFIX)
-)
-
-
-def default_quotas() -> dict[str, int]:
-    return {spec.name: spec.default for spec in QUOTA_SPECS}
