@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from peerlib import PeerInstall, RunningDaemon, short_tempdir, wait_until
+from peerlib import PeerInstall, RunningDaemon, short_tempdir, spawn, wait_serving
 from wireclient import DEFAULT_TIMEOUT, PeerError
 
 _CLAMP_SOURCE = r"""
@@ -46,7 +45,7 @@ merge-activate = true
 perms-activate = true
 quota-activate = true
 persistent = false
-xenstored-log-file = {rundir}/oxenstored.log
+xenstored-log-file = {rundir}/oxenstored-own.log
 access-log-file = {rundir}/access.log
 xenstored-kva = /proc/xen/xsd_kva
 xenstored-port = /proc/xen/xsd_port
@@ -119,36 +118,11 @@ def start_oxenstored(
     rundir.mkdir(parents=True, exist_ok=True)
     (rundir / "socket").unlink(missing_ok=True)
     (rundir / "oxenstored.conf").write_text(_CONFIG.format(rundir=rundir))
-    with open(rundir / "stdout.log", "ab") as out:
-        process = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", _launcher(install, rundir)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    command = ["unshare", "-m", "--propagation", "private", "sh", "-c"]
+    process = spawn([*command, _launcher(install, rundir)], rundir / Oxenstored.log_name)
     daemon = Oxenstored(install, rundir, process, owned)
-    try:
-        wait_until(lambda: _serving(daemon), ready_timeout, f"oxenstored socket in {rundir}")
-    except PeerError:
-        output = (rundir / "stdout.log").read_text(errors="replace").strip()
-        daemon.stop()
-        raise PeerError(f"oxenstored {version} did not start: {output}") from None
+    wait_serving(daemon, ready_timeout, f"oxenstored {version}")
     return daemon
-
-
-def _serving(daemon: Oxenstored) -> bool:
-    if not daemon.alive():
-        output = (daemon.rundir / "stdout.log").read_text(errors="replace").strip()
-        raise PeerError(f"oxenstored exited {daemon.process.returncode}: {output}")
-    if not daemon.socket_path.is_socket():
-        return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(daemon.socket_path))
-        except OSError:
-            return False
-    return True
 
 
 @contextlib.contextmanager

@@ -450,23 +450,40 @@ def start_real_xenstored(
     install = (install or PeerInstall.locate()).ensure()
     rundir, owned = _prepare_rundir(rundir)
     (rundir / "socket").unlink(missing_ok=True)
-    with open(rundir / "xenstored.log", "ab") as log:
-        process = subprocess.Popen(
-            install.daemon_argv("-N", *args),
-            env=install.daemon_env(rundir, domids),
+    process = spawn(
+        install.daemon_argv("-N", *args),
+        rundir / RealXenstored.log_name,
+        install.daemon_env(rundir, domids),
+    )
+    daemon = RealXenstored(install, rundir, process, owned)
+    wait_serving(daemon, ready_timeout, "xenstored")
+    daemon.guests = RingGuests(daemon.pid, daemon.socket_path)
+    return daemon
+
+
+def spawn(
+    argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a daemon in a session of its own, its output appended to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            list(argv),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    daemon = RealXenstored(install, rundir, process, owned)
+
+
+def wait_serving(daemon: RunningDaemon, timeout: float, what: str) -> None:
+    """Return once ``daemon``'s socket accepts; else stop it and raise with its log."""
     try:
-        wait_until(lambda: _accepts(daemon), ready_timeout, f"xenstored socket in {rundir}")
+        wait_until(lambda: _accepts(daemon), timeout, f"{what} socket in {daemon.rundir}")
     except PeerError:
+        log = daemon.log().strip()
         daemon.stop()
-        raise PeerError(f"xenstored in {rundir} did not start: {daemon.log().strip()}") from None
-    daemon.guests = RingGuests(daemon.pid, daemon.socket_path)
-    return daemon
+        raise PeerError(f"{what} in {daemon.rundir} did not start: {log}") from None
 
 
 def _accepts(daemon: RunningDaemon) -> bool:
