@@ -14,22 +14,14 @@ from pathlib import Path
 import pytest
 from oxenstoredlib import Oxenstored, start_oxenstored
 from peerlib import DEBIAN_VERSIONS, PeerInstall, RestoreImage
-from versionlib import listing, ok, write, xsmig_ok
-
-from xsmig_daemon.wire.ops import Op
+from versionlib import listing, populate, xsmig_ok
 
 
 @pytest.fixture(params=DEBIAN_VERSIONS, ids=lambda v: f"oxenstored-{v}")
 def oxenstored(request: pytest.FixtureRequest) -> Iterator[Oxenstored]:
     daemon = start_oxenstored(request.param)
     try:
-        with daemon.connect() as dom0:
-            write(dom0, "/vm/1/name", b"guest-one")
-            write(dom0, "/vm/1/empty")
-            write(dom0, "/data/bin", bytes(range(1, 32)))
-            write(dom0, "/local/domain/5/name", b"five")
-            ok(dom0, Op.SET_PERMS, "/local/domain/5", "n0", "r5")
-            ok(dom0, Op.SET_PERMS, "/vm/1/name", "b0", "r1", "w2")
+        populate(daemon, introduce=False)
         yield daemon
     finally:
         daemon.stop()

@@ -17,7 +17,6 @@ from peerlib import (
     DEBIAN_VERSIONS,
     MockDaemon,
     PeerInstall,
-    RealXenstored,
     RestoreFds,
     RestoreImage,
     running_mockd,
@@ -25,30 +24,26 @@ from peerlib import (
     start_real_xenstored,
     start_restored_xenstored,
 )
-from versionlib import assert_event_reaches, listing, ok, watcher_fd, write, xsmig, xsmig_ok
+from versionlib import (
+    assert_event_reaches,
+    listing,
+    ok,
+    populate,
+    watcher_fd,
+    write,
+    xsmig,
+    xsmig_ok,
+)
 from wireclient import WireClient
 
 from xsmig_daemon.wire.ops import Op
-
-
-def _populate(daemon: MockDaemon | RealXenstored) -> None:
-    """A small tree with values, an empty node, a binary value and an introduced guest
-    owning its home (a real loader dies on a node whose owner it has not re-introduced)."""
-    with daemon.connect() as dom0:
-        write(dom0, "/vm/1/name", b"guest-one")
-        write(dom0, "/vm/1/empty")
-        write(dom0, "/data/bin", bytes(range(1, 32)))
-        write(dom0, "/local/domain/5/name", b"five")
-        ok(dom0, Op.SET_PERMS, "/local/domain/5", "n5", "r0")
-        ok(dom0, Op.SET_PERMS, "/vm/1/name", "b0", "r1", "w2")
-        ok(dom0, Op.INTRODUCE, "5", str(0x1005), "15")
 
 
 @pytest.fixture
 def populated_mock(peer_install: PeerInstall) -> Iterator[MockDaemon]:
     daemon = start_mockd(install=peer_install)
     try:
-        _populate(daemon)
+        populate(daemon)
         yield daemon
     finally:
         daemon.stop()
@@ -92,7 +87,7 @@ def test_wire_of_a_real_daemon(
 ) -> None:
     source = start_real_xenstored(install=PeerInstall.locate(source_version).ensure())
     try:
-        _populate(source)
+        populate(source)
         before = listing(source.socket_path)
         image = _snapshot(source.socket_path, "wire", referee.label, tmp_path / "r.img")
     finally:
@@ -167,7 +162,7 @@ def test_convert_of_a_default_snapshot_needs_no_lossy(
     converting it for that daemon loses nothing, so no --lossy is needed."""
     mock = start_mockd(args=["--compat", referee.label], install=referee)
     try:
-        _populate(mock)
+        populate(mock)
         before = listing(mock.socket_path)
         spec = tmp_path / "spec.img"
         xsmig_ok("snapshot", "--socket", str(mock.socket_path), "--output", str(spec))

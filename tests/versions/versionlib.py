@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from peerlib import REPO_ROOT, RestoredXenstored
+from peerlib import REPO_ROOT, RestoredXenstored, RunningDaemon
 from wireclient import WireClient, payload
 
 from xsmig_daemon.image.decoder import decode_image
@@ -59,6 +59,23 @@ def write(client: WireClient, path: str, value: bytes = b"") -> None:
 def ok(client: WireClient, op: Op, *args: str) -> None:
     reply = client.call(op, *args)
     assert reply.payload == b"OK\0", (op, args, reply.payload)
+
+
+def populate(daemon: RunningDaemon, *, introduce: bool = True) -> None:
+    """A small tree with values, an empty node, a binary value and domain 5's home. With
+    ``introduce``, guest 5 is introduced and owns its home (a real loader dies on a node
+    whose owner it has not re-introduced); without (a daemon that cannot introduce under the
+    shim, oxenstored), dom0 owns it and 5 may read it."""
+    with daemon.connect() as dom0:
+        write(dom0, "/vm/1/name", b"guest-one")
+        write(dom0, "/vm/1/empty")
+        write(dom0, "/data/bin", bytes(range(1, 32)))
+        write(dom0, "/local/domain/5/name", b"five")
+        home_perms = ("n5", "r0") if introduce else ("n0", "r5")
+        ok(dom0, Op.SET_PERMS, "/local/domain/5", *home_perms)
+        ok(dom0, Op.SET_PERMS, "/vm/1/name", "b0", "r1", "w2")
+        if introduce:
+            ok(dom0, Op.INTRODUCE, "5", str(0x1005), "15")
 
 
 def watcher_fd(image: bytes, token: str) -> int:
