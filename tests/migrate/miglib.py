@@ -21,6 +21,8 @@ BIG = b"v" * 2000
 #: Replies the guest asks for and does not read: more than the socket buffers and the
 #: outstanding quota (20) hold, so the daemon has queued replies and unprocessed requests.
 UNREAD_READS = 200
+#: req ids of the unread READs, above those the guest allocates itself
+UNREAD_FIRST_ID = 5000
 
 
 def xsmig(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -113,7 +115,11 @@ def busy_guest(admin: WireClient, guest: WireClient) -> GuestState:
     ok(guest, Op.READ, "name", tx_id=stale)
     write(guest, "data/tx2", b"t", tx_id=stale)
     write(admin, "/local/domain/7/name", b"web2")  # the stale one now conflicts
-    unread = [guest.send(Op.READ, b"big\0") for _ in range(UNREAD_READS)]
+    # One write: once `outstanding` replies wait, the daemon stops reading the guest, and
+    # 200 separate small sends would fill the socket's send budget (each costs a whole
+    # buffer) before the daemon has read them all.
+    unread = list(range(UNREAD_FIRST_ID, UNREAD_FIRST_ID + UNREAD_READS))
+    guest.send_raw(b"".join(encode_message(Op.READ, rid, 0, b"big\0") for rid in unread))
     half = encode_message(Op.READ, 9999, 0, b"data/key\0")
     guest.send_raw(half[:9])
     return GuestState(clean, stale, half, unread)
