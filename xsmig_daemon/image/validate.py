@@ -283,7 +283,8 @@ class StreamValidator:
             self._error(f"transaction node {record.path!r} without permissions")
 
     def _domain(self, record: DomainData) -> None:
-        if record.domid not in self._known_domains:
+        # A partial stream's domain may be known to the loader already (from its pre-copy).
+        if record.domid not in self._known_domains and not self.migration:
             self._defect(
                 SemanticError,
                 f"DOMAIN_DATA for domain {record.domid}, not known from earlier records (no "
