@@ -28,6 +28,7 @@ from ..client import (
     retry_backoff,
     strings_payload,
 )
+from ..client.bulk import Doorbell, open_lanes
 from ..client.xenstore import parse_bool, parse_int
 from ..image.records import (
     DOMID_FIRST_RESERVED,
@@ -48,6 +49,7 @@ from ..wire.paths import INTRODUCE_DOMAIN, RELEASE_DOMAIN, domain_home
 from .consistency import Consistency, transaction_view, watched_view
 from .converge import DEFAULT_ROUNDS, Repairer, Snapshot, change_feed, converge
 from .errors import SourceError
+from .lanewalk import DEFAULT_LANES, LaneWalker
 from .select import LeftBehind, node_relates_to
 from .source import ExportPlan, RecordOutput, SourceReport
 from .walk import DEFAULT_WINDOW, NodeCallback, TreeChanged, TreeWalker
@@ -93,9 +95,11 @@ class WireSource:
         timeout: float = 10.0,
         max_attempts: int = DEFAULT_ATTEMPTS,
         window: int = DEFAULT_WINDOW,
-        consistency: Consistency = "transaction",
+        consistency: Consistency = "watch",
+        lanes: int = DEFAULT_LANES,
     ) -> None:
         self.consistency = consistency
+        self.lanes = max(1, lanes)
         self.location = socket_path
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
@@ -132,6 +136,7 @@ class _WireExport:
         self.location = source.location
         self.max_attempts = source.max_attempts
         self.window = source.window
+        self.lanes = source.lanes
         self.consistency = source.consistency
         self.xs = xs
         self.plan = plan
@@ -286,27 +291,34 @@ class _WireExport:
     ) -> int:
         """One consistent view: every record up to the special nodes; returns nodes walked."""
         xs = self.xs
-        if self.consistency == "watch" and attempt > 1:
+        if self.consistency == "transaction":
+            # A transaction belongs to one connection: the walk stays on it.
+            async with transaction_view(xs) as tx_id:
+                specials = await self._special_nodes(tx_id)
+                walker = TreeWalker(xs.conn, tx_id, self.window)
+                return await self._write_view(specials, quotas, rings, walker.walk)
+        bell = Doorbell()
+        async with open_lanes(self.location, self.lanes, bell, timeout=xs.conn.timeout) as lanes:
+            lane_walker = LaneWalker(lanes, bell, window=self.window)
+            if attempt == 1:
+                async with watched_view(xs, attempt):
+                    specials = await self._special_nodes(0)
+                    return await self._write_view(specials, quotas, rings, lane_walker.walk)
             # The streamed walk was disturbed: repair a buffered one instead (converge.py).
             async with change_feed(xs, attempt) as drain:
                 specials = await self._special_nodes(0)
                 snapshot = Snapshot()
-                repairer = Repairer(snapshot, TreeWalker(xs.conn, 0, self.window))
+                repairer = Repairer(snapshot, lane_walker)
                 await repairer.first_walk()
                 self.report.repair_rounds = await converge(
                     snapshot, repairer, drain, DEFAULT_ROUNDS
                 )
 
-            async def replay(emit: NodeCallback) -> None:
-                for node, children in snapshot.preorder():
-                    await emit(node, children)
+        async def replay(emit: NodeCallback) -> None:
+            for node, children in snapshot.preorder():
+                await emit(node, children)
 
-            return await self._write_view(specials, quotas, rings, replay)
-        view = watched_view(xs, attempt) if self.consistency == "watch" else transaction_view(xs)
-        async with view as tx_id:
-            specials = await self._special_nodes(tx_id)
-            walker = TreeWalker(xs.conn, tx_id, self.window)
-            return await self._write_view(specials, quotas, rings, walker.walk)
+        return await self._write_view(specials, quotas, rings, replay)
 
     async def _write_view(
         self,

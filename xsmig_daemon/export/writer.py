@@ -21,6 +21,8 @@ from ..image.records import End, Header, NodeData, Record, RecordType
 from .sinks import Sink
 
 FLUSH_SIZE = 256 * 1024
+#: ``type_name`` by record type, filled as types are met (it is on the per-record path).
+_TYPE_NAMES: dict[int, str] = {}
 
 
 @dataclass(slots=True)
@@ -78,7 +80,10 @@ class ImageWriter:
         if self._ended:
             raise ValueError("record after END")
         data = self._encoder.encode(record)
-        self.stats.records[type_name(record.type)] += 1
+        name = _TYPE_NAMES.get(record.type)
+        if name is None:
+            name = _TYPE_NAMES.setdefault(record.type, type_name(record.type))
+        self.stats.records[name] += 1
         self._append(data)
         self._ended = isinstance(record, End)
         if len(self._buffer) >= FLUSH_SIZE:
