@@ -41,12 +41,15 @@ class Doorbell:
 
     def __init__(self) -> None:
         self._event = trio.Event()
+        #: Rings so far: a waiter that compares it knows whether anything arrived since.
+        self.rings = 0
 
     def arm(self) -> None:
         if self._event.is_set():
             self._event = trio.Event()
 
     def ring(self) -> None:
+        self.rings += 1
         self._event.set()
 
     async def wait(self, timeout: float, what: str) -> None:

@@ -4,19 +4,23 @@ Both are async context managers that yield the transaction id every walk request
 leaving they raise ``TransactionConflictError`` / ``TreeChanged`` when the walk's view cannot be
 trusted, and the caller rewinds and retries.
 
-``transaction_view`` (default): one transaction committed with ``T``. ``OK`` proves that no
-node read changed before the commit. Exact, but Xen 4.17 pays for every read inside a
-transaction in proportion to the nodes it already touched (quadratic walks: about 5 s for 10k
-nodes, minutes for 100k).
+``transaction_view``: one transaction committed with ``T``. ``OK`` proves that no node read
+changed before the commit. Exact, but both C daemons (4.17 and 4.20) pay for every read inside
+a transaction in proportion to the nodes it already touched (quadratic walks: about 5 s for 10k
+nodes, minutes for 100k), and a transaction is one connection's, so the walk cannot be spread.
 
-``watched_view``: no transaction. A watch on ``/``, ``@introduceDomain`` and ``@releaseDomain``
-with a private token is registered first; after the walk a round trip makes sure every event of
-a change committed before it has arrived (C queues an event when the change commits, ahead of
-later replies on the same connection). If nothing but the three initial events came, nothing
-changed while the walk ran, so what it read is the state at any instant of the walk. A change
-seen mid-walk stops the walk at once; the wire source's retry then repairs a buffered walk
-instead of waiting for a quiet one (converge.py). Changes inside other clients' transactions
-fire at their commit, like any other change. Any watch event counts, spurious ones included.
+``watched_view`` (the default): no transaction. A watch on ``/``, ``@introduceDomain`` and
+``@releaseDomain`` with a private token is registered first; after the walk a round trip makes
+sure every event of a change committed before it has arrived (C queues an event when the change
+commits, ahead of later replies on the same connection). The walk itself may run on other
+connections (the lanes of lanewalk.py): every read it made was answered before the barrier was
+sent, so a change that any read could have missed committed before the barrier, and its event
+is ahead of the barrier's reply on the watching connection. If nothing but the three initial
+events came, nothing changed while the walk ran, so what it read is the state at any instant of
+the walk. A change seen mid-walk stops the walk at once; the wire source's retry then repairs a
+buffered walk instead of waiting for a quiet one (converge.py). Changes inside other clients'
+transactions fire at their commit, like any other change. Any watch event counts, spurious ones
+included.
 """
 
 from __future__ import annotations

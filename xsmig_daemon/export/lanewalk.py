@@ -43,6 +43,8 @@ DEFAULT_WINDOW = 128
 DEFAULT_BUDGET = 3072
 #: Connections a walk spreads its requests over.
 DEFAULT_LANES = 8
+#: The most connections one walk opens.
+MAX_LANES = 64
 _PART_RESTARTS = 8
 #: Distinct GET_PERMS replies remembered (nodes share few permission lists).
 _PERMS_MEMO_MAX = 4096
@@ -58,6 +60,8 @@ class _Entry:
     names: list[str] | None = None
     #: Its DIRECTORY answered ENOENT: the emitter raises ``TreeChanged`` when it gets here.
     vanished: bool = False
+    #: Its DIRECTORY answered E2BIG: the emitter reads the list with DIRECTORY_PART.
+    too_big: bool = False
     #: Children requested so far (a prefix of ``names``).
     issued: int = 0
     kids: deque[_Entry] = field(default_factory=deque)
@@ -93,6 +97,7 @@ class LaneWalker:
         self._seq = 0
         self._descend = True
         self._dirty = False
+        self._rings_seen = -1
         self._unlisted: deque[_Entry] = deque()
         self._expandable: list[tuple[tuple[int, ...], int, int, _Entry]] = []
 
@@ -118,7 +123,9 @@ class LaneWalker:
             entry = None
             self.nodes += 1
             await emit(node, names)
-            await self._advance(starved=False)
+            self._scout()
+            if self._dirty:
+                await self._flush()
 
     async def read_nodes(self, paths: list[str]) -> list[tuple[NodeData, list[str]] | None]:
         """Nodes and their child names, requested together; None for one that does not exist."""
@@ -159,10 +166,14 @@ class LaneWalker:
         while True:
             self.bell.arm()
             if entry.names is None:
-                await self._try_list(entry)
-            if entry.names is not None and lane.has(entry.rid) and lane.has(entry.rid + 1):
+                if entry.too_big:
+                    self._set_names(entry, await self._directory_in_parts(entry))
+                else:
+                    self._list(entry)
+            if entry.names is not None and lane.has(entry.rid + 1) and lane.has(entry.rid):
                 return
-            await self._advance(starved=False)
+            self._scout()
+            await self._flush()
             await self.bell.wait(lane.timeout, f"{lane.name}: {entry.path}")
 
     def _take(self, entry: _Entry) -> tuple[NodeData, list[str]]:
@@ -229,25 +240,27 @@ class LaneWalker:
                 self._expandable, ((*entry.key, entry.issued), self._seq, entry.issued, entry)
             )
 
-    async def _advance(self, *, starved: bool) -> None:
-        """Take the child lists that arrived, request what the budget allows, send it."""
+    def _scout(self) -> None:
+        """Take the child lists that arrived, queue the requests the budget allows (the
+        caller sends them)."""
         unlisted = self._unlisted
-        while unlisted:
-            entry = unlisted[0]
-            if entry.names is None and not await self._try_list(entry):
-                break
-            unlisted.popleft()
+        if self._rings_seen != self.bell.rings:
+            self._rings_seen = self.bell.rings
+            while unlisted:
+                entry = unlisted[0]
+                if entry.names is None and not self._list(entry):
+                    break
+                unlisted.popleft()
         heap = self._expandable
-        while heap and (starved or self._outstanding < self.budget):
+        while heap and self._outstanding < self.budget:
             _key, _seq, issued, entry = heapq.heappop(heap)
-            if issued != entry.issued:  # superseded by a later push
-                continue
-            self._expand(entry)
-            starved = False
-        await self._flush()
+            if issued == entry.issued:  # else superseded by a later push
+                self._expand(entry)
 
-    async def _try_list(self, entry: _Entry) -> bool:
+    def _list(self, entry: _Entry) -> bool:
         """Set ``entry.names`` from its DIRECTORY reply if it is here; True if set."""
+        if entry.too_big:
+            return False
         reply = entry.lane.take(entry.rid + 2)
         if reply is None:
             return False
@@ -255,16 +268,19 @@ class LaneWalker:
         error = payload.rstrip(b"\0") if op == Op.ERROR else None
         if error == b"ENOENT":
             entry.vanished = True
-            names = []
+            self._set_names(entry, [])
         elif error == b"E2BIG":
-            names = await self._directory_in_parts(entry)
+            entry.too_big = True
+            return False
         else:
             listing = _payload(reply, entry.path, "DIRECTORY", entry.lane)
-            names = [decode_text(raw) for raw in listing.split(b"\0") if raw]
+            self._set_names(entry, [decode_text(raw) for raw in listing.split(b"\0") if raw])
+        return True
+
+    def _set_names(self, entry: _Entry, names: list[str]) -> None:
         entry.names = names
         if names and self._descend:
             self._push(entry)
-        return True
 
     async def _directory_in_parts(self, entry: _Entry) -> list[str]:
         """A child list too big for one reply, read with DIRECTORY_PART (wire-protocol §11)."""

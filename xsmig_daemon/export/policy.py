@@ -27,6 +27,7 @@ from ..wire.introspect import SNAPSHOT
 from .consistency import Consistency
 from .imagesource import ImageSource, peek_header
 from .introspect import DEFAULT_FREEZE_DEADLINE, IntrospectSource, answers_introspect
+from .lanewalk import DEFAULT_LANES
 from .source import ExportPlan, Source
 from .wire import DEFAULT_ATTEMPTS, WireSource
 
@@ -56,7 +57,9 @@ class SourceSettings:
     freeze_deadline: float = DEFAULT_FREEZE_DEADLINE
     freeze_mode: str = SNAPSHOT
     attempts: int = DEFAULT_ATTEMPTS
-    consistency: Consistency = "transaction"
+    consistency: Consistency = "watch"
+    #: Connections a watched wire walk spreads its requests over.
+    lanes: int = DEFAULT_LANES
 
 
 async def open_source(settings: SourceSettings) -> Source:
@@ -87,6 +90,7 @@ async def open_source(settings: SourceSettings) -> Source:
         timeout=settings.timeout,
         max_attempts=settings.attempts,
         consistency=settings.consistency,
+        lanes=settings.lanes,
     )
 
 
