@@ -1,6 +1,7 @@
-"""Watch consistency under writers that never pause (the mock and the real 4.17 xenstored): no
-whole walk is quiet, yet every snapshot converges by repair rounds, within the first
-converged attempt, and holds no torn pair."""
+"""Watch consistency under writers that never pause (the mock and the real 4.17 and 4.20
+xenstored): no whole walk is quiet, yet every snapshot converges by repair rounds, within the
+first converged attempt, and holds no torn pair. The walks run on the lanes of lanewalk.py
+(several connections) while the watch and its barriers are on another."""
 
 from __future__ import annotations
 
@@ -38,12 +39,14 @@ async def never_pause(socket_path: str, pair: int, counts: list[int]) -> None:
             counts[pair] += 1
 
 
-@pytest.mark.parametrize("daemon", ["mock", "xen-4.17"])
+FIXTURES = {"mock": "mockd", "xen-4.17": "real_xenstored", "xen-4.20": "real_xenstored_420"}
+
+
+@pytest.mark.parametrize("daemon", list(FIXTURES))
 async def test_watch_snapshots_converge_while_writers_never_pause(
     request: pytest.FixtureRequest, tmp_path: Path, daemon: str
 ) -> None:
-    fixture = "mockd" if daemon == "mock" else "real_xenstored"
-    peer: MockDaemon | RealXenstored = request.getfixturevalue(fixture)
+    peer: MockDaemon | RealXenstored = request.getfixturevalue(FIXTURES[daemon])
     sock = str(peer.socket_path)
     write_many(peer.socket_path, {f"/filler/f{i // 50}/n{i}": b"x" * 20 for i in range(500)})
     write_many(peer.socket_path, {f"/pair/{p}/{s}": b"0" for p in range(WRITERS) for s in "ab"})
