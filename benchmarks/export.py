@@ -4,18 +4,23 @@ For each daemon (the real Xen 4.17 and Xen 4.20 xenstored from shared/peer*, and
 mock) and each size: a fresh daemon, 100 introduced domains, ``N`` nodes spread over
 ``/local/domain/D/data/dI/nJ`` (values of 40 bytes) written with pipelined WRITEs; then one
 ``xsmig snapshot --source wire --output FILE --json`` run as a subprocess, timed from exec
-to exit. Reported: wall time, records/s, transactions needed, image size, peak RSS of the
-exporter (``ru_maxrss`` of the child) and of the daemon (``VmHWM``).
+to exit. Reported: wall time, records/s, transactions needed, image size, the CPU seconds
+of the exporter (user + system of the child) and of the daemon during the snapshot (from
+/proc), peak RSS of the exporter (``ru_maxrss`` of the child) and of the daemon (``VmHWM``),
+and the 1-minute load average when the run ended (other work on the machine slows it).
+A table at the end puts the daemons side by side per size.
 
-A run that exceeds ``--max-seconds`` is stopped and reported as such: the real 4.17
-daemon's cost of a read inside a transaction grows with the number of nodes the transaction
-has touched already, so one transaction over 100k nodes takes minutes there.
+A run that exceeds ``--max-seconds`` is stopped and reported as such: a read inside a
+transaction costs both C daemons time in proportion to the nodes the transaction has touched
+already, so one transaction over 100k nodes takes minutes there.
 
-Both consistency methods of the wire source are measured (``--consistency``): one transaction,
-or a watch proving that nothing changed during a walk without a transaction.
+``--consistency``: ``watch`` (the default, and xsmig's: a watch proves that nothing changed
+during a walk spread over ``--connections`` connections) and/or ``transaction`` (one
+transaction on one connection).
 
 Usage: ``.venv/bin/python benchmarks/export.py [--sizes 10000,100000]
-[--daemons real-4.17,real-4.20,mock] [--consistency transaction,watch] [--max-seconds 900]``
+[--daemons real-4.17,real-4.20,mock] [--consistency watch] [--connections 8]
+[--max-seconds 900]``
 
 ``--introspect 10000,100000,1000000`` (with ``--daemons none`` to skip the wire runs) measures
 the mock's ``introspect`` source and the restore in a successor instead: a successor
@@ -72,6 +77,9 @@ class Row:
     image_bytes: int | None
     exporter_rss_mib: float | None
     daemon_rss_mib: float | None
+    exporter_cpu_s: float | None = None
+    daemon_cpu_s: float | None = None
+    load: float | None = None
     note: str = ""
 
 
@@ -129,8 +137,18 @@ def vm_hwm_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
 def snapshot_once(
-    kind: str, consistency: str, nodes: int, max_seconds: float, workdir: Path
+    kind: str, consistency: str, nodes: int, max_seconds: float, workdir: Path, *, connections: int
 ) -> Row:
     with daemon(kind) as running:
         populate(running.socket_path, nodes)
@@ -141,9 +159,10 @@ def snapshot_once(
             "xsmig_daemon",
             "snapshot",
             *("--socket", str(running.socket_path), "--source", "wire"),
-            *("--consistency", consistency),
+            *("--consistency", consistency, "--connections", str(connections)),
             *("--output", str(out), "--json", "--timeout", "60", "--force"),
         ]
+        daemon_cpu = cpu_seconds(running.pid)
         start = time.perf_counter()
         child = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
         timed_out = False
@@ -160,12 +179,15 @@ def snapshot_once(
         returncode = os.waitstatus_to_exitcode(status)
         child.returncode = returncode
         stdout = child.stdout.read() if child.stdout else ""
+        daemon_cpu = round(cpu_seconds(running.pid) - daemon_cpu, 2)
+        exporter_cpu = round(usage.ru_utime + usage.ru_stime, 2)
         daemon_rss = vm_hwm_mib(running.pid)
         exporter_rss = usage.ru_maxrss / 1024
         if timed_out or returncode != 0:
             note = f"stopped after {max_seconds:g} s" if timed_out else f"exit {returncode}"
             return Row(
-                kind, consistency, nodes, None, None, None, None, exporter_rss, daemon_rss, note
+                *(kind, consistency, nodes, None, None, None, None, exporter_rss, daemon_rss),
+                *(exporter_cpu, daemon_cpu, load_average(), note),
             )
         manifest = json.loads(stdout)
         records = sum(manifest["records"].values())
@@ -179,6 +201,9 @@ def snapshot_once(
             manifest["size"],
             round(exporter_rss, 1),
             None if daemon_rss is None else round(daemon_rss, 1),
+            exporter_cpu,
+            daemon_cpu,
+            load_average(),
         )
 
 
@@ -300,7 +325,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--daemons", default="real-4.17,real-4.20,mock")
-    parser.add_argument("--consistency", default="transaction,watch")
+    parser.add_argument("--consistency", default="watch")
+    parser.add_argument("--connections", type=int, default=8, help="snapshot --connections")
     parser.add_argument("--max-seconds", type=float, default=900.0)
     parser.add_argument("--introspect", default="", help="sizes for the introspect runs")
     parser.add_argument("--anchor", default="", help="sizes for the real 4.17 live update")
@@ -322,41 +348,56 @@ def main() -> None:
             for consistency in args.consistency.split(","):
                 for size in (int(s) for s in args.sizes.split(",")):
                     try:
-                        row = snapshot_once(kind, consistency, size, args.max_seconds, Path(tmp))
-                    except Exception as exc:
-                        row = Row(
+                        row = snapshot_once(
                             kind,
                             consistency,
                             size,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            f"failed: {exc}",
+                            args.max_seconds,
+                            Path(tmp),
+                            connections=args.connections,
+                        )
+                    except Exception as exc:
+                        row = Row(
+                            *(kind, consistency, size, None, None, None, None, None, None),
+                            note=f"failed: {exc}",
                         )
                     rows.append(row)
                     print(json.dumps(asdict(row)), flush=True)
+    print_rows(rows)
+    print_side_by_side(rows)
+
+
+def print_rows(rows: list[Row]) -> None:
     print(
         "\n| daemon | consistency | nodes | time s | records/s | attempts | image bytes "
-        "| exporter RSS MiB | daemon RSS MiB | note |"
+        "| exporter CPU s | daemon CPU s | exporter RSS MiB | daemon RSS MiB | load | note |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         cells = [
-            r.daemon,
-            r.consistency,
-            r.nodes,
-            r.seconds,
-            r.records_per_s,
-            r.attempts,
-            r.image_bytes,
-            r.exporter_rss_mib,
-            r.daemon_rss_mib,
-            r.note,
+            *(r.daemon, r.consistency, r.nodes, r.seconds, r.records_per_s, r.attempts),
+            *(r.image_bytes, r.exporter_cpu_s, r.daemon_cpu_s, r.exporter_rss_mib),
+            *(r.daemon_rss_mib, r.load, r.note),
         ]
         print("| " + " | ".join("-" if c is None else str(c) for c in cells) + " |")
+
+
+def print_side_by_side(rows: list[Row]) -> None:
+    """Seconds per (consistency, size), one column per daemon."""
+    daemons = list(dict.fromkeys(r.daemon for r in rows))
+    if not daemons:
+        return
+    print("\n| consistency | nodes | " + " | ".join(f"{d} s" for d in daemons) + " |")
+    print("|---|---:|" + "---:|" * len(daemons))
+    for consistency, size in dict.fromkeys((r.consistency, r.nodes) for r in rows):
+        cells = []
+        for name in daemons:
+            found = [
+                r for r in rows if (r.daemon, r.consistency, r.nodes) == (name, consistency, size)
+            ]
+            seconds = found[0].seconds if found else None
+            cells.append("-" if seconds is None else str(seconds))
+        print(f"| {consistency} | {size} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

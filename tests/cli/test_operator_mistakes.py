@@ -64,6 +64,14 @@ CASES: dict[str, Case] = {
     "snapshot --attempts -1": Case(
         ["snapshot", "--output", "{d}/o.img", "--attempts", "-1"], 2, "--attempts", ["o.img"]
     ),
+    "snapshot --connections 0": Case(
+        ["snapshot", "--output", "{d}/o.img", "--connections", "0"], 2,
+        "--connections: 0 is out of range", ["o.img"],
+    ),
+    "snapshot --connections 65": Case(
+        ["snapshot", "--output", "{d}/o.img", "--connections", "65"], 2,
+        "--connections: 65 is out of range", ["o.img"],
+    ),
     "snapshot --dom0-evtchn -1": Case(
         ["snapshot", "--output", "{d}/o.img", "--dom0-evtchn", "-1"], 2, "--dom0-evtchn"
     ),

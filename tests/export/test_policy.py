@@ -80,6 +80,12 @@ async def test_source_choice(tmp_path: Path) -> None:
     wire = await open_source(SourceSettings("wire", "/s", attempts=2, consistency="watch"))
     assert isinstance(wire, WireSource)
     assert (wire.max_attempts, wire.consistency) == (2, "watch")
+    # The default for a snapshot or the service: the watch, spread over 8 connections.
+    default = await open_source(SourceSettings("wire", "/s"))
+    assert isinstance(default, WireSource)
+    assert (default.consistency, default.lanes) == ("watch", 8)
+    one = await open_source(SourceSettings("wire", "/s", consistency="transaction", lanes=3))
+    assert isinstance(one, WireSource) and (one.consistency, one.lanes) == ("transaction", 3)
     with pytest.raises(PolicyError, match="needs an image file"):
         await open_source(SourceSettings("image", "/s"))
     with pytest.raises(PolicyError, match="only read by the image source"):

@@ -5,6 +5,9 @@ snapshot taken either way is the same stream for the same settings:
 
 * source ``auto``: the image if one is given, else ``introspect`` when the daemon answers
   the introspection probe (the xsmig mock), else ``wire`` (any xenstored);
+* wire consistency: ``watch`` over ``lanes`` connections unless asked otherwise (a
+  transaction is quadratic inside both C daemons); ``WireSource`` itself, as the migration
+  uses it for one domain's small stream, keeps one transaction;
 * stream version: the one asked for; else the input image's (image source) if the target
   loads it, else the highest the target loads (``profiles.default_version``): a default
   ``spec`` snapshot is the full-fidelity version 2, a real xenstored's version 1; little

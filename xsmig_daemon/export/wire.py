@@ -95,7 +95,7 @@ class WireSource:
         timeout: float = 10.0,
         max_attempts: int = DEFAULT_ATTEMPTS,
         window: int = DEFAULT_WINDOW,
-        consistency: Consistency = "watch",
+        consistency: Consistency = "transaction",
         lanes: int = DEFAULT_LANES,
     ) -> None:
         self.consistency = consistency
