@@ -4,6 +4,7 @@ node; ``read_nodes``; the budget bounds what is in flight."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,25 +12,25 @@ import pytest
 import trio
 from faketree import FakeTree, sample_tree
 
-from xsmig_daemon.client.bulk import Doorbell, Lane
+from xsmig_daemon.client.bulk import Lane
 from xsmig_daemon.export.lanewalk import LaneWalker
 from xsmig_daemon.export.walk import TreeChanged
 from xsmig_daemon.image.records import NodeData
 
 
 @asynccontextmanager
-async def lanes_against(trees: list[FakeTree]) -> AsyncIterator[tuple[list[Lane], Doorbell]]:
-    bell = Doorbell()
+async def lanes_against(trees: list[FakeTree]) -> AsyncIterator[list[Lane]]:
     async with trio.open_nursery() as nursery:
         lanes = []
         for index, tree in enumerate(trees):
-            left, right = trio.socket.socketpair()
-            nursery.start_soon(tree.serve, trio.SocketStream(right))
-            lane = Lane(trio.SocketStream(left), bell, name=f"fake {index}", timeout=5)
-            nursery.start_soon(lane._read_loop)
-            lanes.append(lane)
-        yield lanes, bell
+            left, right = socket.socketpair()
+            served = trio.SocketStream(trio.socket.from_stdlib_socket(right))
+            nursery.start_soon(tree.serve, served)
+            lanes.append(Lane(left, name=f"fake {index}", timeout=5))
+        yield lanes
         nursery.cancel_scope.cancel()
+        for lane in lanes:
+            lane.sock.close()
 
 
 def fakes(children: dict[str, list[str]], count: int) -> list[FakeTree]:
@@ -41,8 +42,8 @@ async def lane_walk(
 ) -> list[NodeData]:
     nodes: list[NodeData] = []
     changed: TreeChanged | None = None
-    async with lanes_against(trees) as (lanes, bell):
-        walker = LaneWalker(lanes, bell, 7, window=window, budget=budget)
+    async with lanes_against(trees) as lanes:
+        walker = LaneWalker(lanes, 7, window=window, budget=budget)
 
         async def emit(node: NodeData, _children: list[str]) -> None:
             nodes.append(node)
@@ -142,8 +143,8 @@ async def test_vanished_node_means_the_tree_changed() -> None:
 async def test_read_nodes_reads_each_path_alone_and_none_for_a_missing_one() -> None:
     children = sample_tree(3)
     found: list[tuple[NodeData, list[str]] | None] = []
-    async with lanes_against(fakes(children, 2)) as (lanes, bell):
-        walker = LaneWalker(lanes, bell)
+    async with lanes_against(fakes(children, 2)) as lanes:
+        walker = LaneWalker(lanes)
         found = await walker.read_nodes(["/wide", "/missing", "/a/c"])
     assert found[1] is None
     assert found[0] is not None and found[2] is not None

@@ -1,29 +1,31 @@
-"""Bulk pipelining over several connections: many requests per send, many replies per wake.
+"""Bulk pipelining over several connections: many requests per send, many replies per read.
 
 ``Connection`` (connection.py) costs a handle, an event and a task switch per reply; a walk
 of 100,000 nodes sends 300,000 requests, so the exporter's walk uses this leaner form
-instead. A ``Lane`` is one connection: ``queue`` encodes a request into an outgoing buffer
-and returns its req_id, ``flush`` sends everything queued in one write, a reader task files
-each reply under its req_id, and ``take(req_id)`` hands it over (``None``: not here yet).
-All lanes of a walk share one ``Doorbell``: a reader rings it after filing a receive's
-replies, so the walk sleeps in one place whichever lane answers.
+instead. A ``Lane`` is one connection on a plain non-blocking socket, driven by its one user
+(no reader task): ``queue`` encodes a request into an outgoing buffer and returns its req_id,
+``send_lanes`` sends what every lane queued, ``pump`` reads whatever has arrived without
+waiting and files each reply under its req_id, ``take(req_id)`` hands a reply over (``None``:
+not here yet) and ``wait_readable`` sleeps until the lane's socket has bytes. So the walk reads
+only when it needs a reply, and then finds many: no wake-up per reply or per receive.
 
 Why several connections: C xenstored serves at most one request per connection per round
-of its poll loop, and each round also scans every domain connection (see docs/export.md,
-"Wire speed"); requests spread over N lanes get N served per round.
+of its poll loop, and each round also scans every domain connection (docs/export.md, "Wire
+speed"); requests spread over N lanes get N served per round.
 
 Every wait is bounded by ``timeout``; a lane whose daemon went away or sent garbage fails
-every later ``take`` with the one-line ``ClientError`` that ended it.
+every later call with the one-line ``ClientError`` that ended it.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import trio
 
-from ..wire.batch import Reply, ReplySplitter, node_messages, path_message
+from ..wire.batch import ReplySplitter, node_messages, path_message
 from ..wire.framing import ProtocolError
 from ..wire.ops import Op
 from .connection import DEFAULT_TIMEOUT, connect_unix_stream
@@ -32,47 +34,21 @@ from .errors import ClientError, ClientProtocolError, ClientTimeoutError, Daemon
 _RECEIVE_SIZE = 1 << 18
 _REQ_ID_LIMIT = 1 << 32
 
-
-class Doorbell:
-    """One wake-up shared by the readers of several lanes.
-
-    ``arm()`` before checking for replies, then ``wait()``: a ring after ``arm`` ends the
-    wait, so no reply that arrives between the check and the wait is missed."""
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-        #: Rings so far: a waiter that compares it knows whether anything arrived since.
-        self.rings = 0
-
-    def arm(self) -> None:
-        if self._event.is_set():
-            self._event = trio.Event()
-
-    def ring(self) -> None:
-        self.rings += 1
-        self._event.set()
-
-    async def wait(self, timeout: float, what: str) -> None:
-        try:
-            with trio.fail_after(timeout):
-                await self._event.wait()
-        except trio.TooSlowError:
-            raise ClientTimeoutError(f"{what}: no reply within {timeout:g} s") from None
+Reply = tuple[int, bytes]
 
 
 class Lane:
     """One connection of a bulk walk; see the module doc."""
 
-    def __init__(
-        self, stream: trio.abc.Stream, bell: Doorbell, *, name: str, timeout: float
-    ) -> None:
+    def __init__(self, sock: socket.socket, *, name: str, timeout: float) -> None:
+        sock.setblocking(False)
         self.name = name
         self.timeout = timeout
-        self._stream = stream
-        self._bell = bell
+        self.sock = sock
         self._splitter = ReplySplitter()
-        self._replies: dict[int, tuple[int, bytes]] = {}
+        self._replies: dict[int, Reply] = {}
         self._outgoing: list[bytes] = []
+        self._unsent = memoryview(b"")
         self._next_id = 1
         self._awaited = 0
         self._failure: ClientError | None = None
@@ -101,25 +77,58 @@ class Lane:
         self._awaited += 3
         return req_id
 
-    async def flush(self) -> None:
-        if not self._outgoing:
-            return
+    def send_some(self) -> bool:
+        """Send what the socket takes now; True once nothing queued is left."""
         self._check()
-        data = b"".join(self._outgoing)
-        self._outgoing.clear()
+        if self._outgoing:
+            self._unsent = memoryview(bytes(self._unsent) + b"".join(self._outgoing))
+            self._outgoing.clear()
+        while self._unsent:
+            try:
+                sent = self.sock.send(self._unsent)
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                raise self._fail(
+                    DaemonGoneError(f"{self.name}: daemon went away while sending ({exc})")
+                ) from None
+            self._unsent = self._unsent[sent:]
+        return True
+
+    def pump(self) -> int:
+        """Read and file every reply that has arrived, without waiting; returns how many."""
+        self._check()
+        filed = 0
+        while True:
+            try:
+                chunk = self.sock.recv(_RECEIVE_SIZE)
+            except BlockingIOError:
+                return filed
+            except OSError as exc:
+                gone = DaemonGoneError(f"{self.name}: connection reset ({exc})")
+                raise self._fail(gone) from None
+            if not chunk:
+                raise self._fail(
+                    DaemonGoneError(
+                        f"{self.name}: daemon closed the connection with {self._awaited} "
+                        "request(s) in flight"
+                    )
+                )
+            filed += self._file(chunk)
+            if len(chunk) < _RECEIVE_SIZE:
+                return filed  # drained: spare the syscall that would say so
+
+    async def wait_readable(self, what: str) -> None:
+        """Sleep until the socket has bytes (or the timeout: ``ClientTimeoutError``)."""
         try:
             with trio.fail_after(self.timeout):
-                await self._stream.send_all(data)
+                await trio.lowlevel.wait_readable(self.sock)
         except trio.TooSlowError:
             raise self._fail(
-                ClientTimeoutError(f"{self.name}: could not send within {self.timeout:g} s")
-            ) from None
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise self._fail(
-                DaemonGoneError(f"{self.name}: daemon went away while sending ({exc})")
+                ClientTimeoutError(f"{self.name}: no reply to {what} within {self.timeout:g} s")
             ) from None
 
-    def take(self, req_id: int) -> tuple[int, bytes] | None:
+    def take(self, req_id: int) -> Reply | None:
         """The reply ``(op, payload)`` to ``req_id``, removed; ``None`` if not here yet."""
         reply = self._replies.pop(req_id, None)
         if reply is None:
@@ -127,6 +136,15 @@ class Lane:
         else:
             self._awaited -= 1
         return reply
+
+    def take_pair(self, req_id: int) -> tuple[Reply, Reply] | None:
+        """The replies to ``req_id`` and ``req_id + 1``, removed, once both are here."""
+        replies = self._replies
+        if req_id in replies and req_id + 1 in replies:
+            self._awaited -= 2
+            return replies.pop(req_id), replies.pop(req_id + 1)
+        self._check()
+        return None
 
     def has(self, req_id: int) -> bool:
         return req_id in self._replies
@@ -138,71 +156,74 @@ class Lane:
     def _fail(self, error: ClientError) -> ClientError:
         if self._failure is None:
             self._failure = error
-        self._bell.ring()
         return self._failure
 
-    def _file(self, replies: list[Reply]) -> None:
+    def _file(self, chunk: bytes) -> int:
+        try:
+            replies = self._splitter.feed(chunk)
+        except ProtocolError as exc:
+            raise self._fail(ClientProtocolError(f"{self.name}: {exc}")) from None
         store = self._replies
         for op, req_id, payload in replies:
             if op == Op.WATCH_EVENT:
-                raise ClientProtocolError(f"{self.name}: a watch event on a walk connection")
-            store[req_id] = (op, payload)
-
-    async def _read_loop(self) -> None:
-        while True:
-            try:
-                chunk = await self._stream.receive_some(_RECEIVE_SIZE)
-            except (trio.BrokenResourceError, OSError) as exc:
-                self._fail(DaemonGoneError(f"{self.name}: connection reset ({exc})"))
-                return
-            except trio.ClosedResourceError:
-                return
-            if not chunk:
-                self._fail(
-                    DaemonGoneError(
-                        f"{self.name}: daemon closed the connection with {self._awaited} "
-                        "request(s) in flight"
-                    )
+                raise self._fail(
+                    ClientProtocolError(f"{self.name}: a watch event on a walk connection")
                 )
-                return
-            try:
-                self._file(self._splitter.feed(chunk))
-            except ProtocolError as exc:
-                self._fail(ClientProtocolError(f"{self.name}: {exc}"))
-                return
-            except ClientProtocolError as exc:
-                self._fail(exc)
-                return
-            self._bell.ring()
+            store[req_id] = (op, payload)
+        return len(replies)
+
+
+async def send_lanes(lanes: list[Lane]) -> None:
+    """Send what every lane queued. A lane whose socket is full waits until it drains, and
+    meanwhile every lane is read: a daemon that bounds its output (the mock, like C for
+    rings) stops reading a client that does not read its replies."""
+    blocked = [lane for lane in lanes if not lane.send_some()]
+    if not blocked:
+        return
+    timeout = blocked[0].timeout
+    try:
+        with trio.fail_after(timeout):
+            while blocked:
+                for lane in lanes:
+                    lane.pump()
+                await _any_ready(blocked, lanes)
+                blocked = [lane for lane in blocked if not lane.send_some()]
+    except trio.TooSlowError:
+        raise ClientTimeoutError(
+            f"{blocked[0].name}: could not send within {timeout:g} s"
+        ) from None
+
+
+async def _any_ready(writers: list[Lane], readers: list[Lane]) -> None:
+    """Until one of ``writers`` can take bytes or one of ``readers`` has some."""
+    async with trio.open_nursery() as nursery:
+
+        async def writable(sock: socket.socket) -> None:
+            await trio.lowlevel.wait_writable(sock)
+            nursery.cancel_scope.cancel()
+
+        async def readable(sock: socket.socket) -> None:
+            await trio.lowlevel.wait_readable(sock)
+            nursery.cancel_scope.cancel()
+
+        for lane in writers:
+            nursery.start_soon(writable, lane.sock)
+        for lane in readers:
+            nursery.start_soon(readable, lane.sock)
 
 
 @asynccontextmanager
 async def open_lanes(
-    path: str, count: int, bell: Doorbell, *, timeout: float = DEFAULT_TIMEOUT
+    path: str, count: int, *, timeout: float = DEFAULT_TIMEOUT
 ) -> AsyncIterator[list[Lane]]:
-    """``count`` connections to the daemon at ``path``, their readers running; closed (and
-    the readers stopped) when the block ends."""
-    async with AsyncExitStack() as stack:
-        lanes = []
+    """``count`` connections to the daemon at ``path``; closed when the block ends."""
+    lanes: list[Lane] = []
+    try:
         for index in range(max(1, count)):
             stream = await connect_unix_stream(path, timeout)
-            stack.push_async_callback(_close, stream)
-            lanes.append(Lane(stream, bell, name=f"{path} (lane {index + 1})", timeout=timeout))
-        nursery = await stack.enter_async_context(trio.open_nursery())
+            sock = socket.socket(fileno=stream.socket.detach())
+            lanes.append(Lane(sock, name=f"{path} (lane {index + 1})", timeout=timeout))
+        yield lanes
+    finally:
         for lane in lanes:
-            nursery.start_soon(lane._read_loop)
-        body_error: BaseException | None = None
-        try:
-            yield lanes
-        except BaseException as exc:
-            # Re-raised after the nursery, so callers see it, not a group around it.
-            body_error = exc
-        finally:
-            nursery.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error
-
-
-async def _close(stream: trio.abc.Stream) -> None:
-    with trio.CancelScope(shield=True):
-        await stream.aclose()
+            lane.sock.close()

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..client import XenstoreError
-from ..client.bulk import Doorbell, Lane
+from ..client.bulk import Lane, send_lanes
 from ..client.xenstore import parse_directory_part
 from ..image.records import TEXT_ENCODING, TEXT_ERRORS, NodeData, Permission, decode_text
 from ..wire.ops import Op
@@ -64,7 +64,8 @@ class _Entry:
     too_big: bool = False
     #: Children requested so far (a prefix of ``names``).
     issued: int = 0
-    kids: deque[_Entry] = field(default_factory=deque)
+    #: Children requested and not yet emitted (None until the first is requested).
+    kids: deque[_Entry] | None = None
 
 
 class LaneWalker:
@@ -73,7 +74,6 @@ class LaneWalker:
     def __init__(
         self,
         lanes: list[Lane],
-        bell: Doorbell,
         tx_id: int = 0,
         *,
         window: int = DEFAULT_WINDOW,
@@ -82,10 +82,11 @@ class LaneWalker:
         if not lanes:
             raise ValueError("a lane walk needs at least one lane")
         self.lanes = lanes
-        self.bell = bell
         self.tx_id = tx_id
         self.window = max(1, window)
         self.budget = max(self.window, budget)
+        #: The scout waits until this many requested nodes were emitted, then refills.
+        self._refill = max(1, self.budget // 4)
         self.requests = 0
         self.nodes = 0
         self._perms_memo: dict[bytes, tuple[Permission, ...]] = {}
@@ -97,7 +98,8 @@ class LaneWalker:
         self._seq = 0
         self._descend = True
         self._dirty = False
-        self._rings_seen = -1
+        #: Replies filed since the scout last looked for child lists.
+        self._arrived = 0
         self._unlisted: deque[_Entry] = deque()
         self._expandable: list[tuple[tuple[int, ...], int, int, _Entry]] = []
 
@@ -113,18 +115,25 @@ class LaneWalker:
         entry: _Entry | None = first
         while True:
             if entry is None:
-                entry = await self._next(stack)
+                entry = self._next(stack)
                 if entry is None:
                     return
-            await self._wait_ready(entry)
-            node, names = self._take(entry)
+            taken = self._take(entry)
+            if taken is None:
+                await self._wait_ready(entry)
+                continue
+            node, names = taken
             if names:
                 stack.append(entry)
             entry = None
             self.nodes += 1
             await emit(node, names)
-            self._scout()
-            if self._dirty:
+            if self._outstanding <= self.budget - self._refill and (
+                self._expandable or self._unlisted
+            ):
+                # Time to refill: read what arrived (child lists), request, send.
+                self._pump()
+                self._scout()
                 await self._flush()
 
     async def read_nodes(self, paths: list[str]) -> list[tuple[NodeData, list[str]] | None]:
@@ -136,8 +145,11 @@ class LaneWalker:
         found: list[tuple[NodeData, list[str]] | None] = []
         for entry in entries:
             try:
-                await self._wait_ready(entry)
-                found.append(self._take(entry))
+                taken = self._take(entry)
+                while taken is None:
+                    await self._wait_ready(entry)
+                    taken = self._take(entry)
+                found.append(taken)
                 self.nodes += 1
             except TreeChanged:
                 found.append(None)
@@ -145,7 +157,7 @@ class LaneWalker:
 
     # ------------------------------------------------------------ the emitter
 
-    async def _next(self, stack: list[_Entry]) -> _Entry | None:
+    def _next(self, stack: list[_Entry]) -> _Entry | None:
         """The next entry in pre-order after the one just emitted; None at the end."""
         while stack:
             top = stack[-1]
@@ -154,55 +166,76 @@ class LaneWalker:
             assert top.names is not None
             if top.issued < len(top.names):
                 # Starved: the next node was never requested (budget, or its parent's list
-                # came late). Request it now.
+                # came late). Request it now (sent before the emitter waits for it).
                 self._expand(top)
-                await self._flush()
                 continue
             stack.pop()
         return None
 
     async def _wait_ready(self, entry: _Entry) -> None:
-        lane = entry.lane
+        """Until ``_take`` can take ``entry`` (or it vanished): meanwhile the scout goes on."""
+        lane, rid = entry.lane, entry.rid
         while True:
-            self.bell.arm()
             if entry.names is None:
                 if entry.too_big:
                     self._set_names(entry, await self._directory_in_parts(entry))
                 else:
                     self._list(entry)
-            if entry.names is not None and lane.has(entry.rid + 1) and lane.has(entry.rid):
+            if entry.vanished:
                 return
+            if entry.names is None:
+                missing = rid + 2
+            elif not lane.has(rid):
+                missing = rid
+            elif not lane.has(rid + 1):
+                missing = rid + 1
+            else:
+                return
+            self._pump()
+            if lane.has(missing):
+                continue
             self._scout()
             await self._flush()
-            await self.bell.wait(lane.timeout, f"{lane.name}: {entry.path}")
+            await lane.wait_readable(f"{entry.path}")
+            self._arrived += lane.pump()
 
-    def _take(self, entry: _Entry) -> tuple[NodeData, list[str]]:
+    def _take(self, entry: _Entry) -> tuple[NodeData, list[str]] | None:
+        """The node and its child names if all three replies are here (else None)."""
+        names = entry.names
+        if names is None and not self._list(entry):
+            return None
         lane, path = entry.lane, entry.path
-        perms_reply = lane.take(entry.rid)
-        value_reply = lane.take(entry.rid + 1)
-        assert perms_reply is not None and value_reply is not None and entry.names is not None
-        self._outstanding -= 1
         if entry.vanished:
+            self._outstanding -= 1
             raise TreeChanged(f"{path} vanished during the walk")
-        perms = self._perms(_payload(perms_reply, path, "GET_PERMS", lane), path, lane)
-        value = _payload(value_reply, path, "READ", lane)
+        replies = lane.take_pair(entry.rid)
+        if replies is None:
+            return None
+        self._outstanding -= 1
+        (perms_op, perms_payload), (value_op, value) = replies
+        if perms_op == Op.ERROR:
+            _payload(replies[0], path, "GET_PERMS", lane)
+        if value_op == Op.ERROR:
+            _payload(replies[1], path, "READ", lane)
+        perms = self._perms_memo.get(perms_payload) or self._perms(perms_payload, path, lane)
+        assert entry.names is not None
         return NodeData(path, value, perms), entry.names
 
     def _perms(self, payload: bytes, path: str, lane: Lane) -> tuple[Permission, ...]:
-        perms = self._perms_memo.get(payload)
-        if perms is None:
-            items = payload.split(b"\0")
-            if items and not items[-1]:
-                items.pop()
-            if not items:
-                raise SourceError(f"{lane.name}: GET_PERMS {path} returned no permissions")
-            try:
-                perms = tuple(Permission.parse(decode_text(item)) for item in items)
-            except ValueError as exc:
-                raise SourceError(f"{lane.name}: GET_PERMS {path}: {exc}") from None
-            if len(self._perms_memo) >= _PERMS_MEMO_MAX:
-                self._perms_memo.clear()
-            self._perms_memo[payload] = perms
+        """A GET_PERMS reply parsed, and remembered: nodes share few permission lists (and
+        the encoder caches a shared tuple's bytes)."""
+        items = payload.split(b"\0")
+        if items and not items[-1]:
+            items.pop()
+        if not items:
+            raise SourceError(f"{lane.name}: GET_PERMS {path} returned no permissions")
+        try:
+            perms = tuple(Permission.parse(decode_text(item)) for item in items)
+        except ValueError as exc:
+            raise SourceError(f"{lane.name}: GET_PERMS {path}: {exc}") from None
+        if len(self._perms_memo) >= _PERMS_MEMO_MAX:
+            self._perms_memo.clear()
+        self._perms_memo[payload] = perms
         return perms
 
     # ------------------------------------------------------------ the scout
@@ -217,6 +250,8 @@ class LaneWalker:
         self._dirty = True
         entry = _Entry(path, key, lane, rid)
         if parent is not None:
+            if parent.kids is None:
+                parent.kids = deque()
             parent.kids.append(entry)
         self._unlisted.append(entry)
         return entry
@@ -244,14 +279,16 @@ class LaneWalker:
         """Take the child lists that arrived, queue the requests the budget allows (the
         caller sends them)."""
         unlisted = self._unlisted
-        if self._rings_seen != self.bell.rings:
-            self._rings_seen = self.bell.rings
+        if self._arrived:
+            self._arrived = 0
             while unlisted:
                 entry = unlisted[0]
                 if entry.names is None and not self._list(entry):
                     break
                 unlisted.popleft()
         heap = self._expandable
+        if heap and self._outstanding > self.budget - self._refill:
+            return  # refill in batches: fewer, bigger sends
         while heap and self._outstanding < self.budget:
             _key, _seq, issued, entry = heapq.heappop(heap)
             if issued == entry.issued:  # else superseded by a later push
@@ -293,7 +330,7 @@ class LaneWalker:
             while True:
                 rid = lane.queue(Op.DIRECTORY_PART, raw_path + b"\0%d\0" % offset, self.tx_id)
                 self.requests += 1
-                await lane.flush()
+                await send_lanes([lane])
                 reply = await self._reply(lane, rid, path)
                 payload = _payload(reply, path, "DIRECTORY_PART", lane)
                 gen, chunk, complete = parse_directory_part(payload)
@@ -313,17 +350,21 @@ class LaneWalker:
 
     async def _reply(self, lane: Lane, rid: int, path: str) -> tuple[int, bytes]:
         while True:
-            self.bell.arm()
             reply = lane.take(rid)
             if reply is not None:
                 return reply
-            await self.bell.wait(lane.timeout, f"{lane.name}: {path}")
+            await lane.wait_readable(path)
+            self._arrived += lane.pump()
+
+    def _pump(self) -> None:
+        """Read every lane without waiting."""
+        for lane in self.lanes:
+            self._arrived += lane.pump()
 
     async def _flush(self) -> None:
         if self._dirty:
             self._dirty = False
-            for lane in self.lanes:
-                await lane.flush()
+            await send_lanes(self.lanes)
 
 
 def _payload(reply: tuple[int, bytes], path: str, what: str, lane: Lane) -> bytes:

@@ -28,7 +28,7 @@ from ..client import (
     retry_backoff,
     strings_payload,
 )
-from ..client.bulk import Doorbell, open_lanes
+from ..client.bulk import open_lanes
 from ..client.xenstore import parse_bool, parse_int
 from ..image.records import (
     DOMID_FIRST_RESERVED,
@@ -297,9 +297,8 @@ class _WireExport:
                 specials = await self._special_nodes(tx_id)
                 walker = TreeWalker(xs.conn, tx_id, self.window)
                 return await self._write_view(specials, quotas, rings, walker.walk)
-        bell = Doorbell()
-        async with open_lanes(self.location, self.lanes, bell, timeout=xs.conn.timeout) as lanes:
-            lane_walker = LaneWalker(lanes, bell, window=self.window)
+        async with open_lanes(self.location, self.lanes, timeout=xs.conn.timeout) as lanes:
+            lane_walker = LaneWalker(lanes, window=self.window)
             if attempt == 1:
                 async with watched_view(xs, attempt):
                     specials = await self._special_nodes(0)
