@@ -12,10 +12,12 @@ import pytest
 import trio
 from faketree import FakeTree, sample_tree
 
-from xsmig_daemon.client.bulk import Lane
+from xsmig_daemon.client.bulk import Lane, send_lanes
 from xsmig_daemon.export.lanewalk import LaneWalker
 from xsmig_daemon.export.walk import TreeChanged
 from xsmig_daemon.image.records import NodeData
+from xsmig_daemon.wire.framing import encode_message
+from xsmig_daemon.wire.ops import Op
 
 
 @asynccontextmanager
@@ -151,3 +153,36 @@ async def test_read_nodes_reads_each_path_alone_and_none_for_a_missing_one() -> 
     assert (found[0][0].path, found[0][1]) == ("/wide", [f"child-{i:04d}" for i in range(3)])
     assert (found[2][0].path, found[2][1]) == ("/a/c", [])
     assert walker.nodes == 2
+
+
+async def test_a_full_socket_is_sent_while_every_lane_is_read() -> None:
+    """A daemon that bounds its output stops reading a client that does not read: here the
+    peer first sends all its replies and only then reads the requests. ``send_lanes`` must
+    keep reading while its socket is full, or both sides would wait for ever."""
+    count = 20_000
+    left, right = socket.socketpair()
+    lane = Lane(left, name="full", timeout=10)
+    for index in range(count):
+        lane.queue(Op.READ, f"/request/{index:06d}".encode() + b"\0")
+    replies = b"".join(
+        encode_message(Op.READ, req_id, 0, b"x" * 100) for req_id in range(1, count + 1)
+    )
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(right))
+    received = 0
+
+    async def bounded_peer() -> None:
+        nonlocal received
+        await peer.send_all(replies)
+        while chunk := await peer.receive_some(1 << 16):
+            received += len(chunk)
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(bounded_peer)
+            await send_lanes([lane])
+            lane.sock.shutdown(socket.SHUT_WR)
+            while lane.in_flight and lane.take(count) is None:
+                await lane.wait_readable("the last reply")
+                lane.pump()
+    assert received == count * (16 + len("/request/000000") + 1)
+    lane.sock.close()
