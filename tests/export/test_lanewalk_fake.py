@@ -186,3 +186,29 @@ async def test_a_full_socket_is_sent_while_every_lane_is_read() -> None:
                 lane.pump()
     assert received == count * (16 + len("/request/000000") + 1)
     lane.sock.close()
+
+
+async def test_a_walk_after_a_stopped_one_drops_the_stale_replies() -> None:
+    """A walk stopped by a vanished node leaves replies on the way; the next walk on the same
+    lanes (a repair round) drops them instead of keeping them for ever."""
+    children = sample_tree(300)
+    children["/a"] = ["b", "gone"]
+    async with lanes_against(fakes(children, 3)) as lanes:
+        walker = LaneWalker(lanes, window=64)
+
+        async def ignore(_node: NodeData, _names: list[str]) -> None:
+            await trio.lowlevel.checkpoint()
+
+        with pytest.raises(TreeChanged):
+            await walker.walk(ignore)
+        found = await walker.read_nodes(["/z"])
+        for lane in lanes:
+            # A last round trip: every earlier reply on this lane has arrived before its own.
+            last = lane.queue(Op.READ, b"/z\0")
+            await send_lanes([lane])
+            while not lane.has(last):
+                await lane.wait_readable("the last reply")
+                lane.pump()
+            lane.take(last)
+    assert found[0] is not None and found[0][0].path == "/z"
+    assert all(not lane._replies and lane.in_flight == 0 for lane in lanes)

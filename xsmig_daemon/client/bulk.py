@@ -50,6 +50,8 @@ class Lane:
         self._outgoing: list[bytes] = []
         self._unsent = memoryview(b"")
         self._next_id = 1
+        #: Replies to requests below this req_id were given up (``forget``): dropped.
+        self._floor = 0
         self._awaited = 0
         self._failure: ClientError | None = None
 
@@ -61,7 +63,10 @@ class Lane:
     def queue(self, op: Op, path_arg: bytes, tx_id: int = 0) -> int:
         """Queue one request (payload ``path_arg``); returns its req_id."""
         req_id = self._next_id
-        self._next_id = req_id + 1 if req_id + 1 < _REQ_ID_LIMIT else 1
+        if req_id + 1 >= _REQ_ID_LIMIT:
+            self._next_id, self._floor = 1, 0
+        else:
+            self._next_id = req_id + 1
         self._outgoing.append(path_message(op, req_id, tx_id, path_arg))
         self._awaited += 1
         return req_id
@@ -71,7 +76,7 @@ class Lane:
         consecutive req_ids; returns the first."""
         req_id = self._next_id
         if req_id + 3 >= _REQ_ID_LIMIT:
-            req_id = 1
+            req_id, self._floor = 1, 0
         self._next_id = req_id + 3
         self._outgoing.append(node_messages(req_id, tx_id, path_arg))
         self._awaited += 3
@@ -149,6 +154,12 @@ class Lane:
     def has(self, req_id: int) -> bool:
         return req_id in self._replies
 
+    def forget(self) -> None:
+        """Give up every reply not taken yet, arrived or to come (an abandoned walk's)."""
+        self._replies.clear()
+        self._floor = self._next_id
+        self._awaited = 0
+
     def _check(self) -> None:
         if self._failure is not None:
             raise self._failure
@@ -163,13 +174,14 @@ class Lane:
             replies = self._splitter.feed(chunk)
         except ProtocolError as exc:
             raise self._fail(ClientProtocolError(f"{self.name}: {exc}")) from None
-        store = self._replies
+        store, floor = self._replies, self._floor
         for op, req_id, payload in replies:
             if op == Op.WATCH_EVENT:
                 raise self._fail(
                     ClientProtocolError(f"{self.name}: a watch event on a walk connection")
                 )
-            store[req_id] = (op, payload)
+            if req_id >= floor:
+                store[req_id] = (op, payload)
         return len(replies)
 
 

@@ -93,6 +93,9 @@ class LaneWalker:
         self._reset()
 
     def _reset(self) -> None:
+        # An earlier walk may have stopped (TreeChanged) with replies still to come.
+        for lane in self.lanes:
+            lane.forget()
         self._deal = 0
         self._outstanding = 0
         self._seq = 0
