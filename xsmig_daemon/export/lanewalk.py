@@ -14,9 +14,14 @@ same tree of entries:
   ``emit``; it needs nothing else, so it never waits for the scout except when the next node
   has not been requested at all (then the scout requests it at once, over budget).
 
+The walk drives its lanes itself, without reader tasks: it reads every lane without waiting
+when the next node's replies are not there yet (and sleeps on that one lane if they still
+are not) and when the scout refills, which it does in batches of a quarter of the budget so
+that sends are few and large.
+
 Memory: entries requested but not yet emitted are at most ``budget`` (plus one ``window`` per
 tree level when the emitter is starved), whatever the size of the store; an emitted entry is
-forgotten once its subtree is done. The heap holds one entry per level being expanded.
+forgotten once its subtree is done; the heap holds only entries with children left to request.
 
 A node that vanished (ENOENT) means the tree changed under the walk: ``TreeChanged`` when the
 emitter reaches it, as in walk.py; a child list too big for one reply (E2BIG) is read with
