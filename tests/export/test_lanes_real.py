@@ -58,7 +58,7 @@ def populate(socket_path: Path) -> None:
 
 
 def take(daemon: RunningDaemon, out: Path, *args: str) -> bytes:
-    run = snapshot(daemon.socket_path, "--output", str(out), "--json", *args)
+    run = snapshot(daemon.socket_path, "--source", "wire", "--output", str(out), "--json", *args)
     assert run.returncode == 0, run.stderr
     manifest = json.loads(run.stdout)
     assert manifest["attempts"] == 1, "the store was quiet"
@@ -75,3 +75,5 @@ def test_lane_walk_is_byte_identical_to_one_transaction(
     for connections in ("1", "3", "8"):
         image = take(daemon, tmp_path / f"lanes{connections}.img", "--connections", connections)
         assert image == reference, f"--connections {connections} differs from one transaction"
+    manifest = json.loads((tmp_path / "lanes3.img.manifest.json").read_text())
+    assert any("spread over 3 connection(s)" in n for n in manifest["fidelity_notes"])

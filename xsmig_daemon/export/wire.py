@@ -156,7 +156,8 @@ class _WireExport:
             report.fidelity_notes.append(
                 "consistency: validated by a watch on /, @introduceDomain and @releaseDomain "
                 "(no transaction): no change was committed while the walk ran, or (after a "
-                "disturbed walk) the changed paths were re-read until a round saw no change"
+                "disturbed walk) the changed paths were re-read until a round saw no change; "
+                f"the walk was spread over {self.lanes} connection(s)"
             )
         quotas = await self._global_quotas()
         domains = await self._introduced_domains()
