@@ -19,7 +19,8 @@ during a walk spread over ``--connections`` connections) and/or ``transaction`` 
 transaction on one connection).
 
 Usage: ``.venv/bin/python benchmarks/export.py [--sizes 10000,100000]
-[--daemons real-4.17,real-4.20,mock] [--consistency watch] [--connections 8]
+[--daemons real-4.17,real-4.20,mock,oxenstored-4.17,oxenstored-4.20]
+[--consistency watch] [--connections 8]
 [--max-seconds 900]``
 
 ``--introspect 10000,100000,1000000`` (with ``--daemons none`` to skip the wire runs) measures
@@ -49,6 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from oxenstoredlib import start_oxenstored
 from peerlib import (
     REPO_ROOT,
     PeerInstall,
@@ -86,10 +88,13 @@ class Row:
 @contextmanager
 def daemon(kind: str) -> Iterator[RunningDaemon]:
     """``real`` / ``real-4.17``: Debian's Xen 4.17; ``real-4.20``: Debian 13's Xen 4.20;
+    ``oxenstored-4.17`` / ``oxenstored-4.20``: the OCaml daemon of the same packages;
     ``mock``: ``xsmig mockd``."""
     if kind.startswith("real"):
         version = kind.partition("-")[2] or "4.17"
         started: RunningDaemon = start_real_xenstored(install=PeerInstall.locate(version))
+    elif kind.startswith("oxenstored"):
+        started = start_oxenstored(kind.partition("-")[2] or "4.17")
     else:
         started = start_mockd()
     try:
@@ -98,10 +103,12 @@ def daemon(kind: str) -> Iterator[RunningDaemon]:
         started.stop()
 
 
-def populate(socket_path: Path, nodes: int) -> None:
+def populate(socket_path: Path, nodes: int, *, introduce: bool = True) -> None:
+    """``nodes`` under 100 domains' homes; the domains introduced unless ``introduce`` is
+    false (oxenstored cannot introduce under the shim)."""
     per_domain = max(1, nodes // DOMAINS)
     with WireClient.connect(socket_path, timeout=120) as client:
-        for domid in range(1, DOMAINS + 1):
+        for domid in range(1, DOMAINS + 1 if introduce else 1):
             reply = client.call(Op.INTRODUCE, str(domid), str(0x1000 + domid), str(10 + domid))
             if reply.op != Op.INTRODUCE:
                 raise RuntimeError(f"INTRODUCE {domid}: {reply.payload!r}")
@@ -151,7 +158,7 @@ def snapshot_once(
     kind: str, consistency: str, nodes: int, max_seconds: float, workdir: Path, *, connections: int
 ) -> Row:
     with daemon(kind) as running:
-        populate(running.socket_path, nodes)
+        populate(running.socket_path, nodes, introduce=not kind.startswith("oxenstored"))
         out = workdir / f"{kind}-{nodes}.img"
         argv = [
             sys.executable,
