@@ -242,7 +242,9 @@ def start_mock(rundir: Path, *args: str) -> Daemon:
     socket_path = rundir / "socket"
     log = (rundir / "mockd.log").open("w")
     proc = subprocess.Popen(
-        [*XSMIG, "mockd", "--rundir", str(rundir), *args],
+        # The spec protocol: the mock has no xen-4.22 --compat row, and 4.22 answers
+        # GET_FEATURE/GET_QUOTA and depth watches as the spec does.
+        [*XSMIG, "mockd", "--rundir", str(rundir), "--compat", "spec", *args],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -344,7 +346,7 @@ def check_422_to_mock() -> None:
     successor = launcher(
         work / "lu-to-mock",
         f"unset LD_PRELOAD LD_LIBRARY_PATH\ncd {REPO} && exec {sys.executable} -m "
-        'xsmig_daemon mockd "$@"',
+        'xsmig_daemon mockd --compat spec "$@"',
     )
     daemon = peer422.start()
     client = None
