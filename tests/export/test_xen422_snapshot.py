@@ -16,13 +16,15 @@ from snaplib import snapshot
 from wireclient import payload
 from xen422_data import DIR
 
-from xsmig_daemon.export.dom0ring import SYNTHETIC_CONN_ID, Dom0RingFixup
 from xsmig_daemon.image.decoder import decode_image
+from xsmig_daemon.image.loader_layout import LayoutOptions, lay_out
+from xsmig_daemon.image.profiles import XEN_4_22
 from xsmig_daemon.image.records import (
     ConnectionData,
     DomainData,
     GlobalData,
     NodeData,
+    Permission,
     Record,
     RingSpec,
     SocketSpec,
@@ -47,9 +49,10 @@ def test_introspect_image_for_4_22(mockd: MockDaemon, tmp_path: Path) -> None:
     assert validate_records(located, header, "xen-4.22") == []
     records = [item.record for item in located]
     assert records[0] == GlobalData(4, 3)
-    dom0 = next(r for r in records if isinstance(r, ConnectionData))
-    assert dom0.spec == RingSpec(0, evtchn=1) and dom0.conn_id == SYNTHETIC_CONN_ID
-    assert dom0.unique_id == 0
+    connections = [r for r in records if isinstance(r, ConnectionData)]
+    dom0 = connections[0]
+    assert dom0.spec == RingSpec(0, evtchn=1) and dom0.unique_id == 0
+    assert dom0.conn_id not in {c.conn_id for c in connections[1:]}
     (watch,) = [r for r in records if isinstance(r, WatchDataExtended)]
     assert (watch.path, watch.token, watch.depth) == ("/d", "deep", 2)
     # Where 4.22's loader reads it: depth u16 at body offset 8, wpath from 10.
@@ -77,35 +80,29 @@ def test_image_source_repairs_a_4_22_dump(tmp_path: Path) -> None:
     assert any(n.startswith("repaired for xen-4.22: 8 depth watches") for n in notes)
 
 
-def test_a_late_dom0_ring_is_folded_into_the_synthesised_one() -> None:
-    fix = Dom0RingFixup(dom0_evtchn=5, unique_id=0)
+def test_the_4_22_layout_puts_a_synthesised_dom0_ring_first() -> None:
+    """Before the first connection, watch and node (4.22 crashes on a watch before it), with
+    the unknown unique-id 0 of a version-2 stream."""
     records: list[Record] = [
         GlobalData(4, 3),
         ConnectionData(1, SocketSpec(9)),
         WatchData(1, "/a", "t"),
-        NodeData("/"),
-        ConnectionData(2, RingSpec(0, evtchn=7), out_data=b"x" * 20),
-        WatchData(2, "/b", "u"),
+        NodeData("/", b"", (Permission("n", 0),)),
     ]
-    out = [fixed for record in records for fixed in fix(record)]
-    synthetic = ConnectionData(SYNTHETIC_CONN_ID, RingSpec(0, evtchn=5), unique_id=0)
-    assert out == [
+    out, notes = lay_out(records, XEN_4_22, LayoutOptions(dom0_evtchn=5, dom0_unique_id=0))
+    assert out[:5] == [
         GlobalData(4, 3),
-        synthetic,
+        ConnectionData(2, RingSpec(0, evtchn=5), unique_id=0),
         ConnectionData(1, SocketSpec(9)),
         WatchData(1, "/a", "t"),
-        NodeData("/"),
-        WatchData(SYNTHETIC_CONN_ID, "/b", "u"),
+        NodeData("/", b"", (Permission("n", 0),)),
     ]
-    assert len(fix.notes) == 2 and "20 output bytes" in fix.notes[1]
+    assert any("dom0 ring CONNECTION_DATA synthesised" in note for note in notes)
 
 
-def test_a_dom0_ring_first_is_kept_as_it_is() -> None:
-    fix = Dom0RingFixup(dom0_evtchn=5)
+def test_a_dom0_ring_of_the_source_is_kept_as_it_is() -> None:
     ring = ConnectionData(1, RingSpec(0, evtchn=7))
-    assert [r for rec in (GlobalData(4, 3), ring, NodeData("/")) for r in fix(rec)] == [
-        GlobalData(4, 3),
-        ring,
-        NodeData("/"),
-    ]
-    assert fix.notes == []
+    records: list[Record] = [GlobalData(4, 3), ring, NodeData("/", b"", (Permission("n", 0),))]
+    out, notes = lay_out(records, XEN_4_22, LayoutOptions(dom0_evtchn=5, dom0_unique_id=0))
+    assert out[:3] == records
+    assert not any("synthesised" in note for note in notes)

@@ -4,18 +4,17 @@ records for the plan.
 Each piece goes through the reading pipeline (``image.pipeline.ImageParser``: decoded, and
 validated when given a profile), then the ``--domain N`` filter (``select.DomainFilter``)
 and the conversion for the target (``image.pipeline.RecordRewriter``); for a C loader's
-live-update image, dom0's ring is put first where the source has none (``dom0ring``) and,
-when the source's GLOBAL_DATA fds are not the loader's (the mock's own), the plan's fds
-replace them. The report counts the committed nodes and ring domains that come out. What
-the conversion repaired or lost, and a synthesised dom0 ring, become fidelity notes.
+live-update image, when the source's GLOBAL_DATA fds are not the loader's (the mock's own),
+the plan's fds replace them (the loader layout, export/layout.py, then puts dom0's ring
+first). The report counts the committed nodes and ring domains that come out. What the
+conversion repaired or lost becomes fidelity notes.
 """
 
 from __future__ import annotations
 
 from ..image.pipeline import ImageParser, RecordRewriter
 from ..image.profiles import Profile
-from ..image.records import STREAM_V2, ConnectionData, GlobalData, NodeData, Record, RingSpec
-from .dom0ring import Dom0RingFixup
+from ..image.records import ConnectionData, GlobalData, NodeData, Record, RingSpec
 from .select import DomainFilter
 from .source import ExportPlan, SourceReport
 
@@ -38,11 +37,6 @@ class ImageStage:
         self._keep = DomainFilter(plan.domid) if plan.mode == "domain" else None
         c_live_update = plan.profile.is_c_loader and plan.mode == "live-update"
         self._plan_fds = c_live_update and not own_fds
-        # Version-2 loaders read a ring's unique-id (0: unknown); 4.17 predates it.
-        v2 = plan.header.version >= STREAM_V2 and max(plan.profile.versions) >= STREAM_V2
-        self._dom0 = (
-            Dom0RingFixup(plan.dom0_evtchn, unique_id=0 if v2 else None) if c_live_update else None
-        )
 
     @property
     def offset(self) -> int:
@@ -58,9 +52,8 @@ class ImageStage:
                 continue
             if self._plan_fds and isinstance(record, GlobalData):
                 record = GlobalData(_fd(self.plan.socket_fd), _fd(self.plan.evtchn_fd))
-            for fixed in [record] if self._dom0 is None else self._dom0(record):
-                self._count(fixed)
-                out.append(fixed)
+            self._count(record)
+            out.append(record)
         return out
 
     def close(self) -> None:
@@ -73,10 +66,9 @@ class ImageStage:
         return [] if self._keep is None else self._keep.left.paths
 
     def loss_notes(self) -> list[str]:
-        notes = [] if self._dom0 is None else list(self._dom0.notes)
-        if self._rewriter is not None:
-            notes += self._rewriter.loss_notes(self.plan.profile)
-        return notes
+        if self._rewriter is None:
+            return []
+        return self._rewriter.loss_notes(self.plan.profile)
 
     def _rewrite(self, record: Record) -> Record | None:
         if self._rewriter is None:

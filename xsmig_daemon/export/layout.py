@@ -8,15 +8,18 @@ loads them, and what had to be synthesised becomes a fidelity note of the manife
 from __future__ import annotations
 
 from ..image.loader_layout import LayoutOptions, LoaderLayout
-from ..image.records import NodeData, Record
+from ..image.records import STREAM_V2, NodeData, Record
 from .source import ExportPlan, RecordOutput
 
 
 def layout_options(plan: ExportPlan, *, keep_fds: bool = False) -> LayoutOptions:
+    # Version-2 loaders read a ring's unique-id (0: unknown); 4.17 predates it.
+    v2 = plan.header.version >= STREAM_V2 and max(plan.profile.versions) >= STREAM_V2
     return LayoutOptions(
         socket_fd=plan.socket_fd,
         evtchn_fd=plan.evtchn_fd,
         dom0_evtchn=plan.dom0_evtchn,
+        dom0_unique_id=0 if v2 else None,
         keep_fds=keep_fds,
     )
 
@@ -57,5 +60,5 @@ class LaidOutOutput:
 
 
 def needs_layout(plan: ExportPlan) -> bool:
-    """The proven real targets (4.17, 4.20); xen-4.22's own rules live in its export path."""
-    return plan.mode == "live-update" and plan.profile.is_c_loader and plan.profile.proven
+    """A live-update image for a real xenstored."""
+    return plan.mode == "live-update" and plan.profile.is_c_loader

@@ -55,6 +55,8 @@ class LayoutOptions:
     socket_fd: int | None = None
     evtchn_fd: int | None = None
     dom0_evtchn: int = 1
+    #: of a synthesised dom0 ring: 0 ("unknown") for a version-2 stream, None for version 1
+    dom0_unique_id: int | None = None
     keep_fds: bool = False
 
 
@@ -199,7 +201,8 @@ class LoaderLayout:
             f"dom0 ring CONNECTION_DATA synthesised as conn {conn_id} (event channel {port}): "
             f"the source has none and {self.profile.name} needs it before any node"
         )
-        return ConnectionData(conn_id, RingSpec(0, DOMID_INVALID, port))
+        spec = RingSpec(0, DOMID_INVALID, port)
+        return ConnectionData(conn_id, spec, unique_id=self.options.dom0_unique_id)
 
     def _renumber_writer_fds(
         self, record: GlobalData, conn_fds: list[int]
