@@ -140,3 +140,12 @@ def test_exec_argv_and_ok_reply() -> None:
     assert exec_argv("/new", None, ["-N", "-U"]) == ["/new", "-N", "-U"]
     assert exec_argv("/new", "  -N\t-T /t ", ["x"]) == ["/new", "-N", "-T", "/t", "-U"]
     assert ok_reply(REQUEST) == bytes.fromhex("00000000090000000000000003000000") + b"OK\0"
+
+
+def test_each_real_successor_kind_finds_its_profile_by_name() -> None:
+    assert SuccessorKind.MOCK.profile is None
+    for kind in SuccessorKind:
+        if kind is not SuccessorKind.MOCK:
+            profile = kind.profile
+            assert profile is not None and profile.name == kind.value
+            assert profile.is_c_loader

@@ -34,7 +34,7 @@ from ..image.decoder import Located
 from ..image.encoder import encode_image
 from ..image.errors import ImageError
 from ..image.pipeline import RecordRewriter
-from ..image.profiles import XEN_4_17, XEN_4_20, XEN_4_22, Profile
+from ..image.profiles import XEN_4_17, Profile
 from ..image.records import (
     DOMID_INVALID,
     STREAM_V2,
@@ -93,12 +93,6 @@ _LOSSES_SAID_OTHERWISE = frozenset(
 )
 #: The local event-channel port written for a dom0 ring the mock never had.
 DOM0_EVTCHN = 1
-#: The C successors (``--lu-successor``) and the loader profile of each.
-C_SUCCESSORS: dict[SuccessorKind, Profile] = {
-    SuccessorKind.XEN_417: XEN_4_17,
-    SuccessorKind.XEN_420: XEN_4_20,
-    SuccessorKind.XEN_422: XEN_4_22,
-}
 
 
 def dump_path(rundir: str) -> str:
@@ -407,8 +401,8 @@ class LiveUpdater:
         transactions = self.lu.observe(self.daemon.engine.connections, now)
         handover = None
         losses: list[str] = []
-        if kind in C_SUCCESSORS:
-            profile = C_SUCCESSORS[kind]
+        profile = kind.profile
+        if profile is not None:
             header = Header(pending.version, False) if kind is SuccessorKind.XEN_422 else None
             handover = build_c_handover(self.daemon, pending, owner, profile, header)
             losses = handover.losses

@@ -25,6 +25,7 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..image.profiles import Profile, get_profile
 from ..wire.framing import Message
 from .connection import Connection
 from .errors import XsError
@@ -57,6 +58,11 @@ class SuccessorKind(enum.Enum):
     XEN_417 = "xen-4.17"
     XEN_420 = "xen-4.20"
     XEN_422 = "xen-4.22"
+
+    @property
+    def profile(self) -> Profile | None:
+        """The loader profile of a real xenstored (looked up by name); None for the mock."""
+        return None if self is SuccessorKind.MOCK else get_profile(self.value)
 
 
 class BinaryStatus(enum.Enum):
