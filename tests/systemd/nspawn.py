@@ -233,10 +233,11 @@ def _kill(pid: int) -> None:
 
 
 @contextmanager
-def booted(name_prefix: str = "xsmig-test") -> Iterator[Container]:
-    """Boot a container, yield it, and stop it however the body ends."""
+def booted(name_prefix: str = "xsmig-test", binds_ro: Sequence[Path] = ()) -> Iterator[Container]:
+    """Boot a container, yield it, and stop it however the body ends. ``binds_ro``: more
+    host directories to see, read-only, at the same path (e.g. a real Xen's client tools)."""
     workdir = Path(tempfile.mkdtemp(prefix="xsnspawn", dir="/tmp"))
-    binds = [REPO]
+    binds = [REPO, *binds_ro]
     if not Path(sys.prefix).is_relative_to(REPO):
         binds.append(Path(sys.prefix))  # the venv, when it lives outside the checkout
     container = Container(f"{name_prefix}-{os.getpid()}", workdir / "console.log", binds)

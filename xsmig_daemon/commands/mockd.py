@@ -87,7 +87,9 @@ async def serve(
         # loop already, so that serving starts right after it.
         confirm(standby)
     # A copy: a live-update successor (same pid, same unit) must still find NOTIFY_SOCKET.
-    notifier = Notifier(dict(os.environ))
+    # A standby successor stays quiet: the unit is active already and its main pid is the
+    # pid holder, so systemd would refuse (and log) every notification from us.
+    notifier = Notifier({} if standby is not None else dict(os.environ))
     # Catch the signals before announcing readiness, so none is missed in between.
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
