@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -173,6 +174,10 @@ class Result:
     idle_gap: float = 0.0
     #: The longest gap ending near the OK: the handover itself (the freeze, for the mock).
     handover_gaps: list[float] = field(default_factory=list)
+    #: Per update: (resident bytes of the serving daemon before it, peak of all processes).
+    memory: list[tuple[int, int]] = field(default_factory=list)
+    #: The mock's own log, per update: (pre-copy seconds, frozen milliseconds).
+    mock_times: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -202,7 +207,9 @@ def updates(daemon_pid: int, socket_path: Path, binary: str, count: int, limit: 
             ended = time.monotonic()
             durations.append(ended - started)
             admin.call(Op.READ, "/local/domain/1/k1")
-            ratios.append(sampler.close() / one_daemon)
+            peak = sampler.close()
+            ratios.append(peak / one_daemon)
+            result.memory.append((one_daemon, peak))
             # The loop must have answered after the update before the gap is measured.
             count_after = len([t for t in loop.times if t > ended])
             deadline = time.monotonic() + limit
@@ -233,7 +240,11 @@ def run_mock(image: bytes, count: int, limit: float) -> Result:
     daemon = start_mockd(rundir, args=["-U"], ready_timeout=limit)
     try:
         xsmig = Path(sys.executable).parent / "xsmig"
-        return updates(daemon.pid, daemon.socket_path, str(xsmig), count, limit)
+        result = updates(daemon.pid, daemon.socket_path, str(xsmig), count, limit)
+        result.mock_times = [
+            (float(precopy), float(frozen)) for frozen, precopy in MOCK_LOG.findall(daemon.log())
+        ]
+        return result
     finally:
         daemon.stop()
         shutil.rmtree(rundir, ignore_errors=True)
@@ -289,8 +300,21 @@ def run_real_420(image: bytes, count: int, limit: float) -> Result:
 
 
 DAEMONS = ("mock", "real 4.17", "real 4.20")
+#: The line a mock daemon logs when its standby successor took over (mockd/standby.py).
+MOCK_LOG = re.compile(r"after ([\d.]+) ms frozen here \(pre-copy of \d+ nodes: ([\d.]+) s")
 #: A gap ending this close to the OK (seconds) belongs to the handover itself.
 HANDOVER_WINDOW = 0.25
+
+
+def mock_details(result: Result) -> str:
+    precopy = statistics.median(p for p, _ in result.mock_times)
+    frozen = statistics.median(f for _, f in result.mock_times)
+    memory = " ".join(f"{one / 1e6:.0f}->{peak / 1e6:.0f}" for one, peak in result.memory)
+    return (
+        f"pre-copy median {precopy:.1f} s, frozen median {frozen:.1f} ms (the old daemon's "
+        f"log); RSS MB serving daemon -> peak of all its processes: {memory}; load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
 
 
 def main() -> int:
@@ -299,6 +323,9 @@ def main() -> int:
     parser.add_argument("--updates", type=int, default=5, help="updates per daemon (median)")
     parser.add_argument("--limit", type=float, default=300.0, help="seconds per wait")
     parser.add_argument("--skip-417-above", type=int, default=100_000)
+    parser.add_argument(
+        "--daemons", default=",".join(DAEMONS), help=f"which of {', '.join(DAEMONS)} to run"
+    )
     args = parser.parse_args()
     install = PeerInstall.locate().ensure()
     print(
@@ -310,6 +337,9 @@ def main() -> int:
         shown: dict[str, str] = {}
         values: dict[str, Result] = {}
         for name in DAEMONS:
+            if name not in args.daemons.split(","):
+                shown[name] = "-"
+                continue
             if name == "real 4.17" and size > args.skip_417_above:
                 shown[name] = "skipped"
                 continue
@@ -332,6 +362,8 @@ def main() -> int:
                     f"{values[name].idle_gap * 1000:.1f} ms",
                     file=sys.stderr,
                 )
+                if values[name].mock_times:
+                    print(f"  {name} {size}: {mock_details(values[name])}", file=sys.stderr)
             except (PeerError, OSError) as exc:
                 shown[name] = "failed"
                 print(f"{name} {size}: {exc}", file=sys.stderr)

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.encoder import encode_image
+from xsmig_daemon.image.pipeline import ImageParser
 from xsmig_daemon.image.records import Header, NodeData, Record
 from xsmig_daemon.store import Engine, precopy
-from xsmig_daemon.store.image_state import restore_node, state_records, tree_records
+from xsmig_daemon.store.image_state import state_records
 from xsmig_daemon.store.tree import Tree
+from xsmig_daemon.store.treeload import TreeLoader
 from xsmig_daemon.wire.ops import Op
 
 from .engine_client import EngineClient
@@ -51,8 +53,9 @@ def test_precopy_plus_delta_is_the_frozen_state(
     for path in initial:
         client.write(path, path)
     precopy.start(engine.tree)
-    walk = tree_records(engine)
-    sent: list[Record] = []
+    # As the running daemon sends it: one node per piece here, the tree changing between.
+    walk = precopy.tree_image(engine.tree, HEADER, piece=1)
+    sent: list[bytes] = []
     for op, path, value in script:
         if op == "walk":
             sent.extend(itertools.islice(walk, 2))
@@ -62,11 +65,10 @@ def test_precopy_plus_delta_is_the_frozen_state(
     delta = precopy.frozen_delta(engine, precopy.stop(engine.tree))
     assert engine.tree.journal is None
 
-    tree = Tree()
-    tree.clear()
-    for record in _through_bytes(sent):
-        assert isinstance(record, NodeData)
-        restore_node(tree, record)
+    # As the successor loads it (mockd/successor.py).
+    loader = TreeLoader(Tree())
+    assert loader.feed(ImageParser(None).stream(b"".join(sent))) is not None
+    tree = loader.finish()
     restored = precopy.apply(tree, delta.removed, delta.children, _through_bytes(delta.records))
     assert list(state_records(restored)) == list(state_records(engine))
     assert restored.tree.check() == []

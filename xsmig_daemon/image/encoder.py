@@ -174,28 +174,55 @@ class RecordEncoder:
         return encoded
 
     def _node_bytes(self, node: NodeData) -> bytes:
-        path = node.path.encode(TEXT_ENCODING, TEXT_ERRORS)
-        value = node.value
-        perms = node.perms
+        conn_id = node.conn_id
+        if conn_id and node.access & ~3:
+            raise EncodeError(f"node {node.path!r}: reserved access bits 0x{node.access:x}")
+        if not conn_id:
+            return self._node_record(node.path, node.value, node.perms)
+        return self._node_record(
+            node.path,
+            node.value,
+            node.perms,
+            conn_id=conn_id,
+            tx_id=node.tx_id,
+            access=int(node.access),
+        )
+
+    def committed_node(self, path: str, value: bytes, perms: tuple[Permission, ...]) -> bytes:
+        """A committed NODE_DATA record straight from a tree's fields (no NodeData made: a
+        live update's pre-copy encodes every node of the tree this way)."""
+        try:
+            return self._node_record(path, value, perms)
+        except (struct.error, UnicodeEncodeError) as exc:
+            raise EncodeError(f"NodeData: {exc}") from None
+
+    def _node_record(
+        self,
+        text_path: str,
+        value: bytes,
+        perms: tuple[Permission, ...],
+        *,
+        conn_id: int = 0,
+        tx_id: int = 0,
+        access: int = 0,
+    ) -> bytes:
+        path = text_path.encode(TEXT_ENCODING, TEXT_ERRORS)
         perm_bytes = self._node_perm_bytes(perms)
         path_len = len(path) + 1
         size = 16 + len(perm_bytes) + path_len + len(value)
         padding = -size & 7
         if path_len > U16_MAX or len(value) > U16_MAX or len(perms) > U16_MAX:
-            raise EncodeError(f"node {node.path!r}: path, value or perm count too long")
+            raise EncodeError(f"node {text_path!r}: path, value or perm count too long")
         if 0 in path:
-            raise EncodeError(f"node path {node.path!r} contains a NUL")
-        conn_id = node.conn_id
-        if conn_id and node.access & ~3:
-            raise EncodeError(f"node {node.path!r}: reserved access bits 0x{node.access:x}")
+            raise EncodeError(f"node path {text_path!r} contains a NUL")
         head = self._node.pack(
             5,  # RecordType.NODE_DATA
             size + padding,
             conn_id,
-            node.tx_id if conn_id else 0,
+            tx_id,
             path_len,
             len(value),
-            int(node.access) if conn_id else 0,
+            access,
             len(perms),
         )
         return b"".join((head, perm_bytes, path, b"\0", value, _ZEROS[:padding]))

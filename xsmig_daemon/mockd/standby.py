@@ -29,7 +29,6 @@ from ..image.encoder import encode_image
 from ..image.records import ConnectionData, Header, NodeData, Record
 from ..store import precopy
 from ..store.connection import Connection
-from ..store.image_state import tree_records
 from ..wire import handover as ho
 from . import pidholder
 from .server import MockDaemon
@@ -144,17 +143,11 @@ async def start_successor(argv: Sequence[str], environ: dict[str, str]) -> Attem
 
 async def precopy_tree(attempt: Attempt, daemon: MockDaemon) -> None:
     """Send the tree as an image while the daemon serves; the journal records changes."""
-    precopy.start(daemon.engine.tree)
-    records: Iterable[Record] = tree_records(daemon.engine)
-    batch = bytearray()
-    for chunk in encode_image(records, IMAGE_HEADER):
-        batch += chunk
-        if len(batch) >= _BATCH:
-            for packet in ho.image_packets(bytes(batch)):
-                await attempt.send(packet)
-            batch.clear()
-    for packet in ho.image_packets(bytes(batch)):
-        await attempt.send(packet)
+    tree = daemon.engine.tree
+    precopy.start(tree)
+    for piece in precopy.tree_image(tree, IMAGE_HEADER, _BATCH):
+        for packet in ho.image_packets(piece):
+            await attempt.send(packet)
 
 
 def with_ok(records: list[Record], owner_id: int | None, ok: bytes) -> list[Record]:
@@ -231,6 +224,8 @@ class StandbyHandover:
         self.owner = owner
         self.attempt: Attempt | None = None
         self.frozen_at = 0.0
+        #: Seconds from the successor's greeting to its LOADED (the pre-copy, while serving).
+        self.precopy_time = 0.0
 
     async def run(
         self, argv: Sequence[str], env: dict[str, str], facts: Callable[[], dict[str, object]]
@@ -238,8 +233,10 @@ class StandbyHandover:
         daemon = self.daemon
         self.attempt = attempt = await start_successor(argv, env)
         ho.check_hello(await attempt.receive("before greeting"))
+        started = trio.current_time()
         await precopy_tree(attempt, daemon)
         ho.expect(await attempt.receive("while loading"), ho.Kind.LOADED)
+        self.precopy_time = trio.current_time() - started
         daemon.introspection.hold_all()
         gc.disable()  # no full collection inside the freeze
         self.frozen_at = trio.current_time()
@@ -256,7 +253,9 @@ class StandbyHandover:
         assert self.attempt is not None
         print(
             f"xsmig mockd: live update: pid {self.attempt.process.pid} serves, after "
-            f"{(trio.current_time() - self.frozen_at) * 1000:.1f} ms frozen here",
+            f"{(trio.current_time() - self.frozen_at) * 1000:.1f} ms frozen here "
+            f"(pre-copy of {len(self.daemon.engine.tree.nodes)} nodes: "
+            f"{self.precopy_time:.1f} s while serving)",
             flush=True,
         )
         let_go(self.attempt)

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from ..image.errors import ImageError
 from ..image.pipeline import ImageParser
 from ..image.profiles import SPEC
-from ..image.records import End, NodeData, Record
+from ..image.records import End, Record
 from ..store import precopy
 from ..store.connection import Connection
 from ..store.engine import Engine
-from ..store.image_state import restore_node
 from ..store.tree import Tree
+from ..store.treeload import TreeLoader
 from ..wire import handover as ho
 from .server import MockDaemon
 
@@ -125,19 +125,18 @@ def confirm(successor: StandbySuccessor) -> None:
 
 
 def _receive_precopy(channel: _Channel) -> tuple[Tree, int]:
-    """The pre-copied tree: a pre-order image (a partial stream: no specials, no domains)."""
-    parser = ImageParser(SPEC, preorder=True, migration=True, name="the pre-copy")
-    tree = Tree()
-    tree.clear()
-    nodes = 0
+    """The pre-copied tree: committed nodes, each after its parent (store/treeload.py
+    checks that; the decoder checks the framing)."""
+    parser = ImageParser(None, name="the pre-copy")
+    loader = TreeLoader(Tree())
     while True:
-        for item in parser.stream(_image_packet(channel, "the pre-copy image")):
-            if isinstance(item.record, End):
-                parser.close()
-                return tree, nodes
-            if isinstance(item.record, NodeData):
-                restore_node(tree, item.record)
-                nodes += 1
+        try:
+            ended = loader.feed(parser.stream(_image_packet(channel, "the pre-copy image")))
+        except ImageError as exc:
+            raise exc.named(parser.name) from None
+        if ended is not None:
+            parser.close()
+            return loader.finish(), loader.loaded
 
 
 def _image_packet(channel: _Channel, what: str) -> bytes:

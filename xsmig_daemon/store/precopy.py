@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
-from ..image.records import NodeData, Record
+from ..image.encoder import RecordEncoder
+from ..image.records import End, Header, NodeData, Record
 from ..wire.paths import parent
 from .connection import Connection
 from .engine import Engine
@@ -29,6 +30,26 @@ from .tree import Tree
 def start(tree: Tree) -> None:
     """Record every change from now on."""
     tree.journal = set()
+
+
+def tree_image(tree: Tree, header: Header, piece: int) -> Iterator[bytes]:
+    """The committed tree as an image (preamble, nodes in pre-order, END) in pieces of about
+    ``piece`` bytes. Lazy: between pieces the caller may change the tree (each node is
+    encoded as it is when the walk reaches it; the journal has whatever changed)."""
+    encoder = RecordEncoder(header)
+    node_record = encoder.committed_node
+    parts = [encoder.preamble()]
+    size = len(parts[0])
+    for path, node in tree.walk():
+        record = node_record(path, node.value, node.perms)
+        parts.append(record)
+        size += len(record)
+        if size >= piece:
+            yield b"".join(parts)
+            parts.clear()
+            size = 0
+    parts.append(encoder.encode(End()))
+    yield b"".join(parts)
 
 
 def stop(tree: Tree) -> set[str]:

@@ -168,7 +168,9 @@ class Tree:
             if node is None:
                 continue
             yield current, node
-            stack.extend(join(current, child) for child in reversed(node.children))
+            if node.children:
+                prefix = "/" if current == "/" else current + "/"
+                stack.extend([prefix + child for child in reversed(node.children)])
 
     def check(self) -> list[str]:
         """Consistency problems (CONTROL check): every node reachable, counts right."""
