@@ -76,6 +76,9 @@ class Stream:
         self.where = where
         #: The stream leaves out the nodes: the destination has them staged (pre-copy).
         self.staged = False
+        #: A mock source's verdicts on the guest's open transactions (store/txfate.py),
+        #: passed on to a mock destination's commit as they are.
+        self.fates: list[bytes] = []
         self._domid = domid
         self._records = records
 
@@ -178,7 +181,10 @@ class MockSource:
         except XenstoreError as exc:
             raise self._refused(domid, exc) from None
         stream = Stream(await self._read(forward), f"source {self.location}", domid=domid)
-        stream.staged = reply.rstrip(b"\0") == b"OK unchanged"
+        words = reply.rstrip(b"\0").split(b" ")[1:]
+        if since_precopy and words:
+            stream.staged = words.pop(0) == b"unchanged"
+        stream.fates = words
         return stream
 
     async def _read(self, forward: Forward | None) -> bytes:
@@ -253,7 +259,7 @@ class MockDestination:
     async def load(self, stream: Stream, domid: int) -> list[str]:
         if not self._sent:
             self._buffer = bytearray(stream.data)
-        await self._finish_stream(_commit(stream.staged))
+        await self._finish_stream(_commit(stream.staged, stream.fates))
         return []
 
     async def stage(self) -> None:
@@ -272,8 +278,9 @@ class MockDestination:
             raise RefusedError(f"destination {self.location}: {answer}")
 
 
-def _commit(staged: bool) -> Request:
-    return Request(Op.CONTROL, b"migrate\0import\0commit\0" + (b"staged\0" if staged else b""))
+def _commit(staged: bool, fates: list[bytes]) -> Request:
+    words = [b"migrate", b"import", b"commit", *([b"staged"] if staged else []), *fates]
+    return Request(Op.CONTROL, b"".join(word + b"\0" for word in words))
 
 
 # -- an image file as the source (migrate-in) -------------------------------------------------

@@ -16,7 +16,9 @@ At the source:
   in a ring move with the guest). The caller reads the stream with ``introspect read``.
   With ``since-precopy``, if none of the domain's nodes changed since the pre-copy, the
   stream leaves the nodes out and the reply is ``OK unchanged``; otherwise it is the whole
-  stream and the reply ``OK full``.
+  stream and the reply ``OK full``. The reply ends with a fate word for each of the
+  guest's open transactions whose commit needs one (store/txfate.py), decided now: the
+  daemon is frozen until the release, so they stay true.
 * ``migrate release <domid>`` (the freezing caller, after the destination took the stream):
   the domain is released as RELEASE releases it -- its connection and endpoint go, its nodes
   are removed, ``@releaseDomain`` fires -- and the daemon thaws.
@@ -31,9 +33,10 @@ At the destination:
   ``data\\0`` up to a final NUL); they are decoded and validated as they arrive;
 * ``migrate import stage`` ends a pre-copy stream: it is checked and planned now (``OK`` or
   ``refused: <cause>``), nothing changes; the next ``data`` bytes are a new stream;
-* ``migrate import commit [staged]`` checks the stream (with ``staged``: plus the staged
-  nodes, checked again) against the daemon and applies it in one synchronous step, or
-  changes nothing; the reply is ``OK`` or ``refused: <cause>``;
+* ``migrate import commit [staged] [<fate>...]`` checks the stream (with ``staged``: plus
+  the staged nodes, checked again) against the daemon and applies it in one synchronous
+  step, or changes nothing; the reply is ``OK`` or ``refused: <cause>``. The fate words are
+  the source's export reply's, passed on;
 * ``migrate import abort``, or the caller going away, drops the import.
 """
 
@@ -57,7 +60,9 @@ from ..store.migration import (
     nodes_mark,
     nodes_unchanged,
     plan_import,
+    transaction_fates,
 )
+from ..store.txfate import FateError, parse_fates
 from ..store.wireargs import c_atoi
 
 if TYPE_CHECKING:
@@ -157,9 +162,11 @@ class Migration:
         self.introspection.hold(conn, deadline_ms, records)
         self._export = (conn, domid)
         self.engine.log.append(f"migrate: domain {domid} exported, frozen by {conn!r}")
-        if not since:
-            return _OK
-        return b"OK unchanged\0" if unchanged else b"OK full\0"
+        words = [b"OK"]
+        if since:
+            words.append(b"unchanged" if unchanged else b"full")
+        words += transaction_fates(self.engine, domid)
+        return b" ".join(words) + b"\0"
 
     def _unread_input(self, domid: int) -> bytes:
         """Bytes the guest sent that the daemon has not read (peeked: still in the socket)."""
@@ -230,11 +237,12 @@ class Migration:
             return _OK
         if command == b"stage" and not rest:
             return self._stage(conn, session)
-        if command == b"commit" and rest in ([], [b"staged"]):
+        if command == b"commit":
             del self._imports[conn]
-            if rest and session.staged is None:
+            staged = rest[:1] == [b"staged"]
+            if staged and session.staged is None:
                 return b"refused: no staged pre-copy\0"
-            return self._commit(session, session.staged if rest else None)
+            return self._commit(session, session.staged if staged else None, rest[staged:])
         raise XsError("EINVAL", f"migrate import {command!r}")
 
     def _stage(self, conn: Connection, session: _Import) -> bytes:
@@ -246,10 +254,12 @@ class Migration:
         session.next_stream()
         return _OK
 
-    def _commit(self, session: _Import, staged: ImportPlan | None) -> bytes:
+    def _commit(self, session: _Import, staged: ImportPlan | None, words: list[bytes]) -> bytes:
         try:
-            plan = plan_import(self.engine, session.finish(), session.domid, staged=staged)
-        except ImportRefusedError as exc:
+            fates = parse_fates(words)
+            records = session.finish()
+            plan = plan_import(self.engine, records, session.domid, staged=staged, fates=fates)
+        except (ImportRefusedError, FateError) as exc:
             self.engine.log.append(f"migrate: import refused: {exc}")
             return f"refused: {exc}".encode() + b"\0"
         apply_import(self.engine, plan)

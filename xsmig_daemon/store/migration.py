@@ -16,6 +16,10 @@ those writes would, ``@introduceDomain`` fires, and the connection is restored w
 pending bytes, watches and transactions. The migrated guest gets no event for nodes that
 already existed at its source.
 
+Open transactions: the stream has no generation counts, so the source adds what their
+commits must know (``transaction_fates``, store/txfate.py) and the destination applies it
+(``plan_import(fates=...)``): each ends as it would have at the source.
+
 Release at the source is the engine's own ``release``: the connection goes, nodes N owns are
 removed and entries naming it become stale, ``@releaseDomain`` fires (as C does).
 """
@@ -34,6 +38,7 @@ from ..image.records import (
     ConnectionData,
     DomainData,
     End,
+    NodeAccess,
     NodeData,
     Permission,
     Record,
@@ -61,6 +66,7 @@ from .engine import Engine
 from .image_state import _connection_records, _rebuild_tx_children, _restore_tx_node
 from .transaction import Transaction
 from .tree import NODE_HEADER_SIZE, Node, Tree
+from .txfate import apply_fate, fate_words
 from .watches import fire, fire_special
 
 _U32 = struct.Struct("<I")
@@ -135,7 +141,7 @@ def domain_records(
         for record in _connection_records(1, conn):
             if isinstance(record, ConnectionData) and unread_input:
                 yield replace(record, in_data=record.in_data + unread_input)
-            else:
+            elif not _found_missing(record):
                 yield record
     if nodes:
         for path, node in domain_nodes(engine, domid):
@@ -147,6 +153,25 @@ def domain_records(
     domain = engine.domains.get(domid)
     if domain is not None:
         yield DomainData(domid, domain.features, tuple(domain.quotas.items()))
+
+
+def _found_missing(record: Record) -> bool:
+    """A node a transaction read and found missing: the format has no such record (a
+    transaction node without permissions is a deletion). It is left out: its nearest
+    existing ancestor, which the transaction read too, conflicts whenever it would, and a
+    conflict already there travels as the transaction's fate."""
+    return (
+        isinstance(record, NodeData)
+        and not record.committed
+        and not record.perms
+        and record.access == NodeAccess.READ
+    )
+
+
+def transaction_fates(engine: Engine, domid: int) -> list[bytes]:
+    """The fate words of the domain's open transactions (store/txfate.py), decided now."""
+    conn = engine.domain_connection(domid)
+    return fate_words(conn.transactions.values(), engine.tree) if conn is not None else []
 
 
 def _under(path: str, top: str) -> bool:
@@ -223,6 +248,8 @@ class ImportPlan:
     connection: ConnectionData | None = None
     watches: list[WatchData | WatchDataExtended] = field(default_factory=list)
     transactions: dict[int, list[NodeData]] = field(default_factory=dict)
+    #: The source's verdicts on those transactions (store/txfate.py), by tx-id.
+    fates: dict[int, bytes] = field(default_factory=dict)
     #: Ancestors the destination lacks, top-down, with the permissions they get.
     ancestors: list[tuple[str, tuple[Permission, ...]]] = field(default_factory=list)
     nodes: list[NodeData] = field(default_factory=list)
@@ -267,12 +294,14 @@ def plan_import(
     domid: int | None = None,
     *,
     staged: ImportPlan | None = None,
+    fates: dict[int, bytes] | None = None,
 ) -> ImportPlan:
     """Check ``records`` (a validated migration stream) against ``engine``; change nothing.
 
     With ``staged`` (the plan of a pre-copy of the same domain's nodes, made earlier), the
     nodes are the staged ones and ``records`` carries the rest; the staged nodes are checked
-    again against the engine as it is now, by their topmost paths.
+    again against the engine as it is now, by their topmost paths. ``fates`` are the
+    source's verdicts on its open transactions (store/txfate.py).
     """
     items: list[Record] = [r for r in records if not isinstance(r, End)]
     source = staged.remap.old if staged is not None else stream_domid(items)
@@ -288,6 +317,7 @@ def plan_import(
     else:
         _check_nodes(engine, plan)
     _check_specials(engine, plan, items)
+    _check_fates(plan, fates or {})
     _check_quotas(engine, plan, node_stats=staged is None)
     return plan
 
@@ -396,6 +426,15 @@ def _check_specials(engine: Engine, plan: ImportPlan, items: list[Record]) -> No
         added = [p for p in named if not any(c.domid == p.domid for c in current[1:])]
         if added:
             plan.special_entries[record.path] = added
+
+
+def _check_fates(plan: ImportPlan, fates: dict[int, bytes]) -> None:
+    unknown = sorted(set(fates) - set(plan.transactions))
+    if unknown:
+        raise ImportRefusedError(
+            f"a transaction fate names transaction {unknown[0]}, not in the stream"
+        )
+    plan.fates = fates
 
 
 def _check_quotas(engine: Engine, plan: ImportPlan, *, node_stats: bool = True) -> None:
@@ -541,6 +580,9 @@ def _connection(engine: Engine, plan: ImportPlan, domain: Domain) -> Connection:
             _restore_tx_node(engine, tx, node)
         _rebuild_tx_children(engine, tx)
         _quiet_parents(engine, tx)
+        fate = plan.fates.get(tx_id)
+        if fate is not None:
+            apply_fate(tx, fate)
     return conn
 
 

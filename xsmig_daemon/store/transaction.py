@@ -69,12 +69,10 @@ class Transaction:
         return found
 
     def conflicts(self, tree: Tree) -> bool:
-        for path, entry in self.touched.items():
-            committed = tree.special_node(path) if path.startswith("@") else tree.get(path)
-            current = committed.generation if committed is not None else None
-            if current != entry.generation:
-                return True
-        return False
+        return any(
+            committed_generation(tree, path) != entry.generation
+            for path, entry in self.touched.items()
+        )
 
     def apply(self, tree: Tree) -> None:
         for path, entry in self.touched.items():
@@ -86,3 +84,9 @@ class Transaction:
                 tree.remove(path)
             else:
                 tree.put(path, entry.node.copy())
+
+
+def committed_generation(tree: Tree, path: str) -> int | None:
+    """The generation a commit compares with (None: the node does not exist)."""
+    committed = tree.special_node(path) if path.startswith("@") else tree.get(path)
+    return committed.generation if committed is not None else None
