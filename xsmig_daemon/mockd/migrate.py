@@ -11,9 +11,11 @@ At the source:
   drops the copy). The daemon remembers the tree's generation and the node count.
 * ``migrate export <domid> <deadline-ms> [since-precopy]`` freezes the daemon (the
   introspection freeze: only the caller is served) and encodes the domain's migration
-  stream (store/migration.py). What the guest has written to its endpoint and the daemon
-  has not read yet is part of the connection's pending input (peeked, not consumed: bytes
-  in a ring move with the guest). The caller reads the stream with ``introspect read``.
+  stream (store/migration.py). The guest's endpoint is sealed first (its reading side shut
+  down): from this instant a write by the guest fails with EPIPE instead of vanishing, as a
+  real migration pauses the guest. What it wrote before and the daemon has not read is
+  part of the connection's pending input (peeked, not consumed: bytes in a ring move with
+  the guest). The caller reads the stream with ``introspect read``.
   With ``since-precopy``, if none of the domain's nodes changed since the pre-copy, the
   stream leaves the nodes out and the reply is ``OK unchanged``; otherwise it is the whole
   stream and the reply ``OK full``. The reply ends with a fate word for each of the
@@ -23,7 +25,8 @@ At the source:
   the domain is released as RELEASE releases it -- its connection and endpoint go, its nodes
   are removed, ``@releaseDomain`` fires -- and the daemon thaws.
 * ``migrate abort``, ``introspect thaw``, the caller going away, or the freeze deadline:
-  the daemon thaws with the domain untouched, and the guest goes on there.
+  the daemon thaws with the domain untouched. The sealed endpoint's bytes are read and
+  answered as usual, then it closes: the guest reattaches there and goes on.
 
 At the destination:
 
@@ -157,7 +160,7 @@ class Migration:
         self._introduced(domid)
         mark = self._marks.pop((conn, domid), None)
         unchanged = since and mark is not None and nodes_unchanged(self.engine, domid, mark)
-        unread = self._unread_input(domid)
+        unread = self._seal(domid)
         records = domain_records(self.engine, domid, unread_input=unread, nodes=not unchanged)
         self.introspection.hold(conn, deadline_ms, records)
         self._export = (conn, domid)
@@ -168,21 +171,32 @@ class Migration:
         words += transaction_fates(self.engine, domid)
         return b" ".join(words) + b"\0"
 
-    def _unread_input(self, domid: int) -> bytes:
-        """Bytes the guest sent that the daemon has not read (peeked: still in the socket)."""
+    def _seal(self, domid: int) -> bytes:
+        """Shut the guest's endpoint for input and return the bytes the guest sent that the
+        daemon has not read (peeked: still in the socket). Once shut, nothing more can
+        arrive, so the stream holds all of it; the guest's later writes fail (EPIPE)."""
         guest = self.engine.domain_connection(domid)
         sock = self.daemon.client_sockets().get(guest) if guest is not None else None
         if guest is None or sock is None:
             return b""
         room = _PENDING_INPUT_MAX - len(guest.decoder.pending)
         try:
-            return sock.recv(room, socket.MSG_PEEK | socket.MSG_DONTWAIT) if room > 0 else b""
+            sock.shutdown(socket.SHUT_RD)
+            unread = sock.recv(room + 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except OSError:
-            return b""
+            return b""  # the guest went away: nothing of it is left to carry
+        if len(unread) > room:
+            raise XsError(
+                "E2BIG",
+                f"domain {domid} has more unread input than a stream holds ({room} bytes); "
+                "its endpoint is closed after answering it",
+            )
+        return unread
 
     def _discard_unread(self, domid: int) -> None:
-        """The unread input went with the stream; consume it so that closing the endpoint
-        does not reset the guest's socket (which would lose the replies still on it)."""
+        """The unread input went with the stream (the seal let nothing in after it); consume
+        it so that closing the endpoint does not reset the guest's socket (which would lose
+        the replies still on it)."""
         guest = self.engine.domain_connection(domid)
         sock = self.daemon.client_sockets().get(guest) if guest is not None else None
         while sock is not None:

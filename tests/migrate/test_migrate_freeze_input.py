@@ -1,0 +1,129 @@
+"""What a guest sends to its old endpoint while the migration has its source frozen.
+
+From the export on, the source's endpoint is sealed: the guest's write fails (EPIPE) at
+once instead of vanishing, and what the endpoint took before the seal is answered exactly
+once, at the destination after a release, at the source after an abort. The driver runs in
+this process; a checkpoint makes the guest write at a chosen phase.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+
+import pytest
+import trio
+from miglib import build_domain, ok
+from peerlib import MockDaemon, start_mockd
+from wireclient import PeerError, WireClient
+
+from xsmig_daemon.export.migrate import MigrationError
+from xsmig_daemon.export.migrate_run import Options, migrate
+from xsmig_daemon.wire.framing import encode_message
+from xsmig_daemon.wire.ops import Op
+
+#: A WRITE the guest splits: the first part reaches the source before the freeze.
+WRITE = encode_message(Op.WRITE, 77, 0, b"data/split\0x")
+FIRST = 9
+
+
+@pytest.fixture
+def two_mocks() -> Iterator[tuple[MockDaemon, MockDaemon]]:
+    a = start_mockd()
+    try:
+        b = start_mockd()
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
+def refused_write(guest: WireClient, data: bytes) -> str:
+    try:
+        guest.send_raw(data)
+    except BrokenPipeError as exc:
+        return f"EPIPE: {exc}"
+    return "accepted"
+
+
+def drain_to_eof(guest: WireClient) -> list[bytes]:
+    """Everything left on the old endpoint, until the daemon closes it."""
+    got = []
+    while True:
+        try:
+            got.append(guest.receive().payload)
+        except PeerError as exc:
+            assert "closed" in str(exc), exc
+            return got
+
+
+class Guest:
+    """The guest on the source's endpoint: half a WRITE before the freeze, the rest and a
+    whole request during it."""
+
+    def __init__(self, source: MockDaemon) -> None:
+        self.client = source.guest(7)
+        assert ok(self.client, Op.READ, "name") == b"web"  # attached: served by the source
+        self.during: list[str] = []
+
+    async def checkpoint(self, phase: str) -> None:
+        if phase == "precopied":
+            await trio.to_thread.run_sync(self.client.send_raw, WRITE[:FIRST])
+        elif phase == "exported":
+            for data in (WRITE[FIRST:], encode_message(Op.WRITE, 78, 0, b"data/late\0y")):
+                self.during.append(await trio.to_thread.run_sync(refused_write, self.client, data))
+
+
+async def test_release_the_guest_is_told_and_finishes_at_the_destination(
+    two_mocks: tuple[MockDaemon, MockDaemon],
+) -> None:
+    a, b = two_mocks
+    with a.connect() as admin:
+        build_domain(admin)
+    guest = Guest(a)
+    await migrate(
+        str(a.socket_path), str(b.socket_path), 7, 12, Options(), checkpoint=guest.checkpoint
+    )
+    assert [what.split(":")[0] for what in guest.during] == ["EPIPE", "EPIPE"]
+    assert drain_to_eof(guest.client) == []  # nothing answered at the source
+    guest.client.close()
+    with b.guest(12) as moved, b.connect() as admin:
+        assert admin.call(Op.READ, "/local/domain/12/data/split").payload == b"ENOENT\0"
+        moved.send_raw(WRITE[FIRST:])  # the part the old endpoint refused
+        reply = moved.receive()
+        assert (reply.req_id, reply.op, reply.payload) == (77, Op.WRITE, b"OK\0")
+        assert moved.is_silent(0.2)  # answered once
+        assert ok(admin, Op.READ, "/local/domain/12/data/split") == b"x"
+        assert admin.call(Op.READ, "/local/domain/12/data/late").payload == b"ENOENT\0"
+
+
+async def test_abort_the_guest_is_told_and_finishes_at_the_source(
+    two_mocks: tuple[MockDaemon, MockDaemon],
+) -> None:
+    a, b = two_mocks
+    with a.connect() as admin:
+        build_domain(admin)
+    guest = Guest(a)
+
+    async def checkpoint(phase: str) -> None:
+        await guest.checkpoint(phase)
+        if phase == "exported":  # the destination is lost: the source aborts
+            b.process.send_signal(signal.SIGKILL)
+            await trio.to_thread.run_sync(b.process.wait)
+
+    with pytest.raises(MigrationError, match="domain 7 stays at the source"):
+        await migrate(
+            str(a.socket_path), str(b.socket_path), 7, 12, Options(), checkpoint=checkpoint
+        )
+    assert [what.split(":")[0] for what in guest.during] == ["EPIPE", "EPIPE"]
+    assert drain_to_eof(guest.client) == []  # the half WRITE waits for its rest
+    guest.client.close()
+    with a.guest(7) as again, a.connect() as admin:
+        again.send_raw(WRITE[FIRST:])
+        reply = again.receive()
+        assert (reply.req_id, reply.op, reply.payload) == (77, Op.WRITE, b"OK\0")
+        assert again.is_silent(0.2)
+        assert ok(admin, Op.READ, "/local/domain/7/data/split") == b"x"
+        assert admin.call(Op.READ, "/local/domain/7/data/late").payload == b"ENOENT\0"
