@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 
 #: The longest duration any option accepts: one day.
 MAX_SECONDS = 86400.0
+#: sun_path holds 108 bytes including the terminating NUL.
+MAX_SOCKET_PATH = 107
 
 
 def _number(text: str, kind: Callable[[str], float]) -> float:
@@ -39,8 +42,8 @@ def seconds_range(
     return parse
 
 
-def int_range(low: int, high: int) -> Callable[[str], int]:
-    """An integer in [low, high]."""
+def int_range(low: int, high: int, *, name: str | None = None) -> Callable[[str], int]:
+    """An integer in [low, high]; ``name`` (e.g. "a guest domain id") words the refusal."""
 
     def parse(text: str) -> int:
         try:
@@ -48,6 +51,8 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if not low <= value <= high:
+            if name is not None:
+                raise argparse.ArgumentTypeError(f"{text} is not {name} ({low}..{high})")
             raise argparse.ArgumentTypeError(f"{text} is out of range {low}..{high}")
         return value
 
@@ -57,3 +62,18 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
 
 #: Any positive duration up to a day: timeouts and deadlines.
 positive_seconds = seconds_range(0.0, MAX_SECONDS)
+
+
+def unix_socket_path(text: str) -> str:
+    """A path a unix socket can have: not empty, at most ``MAX_SOCKET_PATH`` bytes."""
+    size = len(os.fsencode(text))
+    if not size:
+        raise argparse.ArgumentTypeError("an empty socket path")
+    if size > MAX_SOCKET_PATH:
+        raise argparse.ArgumentTypeError(
+            f"{text}: a unix socket path is at most {MAX_SOCKET_PATH} bytes (this one is {size})"
+        )
+    return text
+
+
+unix_socket_path.__name__ = "socket path"

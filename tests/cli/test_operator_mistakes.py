@@ -91,6 +91,49 @@ CASES: dict[str, Case] = {
     "ctl live-update --lu-timeout 0": Case(
         ["ctl", "--socket", "{d}/c", "live-update", "--lu-timeout", "0"], 2, "--lu-timeout"
     ),
+    "migrate --domain 0": Case(
+        ["migrate", "--from", "{d}/a", "--to", "{d}/b", "--domain", "0"], 2,
+        "--domain: 0 is not a guest domain id (1..32751)",
+    ),
+    "migrate --domain 32752": Case(
+        ["migrate", "--from", "{d}/a", "--to", "{d}/b", "--domain", "32752"], 2,
+        "--domain: 32752 is not a guest domain id",
+    ),
+    "migrate --domid -1": Case(
+        ["migrate", "--from", "{d}/a", "--to", "{d}/b", "--domain", "7", "--domid", "-1"], 2,
+        "--domid: -1 is not a guest domain id",
+    ),
+    "migrate --timeout 0": Case(
+        ["migrate", "--from", "{d}/a", "--to", "{d}/b", "--domain", "7", "--timeout", "0"], 2,
+        "--timeout: 0 is out of range",
+    ),
+    "migrate --timeout inf": Case(
+        ["migrate", "--from", "{d}/a", "--to", "{d}/b", "--domain", "7", "--timeout", "inf"], 2,
+        "not a finite number",
+    ),
+    "migrate --freeze-deadline 0": Case(
+        ["migrate", "--from", "{d}/a", "--to", "{d}/b", "--domain", "7",
+         "--freeze-deadline", "0"], 2, "--freeze-deadline: 0 is out of range",
+    ),
+    "migrate --evtchn 0": Case(
+        ["migrate", "--from", "{d}/a", "--to", "{d}/b", "--domain", "7", "--evtchn", "0"], 2,
+        "--evtchn: 0 is out of range",
+    ),
+    "migrate --gfn -1": Case(
+        ["migrate", "--from", "{d}/a", "--to", "{d}/b", "--domain", "7", "--gfn", "-1"], 2,
+        "--gfn: -1 is out of range",
+    ),
+    "migrate --to too long": Case(
+        ["migrate", "--from", "{d}/a", "--to", "{d}/" + LONG, "--domain", "7"], 2,
+        "a unix socket path is at most 107 bytes", [LONG],
+    ),
+    "migrate-in --domid 0": Case(["migrate-in", IMAGE, "--domid", "0"], 2, "--domid: 0 is not"),
+    "migrate-in --socket empty": Case(
+        ["migrate-in", IMAGE, "--socket", ""], 2, "--socket: an empty socket path"
+    ),
+    "migrate-in --freeze-deadline nan": Case(
+        ["migrate-in", IMAGE, "--freeze-deadline", "nan"], 2, "not a finite number"
+    ),
     # paths: one line, exit 1
     "mockd socket path too long": Case(
         ["mockd", "--socket", "{d}/" + LONG], 1, "at most 107 bytes", [LONG]

@@ -174,9 +174,9 @@ def test_bad_image_and_unknown_domain(
         (("migrate", "--from", "/nonexistent/a", "--to", "/nonexistent/b", "--domain", "7"), 1,
          "/nonexistent/a: cannot connect"),
         (("migrate", "--from", "/x", "--to", "/y", "--domain", "0"), 2,
-         "--domain 0 is not a guest domain id"),
+         "--domain: 0 is not a guest domain id"),
         (("migrate-in", "x.img", "--socket", "/y", "--domid", "40000"), 2,
-         "--domid 40000 is not a guest domain id"),
+         "--domid: 40000 is not a guest domain id"),
     ],
 )  # fmt: skip
 def test_bad_arguments(args: tuple[str, ...], code: int, says: str) -> None:

@@ -13,12 +13,18 @@ from typing import Any
 
 import trio
 
-from ..cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from ..argtypes import int_range, positive_seconds, seconds_range, unix_socket_path
+from ..cli import EXIT_FAIL, EXIT_OK
+from ..defaults import FREEZE_DEADLINE_MAX, FREEZE_DEADLINE_MIN
 from ..export.errors import ExportError
 from ..export.migrate import DEFAULT_FREEZE_DEADLINE, Outcome
 from ..export.migrate_run import Options, migrate, migrate_in
 from ..image.records import DOMID_FIRST_RESERVED
 from .snapshot import default_socket
+
+#: A guest's domid: 0 is dom0, DOMID_FIRST_RESERVED and above are Xen's special ids.
+guest_domid = int_range(1, DOMID_FIRST_RESERVED - 1, name="a guest domain id")
+GUEST_DOMIDS = f"1..{DOMID_FIRST_RESERVED - 1}"
 
 
 def register(subparsers: Any) -> None:
@@ -32,9 +38,17 @@ def register(subparsers: Any) -> None:
             "refusal leaves both daemons unchanged. Exit 0 moved, 1 failed, 2 usage error."
         ),
     )
-    both.add_argument("--from", dest="source", required=True, metavar="SOCK", help="source")
-    both.add_argument("--to", dest="dest", required=True, metavar="SOCK", help="destination")
-    both.add_argument("--domain", type=int, required=True, metavar="N", help="domain to move")
+    both.add_argument(
+        "--from", dest="source", required=True, type=unix_socket_path, metavar="SOCK", help="source"
+    )
+    both.add_argument(
+        "--to", dest="dest", required=True, type=unix_socket_path, metavar="SOCK",
+        help="destination",
+    )  # fmt: skip
+    both.add_argument(
+        "--domain", type=guest_domid, required=True, metavar="N",
+        help=f"domain to move ({GUEST_DOMIDS})",
+    )  # fmt: skip
     _common(both)
     both.set_defaults(handler=run_migrate)
 
@@ -47,27 +61,41 @@ def register(subparsers: Any) -> None:
         ),
     )
     load.add_argument("image", metavar="IMAGE", help="migration image (xsmig snapshot --domain)")
-    load.add_argument("--socket", default=None, help="destination socket (default: as snapshot)")
+    load.add_argument(
+        "--socket", default=None, type=unix_socket_path,
+        help="destination socket (default: as snapshot)",
+    )  # fmt: skip
     _common(load)
     load.set_defaults(handler=run_migrate_in)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--domid", type=int, metavar="M", help="domid at the destination")
+    parser.add_argument(
+        "--domid", type=guest_domid, metavar="M", help=f"domid at the destination ({GUEST_DOMIDS})"
+    )
     parser.add_argument(
         "--lossy",
         action="store_true",
         help="C destination: drop what it cannot take (watches, pending data, transactions)",
     )
-    parser.add_argument("--gfn", type=int, help="C destination: INTRODUCE gfn")
-    parser.add_argument("--evtchn", type=int, help="C destination: INTRODUCE event channel")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="S", help="peer wait (10)")
+    parser.add_argument(
+        "--gfn", type=int_range(0, 2**64 - 1), help="C destination: INTRODUCE gfn (0..2^64-1)"
+    )
+    parser.add_argument(
+        "--evtchn",
+        type=int_range(1, 2**32 - 1),
+        help="C destination: INTRODUCE event channel (1..2^32-1)",
+    )
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=10.0, metavar="S", help="peer wait (10)"
+    )
     parser.add_argument(
         "--freeze-deadline",
-        type=float,
+        type=seconds_range(FREEZE_DEADLINE_MIN, FREEZE_DEADLINE_MAX, low_inclusive=True),
         default=DEFAULT_FREEZE_DEADLINE,
         metavar="S",
-        help="mock source: it thaws by itself after S seconds, the migration then fails",
+        help="mock source: it thaws by itself after S seconds, the migration then fails "
+        f"({FREEZE_DEADLINE_MIN:g}..{FREEZE_DEADLINE_MAX:g}, default {DEFAULT_FREEZE_DEADLINE:g})",
     )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
@@ -76,16 +104,7 @@ def _options(args: argparse.Namespace) -> Options:
     return Options(args.timeout, args.freeze_deadline, args.lossy, args.gfn, args.evtchn)
 
 
-def _check_domid(value: int | None, what: str) -> str | None:
-    if value is not None and not 0 < value < DOMID_FIRST_RESERVED:
-        return f"{what} {value} is not a guest domain id (1..32751)"
-    return None
-
-
 def run_migrate(args: argparse.Namespace) -> int:
-    problem = _check_domid(args.domain, "--domain") or _check_domid(args.domid, "--domid")
-    if problem:
-        return _fail("migrate", problem, EXIT_USAGE)
     try:
         outcome = trio.run(migrate, args.source, args.dest, args.domain, args.domid, _options(args))
     except ExportError as exc:
@@ -94,9 +113,6 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def run_migrate_in(args: argparse.Namespace) -> int:
-    problem = _check_domid(args.domid, "--domid")
-    if problem:
-        return _fail("migrate-in", problem, EXIT_USAGE)
     socket = args.socket or default_socket()
     try:
         outcome = trio.run(migrate_in, args.image, socket, args.domid, _options(args))

@@ -15,6 +15,8 @@ import os
 import socket
 import stat
 
+from ..argtypes import MAX_SOCKET_PATH
+
 
 class SocketPathError(OSError):
     """A socket path the mock refuses; ``str()`` is one line naming the path."""
@@ -81,10 +83,6 @@ def _identity(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (info.st_dev, info.st_ino)
-
-
-#: sun_path holds 108 bytes including the terminating NUL.
-MAX_SOCKET_PATH = 107
 
 
 def prepare(path: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..argtypes import MAX_SOCKET_PATH
 from ..defaults import FREEZE_DEADLINE, FREEZE_DEADLINE_MAX, FREEZE_DEADLINE_MIN
 from ..image.profiles import PROFILES
 from ..wire.introspect import FREEZE_MODES
@@ -23,8 +24,6 @@ from ..wire.introspect import FREEZE_MODES
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SOURCES = ("auto", "introspect", "wire")
 ON_INVALID_POLICIES = ("fresh", "restore")
-#: sun_path holds 108 bytes including the terminating NUL.
-MAX_SOCKET_PATH = 107
 
 
 class ConfigError(ValueError):
