@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 import trio
-from miglib import build_domain, ok
+from miglib import build_domain, ok, xsmig
 from peerlib import MockDaemon, start_mockd
-from wireclient import PeerError, WireClient
+from wireclient import PeerError, SocketStream, WireClient
 
 from xsmig_daemon.export.migrate import MigrationError
 from xsmig_daemon.export.migrate_run import Options, migrate
@@ -127,3 +127,51 @@ async def test_abort_the_guest_is_told_and_finishes_at_the_source(
         assert again.is_silent(0.2)
         assert ok(admin, Op.READ, "/local/domain/7/data/split") == b"x"
         assert admin.call(Op.READ, "/local/domain/7/data/late").payload == b"ENOENT\0"
+
+
+def flood(guest: WireClient, request: bytes, count: int) -> int:
+    """Send ``count`` copies of ``request`` without reading, as far as the socket takes
+    them; returns how many bytes it took."""
+    assert isinstance(guest.stream, SocketStream)
+    sock = guest.stream.sock
+    data = request * count
+    sent = 0
+    sock.setblocking(False)
+    try:
+        while sent < len(data):
+            sent += sock.send(data[sent:])
+    except BlockingIOError:
+        pass
+    finally:
+        sock.setblocking(True)
+    return sent
+
+
+def test_more_unread_input_than_a_stream_holds(two_mocks: tuple[MockDaemon, MockDaemon]) -> None:
+    """The export is refused (nothing frozen, the domain stays); the source answers every
+    request the sealed endpoint took exactly once, on it or, for what it had not sent when
+    it closed, on the guest's next attachment."""
+    a, b = two_mocks
+    with a.connect() as admin:
+        build_domain(admin)
+    guest = a.guest(7)
+    assert ok(guest, Op.READ, "name") == b"web"
+    request = encode_message(Op.READ, 5, 0, b"name\0")
+    taken = flood(guest, request, 20000)
+    assert taken > 2 * 0xFFFF, taken  # more than a stream's pending input can hold
+    run = xsmig(
+        "migrate", "--from", str(a.socket_path), "--to", str(b.socket_path), "--domain", "7"
+    )
+    assert run.returncode == 1
+    assert "more unread input than a stream holds" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    got = drain_to_eof(guest)
+    assert set(got) <= {b"web"}
+    guest.close()
+    whole, part = divmod(taken, len(request))
+    with a.guest(7) as again:  # replies not sent before the close come here, once
+        again.send_raw(request[part:] if part else b"")  # the rest of a split last request
+        for _ in range(whole + bool(part) - len(got)):
+            assert again.receive().payload == b"web"
+        assert again.is_silent(0.2)
+        assert ok(again, Op.READ, "name") == b"web"

@@ -166,6 +166,11 @@ class MockSource:
     def _refused(self, domid: int, exc: XenstoreError) -> MigrationError:
         if exc.name == "ENOENT":
             return MigrationError(f"source {self.location}: domain {domid} is not introduced there")
+        if exc.name == "E2BIG":
+            return MigrationError(
+                f"source {self.location}: domain {domid} has more unread input than a stream "
+                "holds (64 KiB); it stays at the source, which answers it"
+            )
         return MigrationError(f"source {self.location}: export refused: {exc}")
 
     async def export(

@@ -179,7 +179,7 @@ class Migration:
         sock = self.daemon.client_sockets().get(guest) if guest is not None else None
         if guest is None or sock is None:
             return b""
-        room = _PENDING_INPUT_MAX - len(guest.decoder.pending)
+        room = max(0, _PENDING_INPUT_MAX - len(guest.decoder.pending))
         try:
             sock.shutdown(socket.SHUT_RD)
             unread = sock.recv(room + 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
