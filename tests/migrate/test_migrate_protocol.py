@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from xsmig_daemon.client import XenstoreError, connect
+from xsmig_daemon.image.records import Permission
 from xsmig_daemon.mockd import MockDaemon
 
 
@@ -64,3 +65,27 @@ async def test_one_import_at_a_time(daemon: MockDaemon) -> None:
         await second.control("migrate", "import", "begin")
         reply = await second.control("migrate", "import", "commit")
         assert reply.startswith(b"refused: bad image: ")
+
+
+async def test_a_refused_export_leaves_the_guest_unsealed(daemon: MockDaemon) -> None:
+    """A bad deadline is refused before the guest's endpoint is sealed: it is still served."""
+    path = daemon.socket_path
+    async with connect(path, timeout=5) as admin:
+        await admin.introduce(3, 1, 5)
+        await admin.write("/local/domain/3/data", b"")
+        await admin.set_perms("/local/domain/3/data", (Permission("b", 3),))
+        async with connect(str(Path(daemon.rundir) / "domain" / "3"), timeout=5) as guest:
+            await guest.write("data", b"before")  # attached and served
+            for deadline in ("0", "99999999"):
+                with pytest.raises(XenstoreError, match="EINVAL"):
+                    await admin.control("migrate", "export", "3", deadline)
+            await guest.write("data", b"after")
+            assert await guest.read("data") == b"after"
+
+
+async def test_a_bad_transaction_fate_is_refused(daemon: MockDaemon) -> None:
+    async with connect(daemon.socket_path, timeout=5) as importer:
+        for word in ("3:EBUSY", "x:EAGAIN"):
+            await importer.control("migrate", "import", "begin", "5")
+            reply = await importer.control("migrate", "import", "commit", word)
+            assert reply == f"refused: transaction fate {word!r}\0".encode()

@@ -140,6 +140,11 @@ class Introspection:
             return f"{self._thaw('thaw')}".encode() + b"\0"
         raise XsError("EINVAL", f"introspect arguments {args!r}")
 
+    def check_freeze(self, deadline_ms: int) -> None:
+        """Raise the error a freeze with ``deadline_ms`` would raise now (EBUSY, EINVAL)."""
+        self._expire_if_due()
+        self.state.check(deadline_ms)
+
     def hold(self, conn: Connection, deadline_ms: int, records: Iterable[Record]) -> None:
         """Freeze for ``conn`` with ``records`` as its image, encoded now; the daemon stays
         frozen until ``thaw`` (a migration: the source must not change until it releases)."""

@@ -160,6 +160,7 @@ class Migration:
         self._introduced(domid)
         mark = self._marks.pop((conn, domid), None)
         unchanged = since and mark is not None and nodes_unchanged(self.engine, domid, mark)
+        self.introspection.check_freeze(deadline_ms)  # refused before the guest is sealed
         unread = self._seal(domid)
         records = domain_records(self.engine, domid, unread_input=unread, nodes=not unchanged)
         self.introspection.hold(conn, deadline_ms, records)

@@ -70,6 +70,13 @@ class FreezeState:
         # again, and the owner's reading of the copy is not held against the deadline.
         return self._current is not None and self._current.frozen and now >= self._current.deadline
 
+    def check(self, deadline_ms: int) -> None:
+        """Raise the error ``freeze`` would raise now, changing nothing."""
+        if self._current is not None:
+            raise XsError("EBUSY", f"already frozen by {self._current.owner!r}")
+        if not 0 < deadline_ms <= DEADLINE_MAX_MS:
+            raise XsError("EINVAL", f"freeze deadline {deadline_ms} ms not in 1..{DEADLINE_MAX_MS}")
+
     def freeze(
         self,
         engine: Engine,
@@ -80,10 +87,7 @@ class FreezeState:
         records: Iterable[Record] | None = None,
     ) -> None:
         """Freeze for ``owner``; the image is the whole state, or ``records`` if given."""
-        if self._current is not None:
-            raise XsError("EBUSY", f"already frozen by {self._current.owner!r}")
-        if not 0 < deadline_ms <= DEADLINE_MAX_MS:
-            raise XsError("EINVAL", f"freeze deadline {deadline_ms} ms not in 1..{DEADLINE_MAX_MS}")
+        self.check(deadline_ms)
         image = ImageChunks(engine, skip=owner, records=records)
         self._current = _Freeze(owner, now, now + deadline_ms / 1000, image)
 
