@@ -32,20 +32,28 @@ def test_mock_to_real_refuses_connection_state_unless_lossy(
         with source.guest(7) as guest:
             ok(guest, Op.WATCH, "data", "rel")
             assert guest.event().payload == b"data\0rel\0"  # nothing left pending
+            tx = int(ok(guest, Op.TRANSACTION_START, "").rstrip(b"\0"))
+            write(guest, "data/t", b"1", tx_id=tx)
         ok(real_admin, Op.WATCH, "@introduceDomain", "new")
         assert real_admin.event().payload == b"@introduceDomain\0new\0"
         before_src, before_real = ls(source, "/"), ls(referee_xenstored, "/")
         sockets = ("--from", str(source.socket_path), "--to", str(referee_xenstored.socket_path))
         run = xsmig("migrate", *sockets, "--domain", "7", "--domid", "12")
         assert run.returncode == 1
-        assert "C xenstored, which cannot take 1 watch (data token rel)" in run.stderr
+        assert (
+            f"C xenstored, which cannot take 1 watch (data token rel); 1 open transaction(s) "
+            f"(tx {tx}) (--lossy drops them)" in run.stderr
+        )
         assert "domain 7 stays at the source" in run.stderr
         assert (ls(source, "/"), ls(referee_xenstored, "/")) == (before_src, before_real)
 
         run = xsmig("migrate", *sockets, "--domain", "7", "--domid", "12", "--lossy", "--json")
         assert run.returncode == 0, run.stderr
         notes = json.loads(run.stdout)["notes"]
-        assert notes == ["dropped for the C destination: 1 watch (data token rel)"]
+        assert notes == [
+            "dropped for the C destination: 1 watch (data token rel)",
+            f"dropped for the C destination: 1 open transaction(s) (tx {tx})",
+        ]
         assert ls(referee_xenstored, "/local/domain/12") == remapped(
             before_src_home(before_src), 7, 12
         )
