@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from .image.pipeline import ImageReader
-from .image.profiles import Profile
+from .image.reader import ImageReader
+
+if TYPE_CHECKING:
+    from .image.profiles import Profile
 
 STDIO = "-"
 CHUNK_SIZE = 1 << 20
@@ -135,6 +136,8 @@ def atomic_output(path: str, *, force: bool = False) -> Iterator[BinaryIO]:
     check_writable_target(path, force=force)
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
+    import tempfile  # noqa: PLC0415 - only writers need it (start-up of inspect/verify/diff)
+
     try:
         fd, tmp_path = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
     except OSError as exc:

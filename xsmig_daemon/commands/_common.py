@@ -1,5 +1,9 @@
-"""What the offline image commands share: the target names, and turning every expected
-failure into one line on stderr and an exit code (never a traceback)."""
+"""What the offline image commands share: turning every expected failure into one line
+on stderr and an exit code (never a traceback).
+
+Cheap to import: a command's parser is built from this module alone, and the image code is
+imported only when the command runs (``xsmig verify --help`` reads no record model).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,6 @@ import sys
 from collections.abc import Callable
 
 from ..cli import EXIT_FAIL
-from ..image.errors import EncodeError, ImageError
-from ..image.profiles import PROFILES
-from ..imagefile import ImageFileError
-
-TARGETS = tuple(PROFILES)
 
 
 def fail(command: str, message: str) -> int:
@@ -27,6 +26,9 @@ def guarded(
     (both kinds name their stream themselves)."""
 
     def handler(args: argparse.Namespace) -> int:
+        from ..image.errors import EncodeError, ImageError  # noqa: PLC0415 - start-up time
+        from ..imagefile import ImageFileError  # noqa: PLC0415
+
         try:
             return body(args)
         except (ImageFileError, ImageError) as exc:

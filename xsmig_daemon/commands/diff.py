@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli import EXIT_FAIL, EXIT_OK
-from ..image.compare import ImageState, compare, fd_differences
-from ..image.profiles import DUMP_SOURCE
-from ..imagefile import display_name, open_image
 from ._common import add_json_flag, guarded
+
+if TYPE_CHECKING:
+    from ..image.compare import ImageState
 
 NAME = "diff"
 DIFF_SCHEMA = "xsmig.diff/1"
@@ -46,6 +45,10 @@ def register(subparsers: Any) -> None:
 
 
 def load_state(path: str, against: ImageState | None = None) -> ImageState:
+    from ..image.compare import ImageState  # noqa: PLC0415 - start-up time, as in run()
+    from ..image.profiles import DUMP_SOURCE  # noqa: PLC0415
+    from ..imagefile import open_image  # noqa: PLC0415
+
     # Any daemon's dump, Xen 4.22's included (its depth watches compare as depth-less).
     stream = open_image(path, DUMP_SOURCE, collect_defects=True)
     state: ImageState | None = None
@@ -62,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if args.a == "-" and args.b == "-":
         print(f"xsmig {NAME}: only one of A and B can be standard input", file=sys.stderr)
         return 2
+    # Imported here, not at the top: `xsmig diff --help` needs none of it (start-up time).
+    import json  # noqa: PLC0415
+
+    from ..image.compare import compare, fd_differences  # noqa: PLC0415
+    from ..imagefile import display_name  # noqa: PLC0415
+
     state_a = load_state(args.a)
     state_b = load_state(args.b, against=state_a)
     fd_only = fd_differences(state_a, state_b)

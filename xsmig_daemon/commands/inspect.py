@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from ..cli import EXIT_OK
-from ..image.summary import ImageSummary, record_json, record_line
-from ..imagefile import display_name, open_image
 from ._common import add_json_flag, guarded
 
 NAME = "inspect"
@@ -35,6 +32,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `xsmig inspect --help` needs none of it (start-up time).
+    import json  # noqa: PLC0415
+
+    from ..image.summary import ImageSummary, record_json, record_line  # noqa: PLC0415
+    from ..imagefile import display_name, open_image  # noqa: PLC0415
+
     stream = open_image(args.image, None)
     out = sys.stdout
     if args.records:

@@ -36,8 +36,9 @@ from ..export.policy import (
 from ..export.run import Progress
 from ..export.sinks import UNIX_PREFIX, check_output_target
 from ..image.errors import EncodeError, ImageError
-from ..image.profiles import PROFILES, Profile, get_profile, target_help
+from ..image.profiles import PROFILES, Profile, get_profile
 from ..image.records import DOMID_FIRST_RESERVED
+from ..image.targets import target_help
 from ..imagefile import ImageFileError, check_not_terminal, output_name
 from ..wire.introspect import FREEZE_MODES
 

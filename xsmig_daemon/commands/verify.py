@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cli import EXIT_FAIL, EXIT_OK
-from ..image.errors import ImageError, type_name
-from ..image.profiles import get_profile, target_help
-from ..imagefile import ImageFileError, display_name, open_image
-from ._common import TARGETS, add_json_flag, fail
+from ..image.targets import TARGETS, target_help
+from ._common import add_json_flag, fail
+
+if TYPE_CHECKING:
+    from ..image.errors import ImageError
 
 NAME = "verify"
 VERIFY_SCHEMA = "xsmig.verify/1"
@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `xsmig verify --help` needs none of it (start-up time).
+    import json  # noqa: PLC0415
+
+    from ..image.errors import ImageError  # noqa: PLC0415
+    from ..image.profiles import get_profile  # noqa: PLC0415
+    from ..imagefile import ImageFileError, display_name, open_image  # noqa: PLC0415
+
     name = display_name(args.image)
     stream = open_image(
         args.image, get_profile(args.target), migration=args.migration, collect_defects=True
@@ -105,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _error_json(exc: ImageError) -> dict[str, Any]:
+    from ..image.errors import type_name  # noqa: PLC0415 - as in run()
+
     return {
         "message": exc.message,
         "reason": exc.reason,

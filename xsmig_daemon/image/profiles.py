@@ -174,8 +174,6 @@ XEN_4_22 = Profile(
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (SPEC, XEN_4_17, XEN_4_20, XEN_4_21, XEN_4_22)}
-#: The real daemons a --target can name that CI proves (for --help texts).
-REAL_TARGETS = tuple(p.name for p in PROFILES.values() if p.is_c_loader and p.proven)
 
 #: For reading a dump that a daemon wrote before converting it: the format's rules, plus the
 #: version-1 streams with types 6-8 that 4.22 writes (not a target: not in PROFILES).
@@ -223,14 +221,3 @@ def writer_of(socket_fd: int, evtchn_fd: int, specials_first: bool) -> Profile |
         and p.specials_first == specials_first
     ]
     return matches[0] if len(matches) == 1 else None
-
-
-def target_help() -> str:
-    """What --target means, for every command that takes one."""
-    real = " or ".join(REAL_TARGETS)
-    return (
-        f"loader the image is for: spec (the full-fidelity design-document image) or a real "
-        f"xenstored successor, {real} (what that version's `xenstored -U` loads; proven "
-        f"against it); xen-4.22 was checked against a real 4.22.0 outside CI "
-        f"(docs/upstream.md); xen-4.21 is from its source only, unproven"
-    )

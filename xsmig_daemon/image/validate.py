@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from ..wire.features import FEATURE_WATCHDEPTH
 from . import watchext
-from .decoder import ImageDecoder, Located
+from .decoder import Located
 from .errors import ImageError, ProfileError, SemanticError, type_name
 from .profiles import SPEC, Profile, as_profile
 from .records import (
@@ -381,19 +381,9 @@ def validate_records(
     return validator.warnings
 
 
-def dirty_padding_warnings(decoder: ImageDecoder) -> list[str]:
-    """One warning per quota record whose padding held non-zero bytes (Xen 4.22 does that)."""
-    return [
-        f"record {index} at byte {offset} (0x{offset:x}): non-zero padding after the quota "
-        "names (ignored, as the format says; Xen 4.22 leaves heap bytes there)"
-        for index, offset in decoder.dirty_padding
-    ]
-
-
 __all__ = [
     "ImageError",
     "StreamValidator",
-    "dirty_padding_warnings",
     "parent_path",
     "validate_records",
 ]
