@@ -13,6 +13,7 @@ import pytest
 import trio
 from introlib import snapshot
 from peerlib import RealXenstored
+from trio.testing import MockClock, wait_all_tasks_blocked
 
 from xsmig_daemon.client import Xenstore, XenstoreError, connect
 from xsmig_daemon.client.connection import Request
@@ -38,6 +39,13 @@ async def daemon() -> AsyncIterator[MockDaemon]:
             nursery.cancel_scope.cancel()
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
+
+
+async def settled() -> None:
+    """Return once every task of this run, the in-process mock's included, waits for
+    something that has not happened (no socket readable, no timer due): whatever the daemon
+    would do with the requests sent so far, it has done. Not a sleep: it cannot return early."""
+    await wait_all_tasks_blocked()
 
 
 async def read_image_bytes(xs: Xenstore) -> bytes:
@@ -68,24 +76,25 @@ async def test_only_privileged_callers_and_one_freeze_at_a_time(daemon: MockDaem
         await xs.control("introspect", "freeze", "5000")
         async with connect(daemon.socket_path, timeout=5) as other:
             # Its connection is accepted only after the thaw; the request waits until then.
+            answered = trio.Event()
+
+            async def try_freeze() -> None:
+                await other.control("introspect", "freeze", "5000")  # an error fails the test
+                answered.set()
+
             async with trio.open_nursery() as nursery:
-                result: list[BaseException] = []
-
-                async def try_freeze() -> None:
-                    try:
-                        await other.control("introspect", "freeze", "5000")
-                    except XenstoreError as exc:
-                        result.append(exc)
-
                 nursery.start_soon(try_freeze)
-                await trio.sleep(0.2)
-                assert not result
+                await settled()
+                assert not answered.is_set(), "a second freeze was served while frozen"
                 await xs.control("introspect", "thaw")
-            assert result == []  # after the thaw it froze the daemon itself
+            assert answered.is_set()  # after the thaw it froze the daemon itself
             await other.control("introspect", "thaw")
 
 
-async def test_frozen_daemon_queues_everybody_and_images_one_instant(daemon: MockDaemon) -> None:
+async def test_frozen_daemon_queues_everybody_and_images_one_instant(
+    daemon: MockDaemon, mock_clock: MockClock
+) -> None:
+    mock_clock.rate = 1.0  # real time, plus the jump below
     async with (
         connect(daemon.socket_path, timeout=5) as exporter,
         connect(daemon.socket_path, timeout=5) as writer,
@@ -105,8 +114,9 @@ async def test_frozen_daemon_queues_everybody_and_images_one_instant(daemon: Moc
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(write_during_freeze)
-            await trio.sleep(0.3)
+            await settled()
             assert not done.is_set(), "a write was processed while frozen"
+            mock_clock.jump(0.3)  # the freeze lasts at least this long
             image = await read_image_bytes(exporter)
             duration = float((await exporter.control("introspect", "thaw")).rstrip(b"\0"))
             with trio.fail_after(5):
@@ -119,9 +129,8 @@ async def test_frozen_daemon_queues_everybody_and_images_one_instant(daemon: Moc
         # writer and the client that left; not the exporter itself.
         assert len(sockets) == 2 and all(isinstance(r.spec, SocketSpec) for r in sockets)
         assert await writer.read("/during") == b"2"
-        with trio.fail_after(5):  # the leaver is gone after the thaw
-            while len(daemon.engine.connections) != 2:
-                await trio.sleep(0.01)
+        await settled()
+        assert len(daemon.engine.connections) == 2  # the leaver is gone after the thaw
 
 
 async def test_a_capture_freeze_ends_before_the_reads(daemon: MockDaemon) -> None:
@@ -143,10 +152,13 @@ async def test_a_capture_freeze_ends_before_the_reads(daemon: MockDaemon) -> Non
             await exporter.control("introspect", "freeze", "5000", "later")
 
 
-async def test_reads_after_the_deadline_say_the_freeze_ended(daemon: MockDaemon) -> None:
+async def test_reads_after_the_deadline_say_the_freeze_ended(
+    daemon: MockDaemon, mock_clock: MockClock
+) -> None:
+    mock_clock.rate = 1.0
     async with connect(daemon.socket_path, timeout=5) as xs:
         await xs.control("introspect", "freeze", "100")
-        await trio.sleep(0.2)
+        mock_clock.jump(0.2)  # past the deadline
         with pytest.raises(XenstoreError, match="EAGAIN"):
             await xs.conn.request(READ_PIECE)
         with pytest.raises(XenstoreError, match="EINVAL"):
@@ -164,14 +176,15 @@ def test_real_417_answers_einval_and_auto_uses_wire(
 
 
 async def test_reading_a_captured_copy_is_not_held_against_the_deadline(
-    daemon: MockDaemon,
+    daemon: MockDaemon, mock_clock: MockClock
 ) -> None:
     """The deadline protects a frozen daemon; after a capture the daemon runs, so a slow
     reader of the copy (here: longer than the deadline) still gets all of it."""
+    mock_clock.rate = 1.0
     async with connect(daemon.socket_path, timeout=5) as xs:
         await xs.write("/slow/reader", b"1")
         await xs.control("introspect", "freeze", "100", "capture")
-        await trio.sleep(0.3)  # the reader is slow: time passes, nothing waits on it
+        mock_clock.jump(0.3)  # the reader is slow: past the deadline before its first read
         image = await read_image_bytes(xs)
         await xs.control("introspect", "thaw")
     paths = {r.path for r in (i.record for i in read_image([image])) if isinstance(r, NodeData)}
