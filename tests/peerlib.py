@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
+import trio
+import trio.testing
 from ringclient import RingGuests
 from wireclient import DEFAULT_TIMEOUT, PeerError, WireClient
 
@@ -289,12 +291,33 @@ def read_line(stream: IO[str], timeout: float = DEFAULT_TIMEOUT) -> str:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds.
+
+    The one polling loop of the tests (a condition may also raise, e.g. when the process it
+    waits for has died); ``wait_until_async`` is the same for trio code."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise PeerError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(_POLL_INTERVAL)
+
+
+async def wait_until_async(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """``wait_until`` inside a trio run: other tasks (a daemon in this process) run between
+    the polls."""
+    with trio.move_on_after(timeout):
+        while not condition():
+            await trio.sleep(_POLL_INTERVAL)
+        return
+    raise PeerError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def settled() -> None:
+    """Return once every task of this trio run, an in-process daemon's included, waits for
+    something that has not happened (no socket readable, no timer due): whatever the daemon
+    would do with what was sent to it so far, it has done. For checking that something did
+    *not* happen; unlike a sleep it cannot return too early."""
+    await trio.testing.wait_all_tasks_blocked()
 
 
 @dataclass

@@ -4,11 +4,12 @@ real 4.17 xenstored while snapshots are taken; no image may hold a torn pair."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
-from peerlib import RealXenstored
+from peerlib import RealXenstored, wait_until_async
 from snaplib import image_nodes, write_many
 
 from xsmig_daemon.client import TransactionConflictError, connect
@@ -48,6 +49,12 @@ async def keep_updating(
             await trio.sleep(rng.uniform(*pause))
 
 
+def moved_on(counts: list[int]) -> Callable[[], bool]:
+    """Whether every count has grown since now."""
+    before = list(counts)
+    return lambda: all(now > then for now, then in zip(counts, before, strict=True))
+
+
 @pytest.mark.parametrize("consistency", ["transaction", "watch"])
 async def test_no_torn_pairs_under_concurrent_transactions(
     real_xenstored: RealXenstored, tmp_path: Path, consistency: Consistency
@@ -68,8 +75,7 @@ async def test_no_torn_pairs_under_concurrent_transactions(
         for pair in range(WRITERS):
             nursery.start_soon(keep_updating, sock, pair, pair, counts, PAUSE)
         with trio.fail_after(120):
-            while min(counts) < 3:
-                await trio.sleep(0.01)
+            await wait_until_async(lambda: min(counts) >= 3, 120, "3 commits per writer")
             for index in range(SNAPSHOTS):
                 out = tmp_path / f"snap{index}.img"
                 result = await run_export(
@@ -85,7 +91,8 @@ async def test_no_torn_pairs_under_concurrent_transactions(
                     assert a == b, f"snapshot {index}: torn pair {pair}: a={a!r} b={b!r}"
                     pairs[pair] = int(a)
                 seen.append(pairs)
-                await trio.sleep(0.05)
+                # The next snapshot comes after every writer has moved on.
+                await wait_until_async(moved_on(counts), 120, "every writer to commit again")
         nursery.cancel_scope.cancel()
     # The writers really were moving while the snapshots were taken.
     for pair in range(WRITERS):

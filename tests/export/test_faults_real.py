@@ -9,11 +9,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from peerlib import REPO_ROOT, RealXenstored, short_tempdir
+from peerlib import REPO_ROOT, RealXenstored, short_tempdir, wait_until
 from snaplib import XENSTORE_WRITE, leftovers, snapshot, snapshot_command, tool, write_many
 
 pytestmark = pytest.mark.peer
@@ -57,12 +57,23 @@ def start_snapshot(xs: RealXenstored, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_temp_file(directory: Path, exporter: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 20
-    while not any(p.name.endswith(".tmp") for p in directory.iterdir()):
+def while_alive(
+    exporter: subprocess.Popen[str], condition: Callable[[], bool]
+) -> Callable[[], bool]:
+    """``condition``, failing the test with the exporter's output once it has exited."""
+
+    def check() -> bool:
         assert exporter.poll() is None, exporter.communicate()
-        assert time.monotonic() < deadline, "the exporter never opened its temporary file"
-        time.sleep(0.01)
+        return condition()
+
+    return check
+
+
+def wait_for_temp_file(directory: Path, exporter: subprocess.Popen[str]) -> None:
+    opened = while_alive(
+        exporter, lambda: any(p.name.endswith(".tmp") for p in directory.iterdir())
+    )
+    wait_until(opened, 20, "the exporter's temporary file")
 
 
 @contextlib.contextmanager
@@ -94,11 +105,8 @@ def pending_connections(socket_path: Path) -> int:
 
 def wait_for_pending_connection(socket_path: Path, exporter: subprocess.Popen[str]) -> None:
     """The exporter has connected to the stopped daemon: its connection waits in the backlog."""
-    deadline = time.monotonic() + 20
-    while pending_connections(socket_path) < 1:
-        assert exporter.poll() is None, exporter.communicate()
-        assert time.monotonic() < deadline, "the exporter never connected"
-        time.sleep(0.01)
+    connected = while_alive(exporter, lambda: pending_connections(socket_path) >= 1)
+    wait_until(connected, 20, "the exporter's connection")
 
 
 def test_daemon_killed_mid_walk(real_xenstored: RealXenstored, tmp_path: Path) -> None:

@@ -8,8 +8,7 @@ import struct
 import subprocess
 import sys
 import termios
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,9 @@ from peerlib import (
     PeerInstall,
     short_tempdir,
     start_mockd,
+    wait_until,
 )
-from wireclient import PeerError, SocketStream, WireClient, payload
+from wireclient import SocketStream, WireClient, payload
 
 from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import Record
@@ -89,18 +89,10 @@ def restoring_mock(stream: Path) -> Iterator[MockDaemon]:
         )
     daemon = MockDaemon(PeerInstall.locate(), rundir, process, True)
     try:
-        wait_for(lambda: stream.exists() or not daemon.alive(), "the restore socket")
+        wait_until(lambda: stream.exists() or not daemon.alive(), 30, "the restore socket")
         yield daemon
     finally:
         daemon.stop()
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise PeerError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def ok(client: WireClient, op: Op, *args: str | bytes, tx_id: int = 0) -> bytes:
@@ -177,8 +169,9 @@ def wait_until_read(client: WireClient, timeout: float = 10.0) -> None:
     SIOCOUTQ counts what the peer has not consumed yet."""
     assert isinstance(client.stream, SocketStream), "a socket client"
     fd = client.stream.sock.fileno()
-    deadline = time.monotonic() + timeout
-    while struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4))[0]:
-        if time.monotonic() > deadline:
-            raise PeerError(f"the daemon did not read a client's bytes within {timeout} s")
-        time.sleep(0.01)
+
+    def unread() -> int:
+        count: int = struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0" * 4))[0]
+        return count
+
+    wait_until(lambda: unread() == 0, timeout, "the daemon to read a client's bytes")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 from introlib import XSMIG, mock, records_of
-from peerlib import REPO_ROOT
+from peerlib import REPO_ROOT, wait_until_async
 
 from xsmig_daemon.client import TransactionConflictError, connect
 from xsmig_daemon.image.records import NodeData
@@ -42,8 +42,7 @@ async def test_no_image_holds_a_torn_pair(tmp_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             for index in range(CLIENTS):
                 nursery.start_soon(updater, index)
-            while sum(commits) < 50:
-                await trio.sleep(0.01)
+            await wait_until_async(lambda: sum(commits) >= 50, 60, "50 commits")
             for number in range(SNAPSHOTS):
                 image = tmp_path / f"s{number}.img"
                 argv = [*XSMIG, "snapshot", "--socket", socket_path, "--source", "introspect"]

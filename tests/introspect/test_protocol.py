@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import trio
 from introlib import snapshot
-from peerlib import RealXenstored
-from trio.testing import MockClock, wait_all_tasks_blocked
+from peerlib import RealXenstored, settled
+from trio.testing import MockClock
 
 from xsmig_daemon.client import Xenstore, XenstoreError, connect
 from xsmig_daemon.client.connection import Request
@@ -39,13 +39,6 @@ async def daemon() -> AsyncIterator[MockDaemon]:
             nursery.cancel_scope.cancel()
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
-
-
-async def settled() -> None:
-    """Return once every task of this run, the in-process mock's included, waits for
-    something that has not happened (no socket readable, no timer due): whatever the daemon
-    would do with the requests sent so far, it has done. Not a sleep: it cannot return early."""
-    await wait_all_tasks_blocked()
 
 
 async def read_image_bytes(xs: Xenstore) -> bytes:

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from introlib import XSMIG, mock, ok, records_of, snapshot, wait_for
-from peerlib import REPO_ROOT, short_tempdir
+from introlib import XSMIG, mock, ok, records_of, snapshot
+from peerlib import REPO_ROOT, short_tempdir, wait_until
 
 from xsmig_daemon.image.encoder import encode_image
 from xsmig_daemon.image.records import (
@@ -96,7 +96,7 @@ def test_a_bad_image_file_is_refused(
 def test_a_bad_unix_stream_is_refused(work: Path, name: str, data: bytes, why: str) -> None:
     stream = work / "succ"
     process = restore_from(work, f"unix:{stream}", "--restore-timeout", "10")
-    wait_for(lambda: stream.exists() or process.poll() is not None, "the restore socket")
+    wait_until(lambda: stream.exists() or process.poll() is not None, 30, "the restore socket")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as producer:
         producer.connect(str(stream))
         producer.sendall(data)
@@ -136,7 +136,7 @@ def test_domains_introduced_after_a_restore_get_fresh_ports_and_ids() -> None:
 def test_sigterm_while_waiting_for_the_producer(work: Path) -> None:
     stream = work / "succ"
     process = restore_from(work, f"unix:{stream}", "--restore-timeout", "30")
-    wait_for(lambda: stream.exists() or process.poll() is not None, "the restore socket")
+    wait_until(lambda: stream.exists() or process.poll() is not None, 30, "the restore socket")
     process.send_signal(signal.SIGTERM)
     assert "SIGTERM before the stream was complete" in refused(process, work)
     assert not stream.exists()

@@ -22,10 +22,9 @@ from introlib import (
     records_of,
     restoring_mock,
     snapshot,
-    wait_for,
     xsmig,
 )
-from peerlib import MockDaemon, short_tempdir
+from peerlib import MockDaemon, short_tempdir, wait_until
 
 from xsmig_daemon.image.records import (
     ConnectionData,
@@ -144,7 +143,7 @@ def test_round_trip_through_a_unix_socket(
     with restoring_mock(stream) as restored:
         sent = snapshot(daemon.socket_path, "--source", "introspect", "--to", f"unix:{stream}")
         assert sent.returncode == 0, sent.stderr
-        wait_for(lambda: "listening on" in restored.log() or not restored.alive(), "restore")
+        wait_until(lambda: "listening on" in restored.log() or not restored.alive(), 30, "restore")
         assert restored.alive(), restored.log()
         _restore_and_compare(image_a, restored, work)
         _restored_daemon_serves(restored)

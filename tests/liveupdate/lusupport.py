@@ -6,12 +6,11 @@ import os
 import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyxs
-from peerlib import REPO_ROOT, RunningDaemon, track
+from peerlib import REPO_ROOT, RunningDaemon, track, wait_until
 from wireclient import WireClient
 
 from xsmig_daemon.wire.ops import Op
@@ -127,17 +126,16 @@ def serving_pid(holder: int) -> int:
     child; docs/liveupdate.md, "One service")."""
     # Right after an update the first daemon may still be on its way into the holder (the
     # successor already answers), the previous daemon still a zombie being reaped.
-    deadline = time.monotonic() + 10
-    while "pidholder.py" not in " ".join(cmdline(holder)):
-        assert time.monotonic() < deadline, f"{holder} is not a pid holder"
-        time.sleep(0.01)
-    while True:
+    wait_until(lambda: "pidholder.py" in " ".join(cmdline(holder)), 10, f"{holder} to hold pids")
+    live: list[int] = []
+
+    def one_child() -> bool:
         children = Path(f"/proc/{holder}/task/{holder}/children").read_text().split()
-        live = [int(pid) for pid in children if _running(int(pid))]
-        if len(live) == 1 and len(children) == 1:
-            return live[0]
-        assert time.monotonic() < deadline, f"holder {holder} children {children}"
-        time.sleep(0.01)
+        live[:] = [int(pid) for pid in children if _running(int(pid))]
+        return len(live) == 1 and len(children) == 1
+
+    wait_until(one_child, 10, f"holder {holder} to have one running child")
+    return live[0]
 
 
 def _running(pid: int) -> bool:

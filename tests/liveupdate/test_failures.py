@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from lusupport import control, live_update, mock_launcher, write_launcher
@@ -115,9 +114,7 @@ def _crash_and_recover(mockd: MockDaemon, tmp_path: Path) -> None:
     # What the operator sees: the admin tool fails, the daemon is gone (SIGSEGV), clients
     # see EOF, and the complete state is still on disk.
     assert result.returncode != 0
-    deadline = time.monotonic() + 10
-    while mockd.alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not mockd.alive(), 10, "the crashed daemon to be gone")
     assert mockd.process.returncode == -11
     dump = mockd.rundir / "state_dump"
     assert dump.exists() and dump.stat().st_mode & 0o777 == 0o600

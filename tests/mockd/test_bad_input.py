@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import trio
+from peerlib import settled, wait_until_async
 
 from xsmig_daemon.mockd import MockDaemon
 from xsmig_daemon.store.connection import OUTPUT_LIMIT
@@ -51,9 +52,7 @@ async def test_truncated_header_then_disconnect(mock_daemon: MockDaemon) -> None
     await bad.stream.send_all(encode_message(Op.READ, 1, 0, b"/\0")[:7])
     await bad.aclose()
     await still_served(mock_daemon)
-    with trio.fail_after(5):
-        while mock_daemon.engine.connections:
-            await trio.sleep(0.01)
+    await wait_until_async(lambda: not mock_daemon.engine.connections, 5, "the connection's end")
 
 
 async def test_invalid_paths_and_nul_inside_a_path(mock_daemon: MockDaemon) -> None:
@@ -97,9 +96,13 @@ async def test_client_that_never_reads_is_bounded(mock_daemon: MockDaemon) -> No
             await lazy.stream.send_all(read_big * 16)
             sent += 16
 
-    # The daemon stops reading the lazy client once its output is full, so our sends block.
-    with trio.move_on_after(3):
-        await flood()
+    # The daemon stops reading the lazy client once its output is full, so our sends block:
+    # then nothing in this process can move any more.
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            await settled()
+            nursery.cancel_scope.cancel()
     conn = next(c for c in mock_daemon.engine.connections)
     assert OUTPUT_LIMIT <= conn.output_size < OUTPUT_LIMIT + 8192
     assert len(conn.decoder.pending) < 64 * 1024

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import struct
+import termios
+
 import trio
 
 from xsmig_daemon.wire.framing import Message, MessageDecoder, encode_message
@@ -66,6 +70,13 @@ class TrioClient:
                 if not data:
                     return True
                 self.decoder.feed(data)
+
+    def unread(self) -> int:
+        """Bytes the daemon sent that this client has not received (FIONREAD), without
+        waiting: with ``peerlib.settled`` it shows that nothing was answered."""
+        raw = fcntl.ioctl(self.stream.socket.fileno(), termios.FIONREAD, b"\0" * 4)
+        count: int = struct.unpack("i", raw)[0]
+        return count
 
     async def aclose(self) -> None:
         await self.stream.aclose()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+from peerlib import settled, wait_until_async
 
 from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.service.app import Service
@@ -148,15 +149,16 @@ async def test_disconnect_mid_request_harms_nothing(
     output = short_dir / "gone.img"
     leaver = await connect(service)
     await leaver.send(json.dumps({"command": "snapshot", "output": str(output)}).encode() + b"\n")
-    with trio.fail_after(10):  # the service has the request before the client leaves
-        while not (runner.active or output.exists()):
-            await trio.sleep(0.01)
+    # The service has the request before the client leaves.
+    await wait_until_async(lambda: bool(runner.active or output.exists()), 10, "the snapshot")
     await leaver.stream.aclose()
     # The operation still completes, and the service keeps answering.
     client = await connect(service)
-    with trio.fail_after(10):
-        while not (output.exists() and runner.active == 0):
-            await trio.sleep(0.05)
+
+    def finished() -> bool:
+        return output.exists() and runner.active == 0
+
+    await wait_until_async(finished, 10, "the snapshot to finish")
     assert output.read_bytes() == IMAGE.read_bytes()
     assert (await client.request(command="status"))["result"]["counters"]["snapshots"] == 1
 
@@ -201,9 +203,8 @@ async def test_too_many_clients_are_refused(running: tuple[Service, FakeRunner])
     reply = await extra.line()
     assert reply is not None and reply["error"] == "too many control clients; try later"
     await held[0].stream.aclose()
-    with trio.fail_after(10):  # a slot is free once the service has seen the close
-        while not (await (await connect(service)).request(command="status"))["ok"]:
-            await trio.sleep(0.01)
+    await settled()  # the service has seen the close: a slot is free
+    assert (await (await connect(service)).request(command="status"))["ok"]
 
 
 async def test_stale_socket_is_replaced_but_a_live_one_is_not(short_dir: Path) -> None:

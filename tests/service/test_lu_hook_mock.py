@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peerlib import PeerInstall, run_client
+from peerlib import PeerInstall, run_client, wait_until
 from wireclient import WireClient
 
 from xsmig_daemon.wire.ops import Op
@@ -40,10 +39,12 @@ def mock_in_rundir(short_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], P
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 10
-        while "listening" not in (rundir / "mockd.log").read_text():
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+
+        def listening() -> bool:
+            assert process.poll() is None, (rundir / "mockd.log").read_text()
+            return "listening" in (rundir / "mockd.log").read_text()
+
+        wait_until(listening, 10, "the mock's listening line")
         yield process, rundir
     finally:
         process.terminate()

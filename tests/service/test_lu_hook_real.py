@@ -9,12 +9,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from peerlib import PeerInstall, RealXenstored
+from peerlib import PeerInstall, RealXenstored, wait_until
 
 from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.records import NodeData
@@ -87,10 +86,12 @@ def node_paths(image: bytes) -> set[str]:
 
 def wait_until_serving(xs: RealXenstored, timeout: float = 10.0) -> None:
     """A fresh start re-creates the socket: until then, new clients are refused."""
-    deadline = time.monotonic() + timeout
-    while xs.client("xenstore-write", "/after", "works", check=False).returncode != 0:
-        assert xs.alive() and time.monotonic() < deadline, xs.log()[-2000:]
-        time.sleep(0.05)
+
+    def serving() -> bool:
+        assert xs.alive(), xs.log()[-2000:]
+        return xs.client("xenstore-write", "/after", "works", check=False).returncode == 0
+
+    wait_until(serving, timeout, "the restarted xenstored to serve")
 
 
 def exe_of(pid: int) -> str:

@@ -191,7 +191,11 @@ def test_sigterm_during_an_export_leaves_no_partial_file(
     assert "cancelling: snapshot to" in served.stderr_after_exit()
 
 
-async def test_watchdog_stops_while_the_event_loop_is_stuck(short_dir: Path) -> None:
+async def test_watchdog_stops_while_the_event_loop_is_stuck(
+    short_dir: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Virtual time (the clock jumps to each due timer), so the counts are exact at any load:
+    a ping at once, then one per half period (50 ms)."""
     listener = NotifyListener(short_dir / "n")
     try:
         env = {"NOTIFY_SOCKET": str(short_dir / "n"), "WATCHDOG_USEC": "100000"}
@@ -199,12 +203,12 @@ async def test_watchdog_stops_while_the_event_loop_is_stuck(short_dir: Path) -> 
         assert env == {}  # consumed, so that children do not inherit it
         async with trio.open_nursery() as nursery:
             nursery.start_soon(notifier.run_watchdog)
-            await trio.sleep(0.5)
-            assert 5 <= len(listener.collect(0.01)) <= 12
-            time.sleep(0.5)  # the loop is stuck: no task runs, no ping may be sent
-            assert len(listener.collect(0.01)) <= 1  # at most the one already due
-            await trio.sleep(0.3)
-            assert len(listener.collect(0.01)) >= 4
+            await trio.sleep(0.525)  # pings at 0, 50, ..., 500 ms
+            assert len(listener.collect(0.01)) == 11
+            autojump_clock.jump(0.5)  # the loop is stuck for 0.5 s: no task runs...
+            assert listener.collect(0.01) == []  # ...so no ping is sent
+            await trio.sleep(0.31)  # the overdue ping at once, then every 50 ms again
+            assert len(listener.collect(0.01)) == 7
             nursery.cancel_scope.cancel()
         notifier.close()
     finally:

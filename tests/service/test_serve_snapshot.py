@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peerlib import MockDaemon, RealXenstored, RunningDaemon
+from peerlib import MockDaemon, RealXenstored, RunningDaemon, wait_until
 from wireclient import payload
 
 from xsmig_daemon.export.manifest import manifest_path
@@ -45,11 +45,13 @@ def serving(config: Path) -> Iterator[list[str]]:
     )
     ctl = [sys.executable, "-m", "xsmig_daemon", "ctl", "--config", str(config)]
     try:
-        deadline = time.monotonic() + 20
-        while subprocess.run([*ctl, "status"], capture_output=True, check=False).returncode:
+
+        def answers() -> bool:
             assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline, "xsmig serve did not answer status"
-            time.sleep(0.1)
+            status = subprocess.run([*ctl, "status"], capture_output=True, check=False)
+            return status.returncode == 0
+
+        wait_until(answers, 20, "xsmig serve to answer status")
         yield ctl
     finally:
         process.terminate()
