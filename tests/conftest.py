@@ -3,6 +3,9 @@
 Every daemon fixture starts a fresh daemon in a short run directory under /tmp and stops it
 (SIGTERM, then SIGKILL) and removes the directory when the test ends, whatever happened.
 
+``mock_daemon`` is the mock inside the test's own trio run (no process): a test can see its
+engine, and ``peerlib.settled`` knows when it has done all it can.
+
 Per version: ``peer_install`` / ``real_xenstored`` / ``restored_xenstored`` are Xen 4.17;
 the ``*_420`` fixtures are Xen 4.20; ``referee`` (with ``referee_xenstored`` and
 ``referee_restore``) runs a test once per real version in ``DEBIAN_VERSIONS``.
@@ -10,10 +13,13 @@ the ``*_420`` fixtures are Xen 4.20; ``referee`` (with ``referee_xenstored`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import trio
 from peerlib import (
     DEBIAN_VERSIONS,
     MockDaemon,
@@ -29,6 +35,8 @@ from peerlib import (
     stop_tracked,
 )
 
+from xsmig_daemon.mockd import MockDaemon as InProcessMock
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
@@ -37,6 +45,21 @@ def _stop_tracked_helpers() -> Iterator[None]:
     """Helper processes a test tracked (peerlib.track) end with it, whatever happened."""
     yield
     stop_tracked()
+
+
+@pytest.fixture
+async def mock_daemon() -> AsyncIterator[InProcessMock]:
+    """The mock xenstored serving a short temporary socket path inside this trio run."""
+    rundir = tempfile.mkdtemp(prefix="xs", dir="/tmp")
+    try:
+        async with trio.open_nursery() as nursery:
+            daemon = InProcessMock(str(Path(rundir) / "socket"))
+            with trio.fail_after(5):
+                await nursery.start(daemon.run)
+            yield daemon
+            nursery.cancel_scope.cancel()
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from random_session import MAX_OPEN_TRANSACTIONS
-from replay import Action, Connect, ConnectGuest, Disconnect, Step
+from random_session import MAX_OPEN_TRANSACTIONS, prologue_with_guests
+from replay import Action, Connect, Disconnect, Step
 
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op
@@ -114,29 +114,10 @@ class _State:
             holders[:] = [h for h in holders if h != domid]
 
 
-def prologue() -> list[Action]:
-    """Homes of domains 1 and 2 owned by them, /r shared; both attached over their rings."""
-    actions: list[Action] = [
-        Connect("c0"),
-        Connect("c1"),
-        Step("c0", Op.MKDIR, ("/r",)),
-        Step("c0", Op.SET_PERMS, ("/r", "n0", "b1", "r2")),
-    ]
-    for domid in (1, 2):
-        home = f"/local/domain/{domid}"
-        actions += [
-            Step("c0", Op.MKDIR, (home,)),
-            Step("c0", Op.SET_PERMS, (home, f"n{domid}")),
-            Step("c0", Op.INTRODUCE, (str(domid), str(0x1000 + domid), str(10 + domid))),
-            ConnectGuest(f"g{domid}", domid),
-        ]
-    return actions
-
-
 def compat_session(seed: int, steps: int, version: str) -> tuple[Action, ...]:
     rng = random.Random(seed)
     gen = _Generator(rng, EXCLUDED[version])
-    actions = prologue()
+    actions = prologue_with_guests(("c0", "c1"))
     for counter in range(steps):
         actions += gen.step(counter)
     for client, labels in gen.state.open_tx.items():

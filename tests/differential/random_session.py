@@ -57,10 +57,11 @@ WITH_GUESTS = Universe(
 )
 
 
-def _prologue_with_guests() -> list[Action]:
-    """dom1 and dom2 own their homes; /r is shared (dom1 both, dom2 read)."""
-    actions: list[Action] = [
-        Connect("c0"),
+def prologue_with_guests(clients: tuple[str, ...] = ("c0",)) -> list[Action]:
+    """dom1 and dom2 own their homes; /r is shared (dom1 both, dom2 read); both attached over
+    their rings. ``clients``: the socket clients connected first (``c0`` sets all this up)."""
+    actions: list[Action] = [Connect(client) for client in clients]
+    actions += [
         Step("c0", Op.MKDIR, ("/r",)),
         Step("c0", Op.SET_PERMS, ("/r", "n0", "b1", "r2")),
     ]
@@ -82,7 +83,7 @@ def random_session(seed: int, steps: int) -> tuple[Action, ...]:
 
 
 def random_guest_session(seed: int, steps: int) -> tuple[Action, ...]:
-    return _random_actions(random.Random(seed), steps, WITH_GUESTS, _prologue_with_guests())
+    return _random_actions(random.Random(seed), steps, WITH_GUESTS, prologue_with_guests())
 
 
 def _random_actions(

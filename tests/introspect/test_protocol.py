@@ -4,9 +4,6 @@ what waits while frozen, what the image holds, and the probe on the real 4.17 xe
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,20 +24,6 @@ from xsmig_daemon.wire.ops import Op
 READ_PIECE = Request(Op.CONTROL, b"introspect\0read\0")
 
 
-@pytest.fixture
-async def daemon() -> AsyncIterator[MockDaemon]:
-    rundir = tempfile.mkdtemp(prefix="xs", dir="/tmp")
-    try:
-        async with trio.open_nursery() as nursery:
-            mock = MockDaemon(str(Path(rundir) / "socket"))
-            with trio.fail_after(5):
-                await nursery.start(mock.run)
-            yield mock
-            nursery.cancel_scope.cancel()
-    finally:
-        shutil.rmtree(rundir, ignore_errors=True)
-
-
 async def read_image_bytes(xs: Xenstore) -> bytes:
     pieces = []
     while piece := await xs.conn.request(READ_PIECE):
@@ -49,16 +32,16 @@ async def read_image_bytes(xs: Xenstore) -> bytes:
     return b"".join(pieces)
 
 
-async def test_probe_answers_the_protocol_version(daemon: MockDaemon) -> None:
-    async with connect(daemon.socket_path, timeout=5) as xs:
+async def test_probe_answers_the_protocol_version(mock_daemon: MockDaemon) -> None:
+    async with connect(mock_daemon.socket_path, timeout=5) as xs:
         assert await xs.control("introspect", "probe") == b"xsmig-introspect 1\0"
-    assert await answers_introspect(daemon.socket_path, 5)
+    assert await answers_introspect(mock_daemon.socket_path, 5)
 
 
-async def test_only_privileged_callers_and_one_freeze_at_a_time(daemon: MockDaemon) -> None:
-    async with connect(daemon.socket_path, timeout=5) as xs:
+async def test_only_privileged_callers_and_one_freeze_at_a_time(mock_daemon: MockDaemon) -> None:
+    async with connect(mock_daemon.socket_path, timeout=5) as xs:
         await xs.introduce(3, 0x1003, 13)
-        async with connect(daemon.domain_socket_path(3), timeout=5) as guest:
+        async with connect(mock_daemon.domain_socket_path(3), timeout=5) as guest:
             with pytest.raises(XenstoreError, match="EACCES"):
                 await guest.control("introspect", "freeze", "1000")
         for bad in ("0", "60001", "x"):
@@ -67,7 +50,7 @@ async def test_only_privileged_callers_and_one_freeze_at_a_time(daemon: MockDaem
         with pytest.raises(XenstoreError, match="EINVAL"):
             await xs.conn.request(READ_PIECE)
         await xs.control("introspect", "freeze", "5000")
-        async with connect(daemon.socket_path, timeout=5) as other:
+        async with connect(mock_daemon.socket_path, timeout=5) as other:
             # Its connection is accepted only after the thaw; the request waits until then.
             answered = trio.Event()
 
@@ -85,15 +68,15 @@ async def test_only_privileged_callers_and_one_freeze_at_a_time(daemon: MockDaem
 
 
 async def test_frozen_daemon_queues_everybody_and_images_one_instant(
-    daemon: MockDaemon, mock_clock: MockClock
+    mock_daemon: MockDaemon, mock_clock: MockClock
 ) -> None:
     mock_clock.rate = 1.0  # real time, plus the jump below
     async with (
-        connect(daemon.socket_path, timeout=5) as exporter,
-        connect(daemon.socket_path, timeout=5) as writer,
+        connect(mock_daemon.socket_path, timeout=5) as exporter,
+        connect(mock_daemon.socket_path, timeout=5) as writer,
     ):
         await writer.write("/before", b"1")
-        leaving = await trio.open_unix_socket(daemon.socket_path)
+        leaving = await trio.open_unix_socket(mock_daemon.socket_path)
         await leaving.send_all(encode_message(Op.READ, 7, 0, b"/before\0"))
         with trio.fail_after(5):
             assert await leaving.receive_some()  # served: the daemon knows it
@@ -123,13 +106,13 @@ async def test_frozen_daemon_queues_everybody_and_images_one_instant(
         assert len(sockets) == 2 and all(isinstance(r.spec, SocketSpec) for r in sockets)
         assert await writer.read("/during") == b"2"
         await settled()
-        assert len(daemon.engine.connections) == 2  # the leaver is gone after the thaw
+        assert len(mock_daemon.engine.connections) == 2  # the leaver is gone after the thaw
 
 
-async def test_a_capture_freeze_ends_before_the_reads(daemon: MockDaemon) -> None:
+async def test_a_capture_freeze_ends_before_the_reads(mock_daemon: MockDaemon) -> None:
     async with (
-        connect(daemon.socket_path, timeout=5) as exporter,
-        connect(daemon.socket_path, timeout=5) as writer,
+        connect(mock_daemon.socket_path, timeout=5) as exporter,
+        connect(mock_daemon.socket_path, timeout=5) as writer,
     ):
         await writer.write("/before", b"1")
         await exporter.control("introspect", "freeze", "5000", "capture")
@@ -146,10 +129,10 @@ async def test_a_capture_freeze_ends_before_the_reads(daemon: MockDaemon) -> Non
 
 
 async def test_reads_after_the_deadline_say_the_freeze_ended(
-    daemon: MockDaemon, mock_clock: MockClock
+    mock_daemon: MockDaemon, mock_clock: MockClock
 ) -> None:
     mock_clock.rate = 1.0
-    async with connect(daemon.socket_path, timeout=5) as xs:
+    async with connect(mock_daemon.socket_path, timeout=5) as xs:
         await xs.control("introspect", "freeze", "100")
         mock_clock.jump(0.2)  # past the deadline
         with pytest.raises(XenstoreError, match="EAGAIN"):
@@ -169,12 +152,12 @@ def test_real_417_answers_einval_and_auto_uses_wire(
 
 
 async def test_reading_a_captured_copy_is_not_held_against_the_deadline(
-    daemon: MockDaemon, mock_clock: MockClock
+    mock_daemon: MockDaemon, mock_clock: MockClock
 ) -> None:
     """The deadline protects a frozen daemon; after a capture the daemon runs, so a slow
     reader of the copy (here: longer than the deadline) still gets all of it."""
     mock_clock.rate = 1.0
-    async with connect(daemon.socket_path, timeout=5) as xs:
+    async with connect(mock_daemon.socket_path, timeout=5) as xs:
         await xs.write("/slow/reader", b"1")
         await xs.control("introspect", "freeze", "100", "capture")
         mock_clock.jump(0.3)  # the reader is slow: past the deadline before its first read

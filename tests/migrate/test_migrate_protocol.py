@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import trio
 
 from xsmig_daemon.client import XenstoreError, connect
 from xsmig_daemon.image.records import Permission
 from xsmig_daemon.mockd import MockDaemon
-
-
-@pytest.fixture
-async def daemon() -> AsyncIterator[MockDaemon]:
-    rundir = tempfile.mkdtemp(prefix="xs", dir="/tmp")
-    try:
-        async with trio.open_nursery() as nursery:
-            mock = MockDaemon(str(Path(rundir) / "socket"))
-            with trio.fail_after(5):
-                await nursery.start(mock.run)
-            yield mock
-            nursery.cancel_scope.cancel()
-    finally:
-        shutil.rmtree(rundir, ignore_errors=True)
 
 
 async def error(path: str, *args: str) -> str:
@@ -36,8 +18,8 @@ async def error(path: str, *args: str) -> str:
         return caught.value.name
 
 
-async def test_refusals(daemon: MockDaemon) -> None:
-    path = daemon.socket_path
+async def test_refusals(mock_daemon: MockDaemon) -> None:
+    path = mock_daemon.socket_path
     assert await error(path, "migrate", "export", "7", "1000") == "ENOENT"
     assert await error(path, "migrate", "precopy", "7", "1000") == "ENOENT"
     assert await error(path, "migrate", "release", "7") == "EINVAL"
@@ -47,13 +29,13 @@ async def test_refusals(daemon: MockDaemon) -> None:
     assert await error(path, "migrate", "export", "x", "1000") == "EINVAL"
     async with connect(path, timeout=5) as guest_admin:
         await guest_admin.introduce(3, 1, 5)
-    async with connect(str(Path(daemon.rundir) / "domain" / "3"), timeout=5) as guest:
+    async with connect(str(Path(mock_daemon.rundir) / "domain" / "3"), timeout=5) as guest:
         with pytest.raises(XenstoreError, match="EACCES"):
             await guest.control("migrate", "abort")
 
 
-async def test_one_import_at_a_time(daemon: MockDaemon) -> None:
-    path = daemon.socket_path
+async def test_one_import_at_a_time(mock_daemon: MockDaemon) -> None:
+    path = mock_daemon.socket_path
     async with connect(path, timeout=5) as first:
         await first.control("migrate", "import", "begin", "5")
         assert await error(path, "migrate", "import", "begin") == "EBUSY"

@@ -145,8 +145,9 @@ def test_readiness_names_what_a_live_update_would_miss(short_dir: Path) -> None:
         f"lu_hook.wrapper: {wrapper} was not written for this successor (/bin/true); "
         "re-run xsmig lu-hook --install-wrapper"
     ]  # make_config has no file path, so only the successor is compared
-    missing = make_config(short_dir, lu_hook={"successor": "/nonexistent", "wrapper": str(wrapper)})
-    assert readiness_problems(missing)[0] == "lu_hook.successor: /nonexistent is not executable"
+    gone = short_dir / "no-such-successor"  # inside the test's own directory: surely absent
+    missing = make_config(short_dir, lu_hook={"successor": str(gone), "wrapper": str(wrapper)})
+    assert readiness_problems(missing)[0] == f"lu_hook.successor: {gone} is not executable"
 
 
 @pytest.mark.parametrize("keep", [True, False])
