@@ -85,17 +85,18 @@ class PendingReply:
             self._error = error
             self._done.set()
 
-    async def payload(self) -> bytes:
-        """The reply payload; raises ``XenstoreError`` for an ERROR reply."""
-        message = await self.message()
+    async def payload(self, timeout: float | None = None) -> bytes:
+        """The reply payload; raises ``XenstoreError`` for an ERROR reply. ``timeout``: for a
+        request the daemon may take longer to answer than the connection's own timeout."""
+        message = await self.message(timeout)
         if message.op == Op.ERROR:
             name = decode_text(message.payload.rstrip(b"\0")) or "?"
             raise XenstoreError(name, f"{self._connection.name}: {self.request.describe()}")
         return message.payload
 
-    async def message(self) -> Message:
+    async def message(self, timeout: float | None = None) -> Message:
         if not self._done.is_set():
-            timeout = self._connection.timeout
+            timeout = self._connection.timeout if timeout is None else timeout
             try:
                 with trio.fail_after(timeout):
                     await self._done.wait()

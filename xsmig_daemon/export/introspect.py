@@ -21,7 +21,7 @@ from collections import deque
 import trio
 
 from ..client import ClientError, Connection, PendingReply, Request, XenstoreError, connect
-from ..client.connection import connect_unix_stream
+from ..client.connection import connect_unix_stream, strings_payload
 from ..client.errors import ClientProtocolError, ClientTimeoutError, DaemonGoneError
 from ..defaults import FREEZE_DEADLINE
 from ..image.errors import ImageError
@@ -108,8 +108,7 @@ class IntrospectSource:
         stage = ImageStage(plan, report, check=None, own_fds=False)
         try:
             async with connect(self.location, timeout=self.timeout) as xs:
-                deadline_ms = max(1, round(self.freeze_deadline * 1000))
-                await xs.control("introspect", "freeze", str(deadline_ms), self.freeze_mode)
+                await self._freeze(xs.conn)
                 await self._read_all(xs.conn, stage, out)
                 duration = await xs.control("introspect", "thaw")
         except XenstoreError as exc:
@@ -129,6 +128,15 @@ class IntrospectSource:
         report.fidelity_notes.extend(stage.loss_notes())
         report.left_to_toolstack = stage.left_to_toolstack
         return report
+
+    async def _freeze(self, conn: Connection) -> None:
+        """Freeze the daemon. A ``capture`` freeze encodes the whole image before it answers
+        (1,000,000 nodes: longer than a request timeout under load), so the reply may take
+        as long as the freeze may last: the deadline bounds it, not the request timeout."""
+        deadline_ms = max(1, round(self.freeze_deadline * 1000))
+        args = ("introspect", "freeze", str(deadline_ms), self.freeze_mode)
+        pending = await conn.submit(Request(Op.CONTROL, strings_payload(args)))
+        await pending.payload(timeout=self.freeze_deadline + self.timeout)
 
     async def _read_all(self, conn: Connection, stage: ImageStage, out: RecordOutput) -> None:
         pending: deque[PendingReply] = deque(await conn.submit_many([_READ] * self.window))
