@@ -54,6 +54,9 @@ def start_snapshot(xs: RealXenstored, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background of a shell without job control inherits an
+        # ignored SIGINT, and Python keeps it ignored: the SIGINT case needs the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
 
 
