@@ -7,14 +7,19 @@ import signal
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 from peerlib import (
     PeerInstall,
     RealXenstored,
     RestoreFds,
     RestoreImage,
+    settled,
     shared_dir,
     start_real_xenstored,
     start_restored_xenstored,
+    wait_until,
+    wait_until_async,
 )
 from wireclient import PeerError, WireClient, payload
 
@@ -223,3 +228,46 @@ def test_versions_are_located_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert install.daemon_env(tmp_path).get("LD_PRELOAD") == os.environ.get("LD_PRELOAD")
     with pytest.raises(PeerError, match=r"no real xenstored '9\.9'"):
         PeerInstall.locate("9.9")
+
+
+def test_wait_until_names_what_it_waited_for() -> None:
+    calls: list[int] = []
+
+    def third_call() -> bool:
+        calls.append(1)
+        return len(calls) == 3
+
+    wait_until(third_call, 5, "three calls")
+    assert len(calls) == 3
+    with pytest.raises(PeerError, match="waiting for the impossible"):
+        wait_until(lambda: False, 0.05, "the impossible")
+
+
+async def test_wait_until_async_lets_other_tasks_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    done = trio.Event()
+    async with trio.open_nursery() as nursery:
+
+        async def later() -> None:
+            await trio.sleep(1)
+            done.set()
+
+        nursery.start_soon(later)
+        await wait_until_async(done.is_set, 5, "the other task")
+    with pytest.raises(PeerError, match="waiting for nothing"):
+        await wait_until_async(lambda: False, 5, "nothing")
+
+
+async def test_settled_returns_only_when_nothing_can_run() -> None:
+    steps: list[int] = []
+
+    async def busy() -> None:
+        for step in range(100):
+            steps.append(step)
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(busy)
+        await settled()
+        assert len(steps) == 100  # the other task ran to its end first
