@@ -10,21 +10,25 @@ writing while the daemon is frozen.
 
 from __future__ import annotations
 
+import fcntl
 import signal
 import socket
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from introlib import XSMIG, mock, write
-from peerlib import REPO_ROOT, MockDaemon, short_tempdir
+from peerlib import REPO_ROOT, MockDaemon, short_tempdir, wait_until
 from wireclient import WireClient, payload
 
 from xsmig_daemon.wire.ops import Op
 
 NODES = 30_000
+HEADER_BYTES = 16
 
 
 @pytest.fixture(scope="module")
@@ -77,20 +81,24 @@ def start_exporter(daemon: MockDaemon, successor: Path, *args: str) -> subproces
     )
 
 
-def wait_until_frozen(client: WireClient, exporter: subprocess.Popen[str]) -> float:
-    """Send READs until one gets no answer within 0.5 s; returns when that READ was sent.
+def unread_bytes(conn: socket.socket) -> int:
+    raw = fcntl.ioctl(conn.fileno(), termios.FIONREAD, b"\0" * 4)
+    return int(struct.unpack("i", raw)[0])
 
-    Its answer is still owed: the caller collects it with ``client.reply()``.
-    """
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert exporter.poll() is None, exporter.communicate()[1]
-        sent = time.monotonic()
-        client.send(Op.READ, payload("/big/0/n0"))
-        if client.is_silent(0.5):
-            return sent
-        assert client.reply().payload == b"v" * 8
-    raise AssertionError("the daemon never froze")
+
+def wait_until_frozen(listener: socket.socket, exporter: subprocess.Popen[str]) -> socket.socket:
+    """Accept the exporter's stream connection and wait until image records arrive on it
+    (unread): they come from the frozen state, so the daemon is frozen, and stays so while
+    nobody reads them (the exporter blocks writing). Returns the successor's end."""
+    listener.settimeout(30)
+    conn, _ = listener.accept()
+    # The header (16 bytes) may be written before the freeze; a record only after it.
+    wait_until(
+        lambda: exporter.poll() is None and unread_bytes(conn) > HEADER_BYTES,
+        30,
+        "image records from the frozen daemon",
+    )
+    return conn
 
 
 def assert_serving(daemon: MockDaemon) -> None:
@@ -102,16 +110,20 @@ def assert_serving(daemon: MockDaemon) -> None:
 def test_sigkill_of_the_exporter_mid_freeze_thaws_at_once(
     big_mock: MockDaemon, stalled_successor: tuple[Path, socket.socket]
 ) -> None:
-    path, _ = stalled_successor
+    path, listener = stalled_successor
     exporter = start_exporter(big_mock, path, "--freeze-deadline", "30", "--timeout", "60")
     try:
         with big_mock.connect() as client:
-            wait_until_frozen(client, exporter)
+            successor = wait_until_frozen(listener, exporter)
+            client.send(Op.READ, payload("/big/0/n0"))
+            # Held while frozen (this can only fail if the freeze is not one).
+            assert client.is_silent(0.5), "a frozen daemon answered"
             exporter.send_signal(signal.SIGKILL)
             killed = time.monotonic()
             # Answered long before the 30 s deadline: the exporter's socket closing thawed it.
             assert client.reply(timeout=5).payload == b"v" * 8
             assert time.monotonic() - killed < 5
+            successor.close()
     finally:
         exporter.kill()
         exporter.communicate()
@@ -125,13 +137,14 @@ def test_an_exporter_past_the_deadline_fails_and_the_daemon_thaws_by_itself(
     exporter = start_exporter(big_mock, path, "--freeze-deadline", "1", "--timeout", "30")
     try:
         with big_mock.connect() as client:
-            sent = wait_until_frozen(client, exporter)
+            conn = wait_until_frozen(listener, exporter)
+            sent = time.monotonic()
+            client.send(Op.READ, payload("/big/0/n0"))
             assert client.reply(timeout=5).payload == b"v" * 8
             waited = time.monotonic() - sent
             assert waited < 3, f"answered {waited:.2f} s after the freeze was seen"
         assert_serving(big_mock)
         # Let the stalled exporter go on: it learns that its freeze was ended for it.
-        conn, _ = listener.accept()
         with conn:
             conn.settimeout(30)
             while conn.recv(1 << 20):
