@@ -161,3 +161,17 @@ def restored_xenstored_420(peer_install_420: PeerInstall) -> Iterator[RestoreIma
 def referee_restore(referee: PeerInstall) -> Iterator[RestoreImage]:
     """``restored_xenstored`` for the ``referee`` version."""
     yield from _restorer(referee)
+
+
+@pytest.fixture
+def two_mocks() -> Iterator[tuple[MockDaemon, MockDaemon]]:
+    """Two mocks (a migration's source and destination), both stopped after the test."""
+    a = start_mockd()
+    try:
+        b = start_mockd()
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()

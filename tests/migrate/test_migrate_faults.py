@@ -4,30 +4,16 @@ a checkpoint kills one end at a chosen phase. Both ends must stay consistent."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
 import pytest
 import trio
 from miglib import build_domain, ls, ok, remapped, write
-from peerlib import MockDaemon, start_mockd
+from peerlib import MockDaemon
 from wireclient import PeerError
 
 from xsmig_daemon.export.migrate import Checkpoint, MigrationError
 from xsmig_daemon.export.migrate_run import Options, migrate
 from xsmig_daemon.wire.ops import Op
-
-
-@pytest.fixture
-def two_mocks() -> Iterator[tuple[MockDaemon, MockDaemon]]:
-    a = start_mockd()
-    try:
-        b = start_mockd()
-        try:
-            yield a, b
-        finally:
-            b.stop()
-    finally:
-        a.stop()
 
 
 def killer(daemon: MockDaemon, phase: str) -> Checkpoint:

@@ -9,12 +9,11 @@ this process; a checkpoint makes the guest write at a chosen phase.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
 import pytest
 import trio
 from miglib import build_domain, ok, xsmig
-from peerlib import MockDaemon, start_mockd
+from peerlib import MockDaemon
 from wireclient import PeerError, SocketStream, WireClient
 
 from xsmig_daemon.export.migrate import MigrationError
@@ -25,19 +24,6 @@ from xsmig_daemon.wire.ops import Op
 #: A WRITE the guest splits: the first part reaches the source before the freeze.
 WRITE = encode_message(Op.WRITE, 77, 0, b"data/split\0x")
 FIRST = 9
-
-
-@pytest.fixture
-def two_mocks() -> Iterator[tuple[MockDaemon, MockDaemon]]:
-    a = start_mockd()
-    try:
-        b = start_mockd()
-        try:
-            yield a, b
-        finally:
-            b.stop()
-    finally:
-        a.stop()
 
 
 def refused_write(guest: WireClient, data: bytes) -> str:

@@ -9,7 +9,6 @@ requests) and half a request. It moves to B as domain 12.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,23 +24,10 @@ from miglib import (
     write,
     xsmig,
 )
-from peerlib import MockDaemon, start_mockd
+from peerlib import MockDaemon
 from wireclient import WireClient
 
 from xsmig_daemon.wire.ops import Op
-
-
-@pytest.fixture
-def two_mocks() -> Iterator[tuple[MockDaemon, MockDaemon]]:
-    a = start_mockd()
-    try:
-        b = start_mockd()
-        try:
-            yield a, b
-        finally:
-            b.stop()
-    finally:
-        a.stop()
 
 
 def test_guest_moves_with_its_whole_state(two_mocks: tuple[MockDaemon, MockDaemon]) -> None:

@@ -49,14 +49,14 @@ async def test_one_import_at_a_time(mock_daemon: MockDaemon) -> None:
         assert reply.startswith(b"refused: bad image: ")
 
 
-async def test_a_refused_export_leaves_the_guest_unsealed(daemon: MockDaemon) -> None:
+async def test_a_refused_export_leaves_the_guest_unsealed(mock_daemon: MockDaemon) -> None:
     """A bad deadline is refused before the guest's endpoint is sealed: it is still served."""
-    path = daemon.socket_path
+    path = mock_daemon.socket_path
     async with connect(path, timeout=5) as admin:
         await admin.introduce(3, 1, 5)
         await admin.write("/local/domain/3/data", b"")
         await admin.set_perms("/local/domain/3/data", (Permission("b", 3),))
-        async with connect(str(Path(daemon.rundir) / "domain" / "3"), timeout=5) as guest:
+        async with connect(str(Path(mock_daemon.rundir) / "domain" / "3"), timeout=5) as guest:
             await guest.write("data", b"before")  # attached and served
             for deadline in ("0", "99999999"):
                 with pytest.raises(XenstoreError, match="EINVAL"):
@@ -65,8 +65,8 @@ async def test_a_refused_export_leaves_the_guest_unsealed(daemon: MockDaemon) ->
             assert await guest.read("data") == b"after"
 
 
-async def test_a_bad_transaction_fate_is_refused(daemon: MockDaemon) -> None:
-    async with connect(daemon.socket_path, timeout=5) as importer:
+async def test_a_bad_transaction_fate_is_refused(mock_daemon: MockDaemon) -> None:
+    async with connect(mock_daemon.socket_path, timeout=5) as importer:
         for word in ("3:EBUSY", "x:EAGAIN"):
             await importer.control("migrate", "import", "begin", "5")
             reply = await importer.control("migrate", "import", "commit", word)
