@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xsmig_daemon.image.convert import ImageConverter, swap_wire_messages
+from xsmig_daemon.image.convert import ImageConverter
 from xsmig_daemon.image.profiles import SPEC, XEN_4_17, XEN_4_21
 from xsmig_daemon.image.records import (
     DEPTH_UNLIMITED,
@@ -20,6 +20,7 @@ from xsmig_daemon.image.records import (
     WatchData,
     WatchDataExtended,
 )
+from xsmig_daemon.wire.header import swap_wire_messages
 
 # XS_READ (2), req_id 0x01020304, tx_id 5, len 4, payload "/a\0\0" -- little then big endian.
 READ_LE = bytes.fromhex("02000000 04030201 05000000 04000000") + b"/a\0\0"

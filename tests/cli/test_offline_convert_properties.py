@@ -14,9 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "image"))
 from image_strategies import streams
 
 from xsmig_daemon.image.compare import ImageState, compare
-from xsmig_daemon.image.convert import ImageConverter, swap_wire_messages
+from xsmig_daemon.image.convert import ImageConverter
 from xsmig_daemon.image.profiles import SPEC
 from xsmig_daemon.image.records import ConnectionData, Header, Record, SocketSpec
+from xsmig_daemon.wire.header import swap_wire_messages
 
 
 def convert_all(source: Header, target: Header, records: list[Record]) -> tuple[list[Record], bool]:

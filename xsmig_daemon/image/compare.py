@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .convert import swap_wire_messages
+from ..wire.header import swap_wire_messages
 from .records import (
     DOMID_INVALID,
     ConnectionData,

@@ -51,7 +51,7 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
-from ..wire.header import FIELD_SIZE, HEADER_SIZE, byte_order, message_spans, swap_fields
+from ..wire.header import swap_wire_messages
 from .profiles import Profile
 from .quotas import default_quotas
 from .records import (
@@ -156,32 +156,6 @@ def _defaults_only(quotas: Collection[tuple[str, int]]) -> bool:
     """Every quota is one C xenstored knows, at its default value."""
     defaults = default_quotas()
     return all(defaults.get(name) == value for name, value in quotas)
-
-
-@dataclass(frozen=True, slots=True)
-class SwapResult:
-    data: bytes
-    #: bytes at the end that could not be converted unambiguously (not included in ``data``)
-    dropped: int
-
-
-def swap_wire_messages(data: bytes, source_big: bool) -> SwapResult:
-    """Convert a sequence of wire messages to the other byte order.
-
-    All but the last message are complete; the last may lack payload bytes (its header is
-    converted, the payload copied) or be a partial header (whole 4-byte fields converted; a
-    field cut in the middle makes the tail ambiguous and it is dropped).
-    """
-    order = byte_order(source_big)
-    out = bytearray()
-    for start, end in message_spans(data, order):
-        header_end = min(start + HEADER_SIZE, end)
-        cut = (header_end - start) % FIELD_SIZE
-        if cut:  # a partial header cut inside a field: the rest is ambiguous
-            return SwapResult(bytes(out), end - start)
-        out += swap_fields(data[start:header_end], order)
-        out += data[header_end:end]
-    return SwapResult(bytes(out), 0)
 
 
 def describe_connection(record: ConnectionData) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 HEADER_SIZE = 16
@@ -61,3 +62,29 @@ def message_spans(data: bytes, byteorder: ByteOrder = "little") -> Iterator[tupl
         start = end
     if start < size:
         yield start, size
+
+
+@dataclass(frozen=True, slots=True)
+class SwapResult:
+    data: bytes
+    #: bytes at the end that could not be converted unambiguously (not included in ``data``)
+    dropped: int
+
+
+def swap_wire_messages(data: bytes, source_big: bool) -> SwapResult:
+    """Convert a sequence of wire messages to the other byte order.
+
+    All but the last message are complete; the last may lack payload bytes (its header is
+    converted, the payload copied) or be a partial header (whole 4-byte fields converted; a
+    field cut in the middle makes the tail ambiguous and it is dropped).
+    """
+    order = byte_order(source_big)
+    out = bytearray()
+    for start, end in message_spans(data, order):
+        header_end = min(start + HEADER_SIZE, end)
+        cut = (header_end - start) % FIELD_SIZE
+        if cut:  # a partial header cut inside a field: the rest is ambiguous
+            return SwapResult(bytes(out), end - start)
+        out += swap_fields(data[start:header_end], order)
+        out += data[header_end:end]
+    return SwapResult(bytes(out), 0)
