@@ -74,3 +74,17 @@ def sample_tree(wide: int) -> dict[str, list[str]]:
     for i in range(wide):
         tree[f"/wide/child-{i:04d}"] = []
     return tree
+
+
+def sample_pre_order(wide: int) -> list[str]:
+    """The paths of ``sample_tree(wide)`` in the order a walk must emit them."""
+    return [
+        "/",
+        "/a",
+        "/a/b",
+        "/a/b/deep",
+        "/a/c",
+        "/wide",
+        *(f"/wide/child-{i:04d}" for i in range(wide)),
+        "/z",
+    ]

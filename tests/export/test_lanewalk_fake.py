@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-from faketree import FakeTree, sample_tree
+from faketree import FakeTree, sample_pre_order, sample_tree
 
 from xsmig_daemon.client.bulk import Lane, send_lanes
 from xsmig_daemon.export.lanewalk import LaneWalker
@@ -62,18 +62,6 @@ async def lane_walk(
     return nodes
 
 
-PRE_ORDER = [
-    "/",
-    "/a",
-    "/a/b",
-    "/a/b/deep",
-    "/a/c",
-    "/wide",
-    *(f"/wide/child-{i:04d}" for i in range(5)),
-    "/z",
-]
-
-
 @pytest.mark.parametrize("lanes", [1, 3])
 @pytest.mark.parametrize(("window", "budget"), [(1, 1), (2, 3), (128, 3072)])
 async def test_pre_order_whatever_the_lanes_window_and_budget(
@@ -81,7 +69,7 @@ async def test_pre_order_whatever_the_lanes_window_and_budget(
 ) -> None:
     trees = fakes(sample_tree(5), lanes)
     nodes = await lane_walk(trees, window=window, budget=budget)
-    assert [n.path for n in nodes] == PRE_ORDER
+    assert [n.path for n in nodes] == sample_pre_order(5)
     assert nodes[3].value == b"value of /a/b/deep"
     assert [str(p) for p in nodes[0].perms] == ["n0", "r1"]
     assert all(tree.served > 0 for tree in trees), "every lane carries requests"

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-from faketree import FakeTree, sample_tree
+from faketree import FakeTree, sample_pre_order, sample_tree
 
 from xsmig_daemon.client import Connection, open_connection
 from xsmig_daemon.export.walk import TreeChanged, TreeWalker
@@ -46,16 +46,7 @@ async def walk(tree: FakeTree, window: int) -> list[NodeData]:
 @pytest.mark.parametrize("window", [1, 2, 128])
 async def test_pre_order_whatever_the_window_and_reply_order(window: int) -> None:
     nodes = await walk(FakeTree(sample_tree(5)), window)
-    assert [n.path for n in nodes] == [
-        "/",
-        "/a",
-        "/a/b",
-        "/a/b/deep",
-        "/a/c",
-        "/wide",
-        *(f"/wide/child-{i:04d}" for i in range(5)),
-        "/z",
-    ]
+    assert [n.path for n in nodes] == sample_pre_order(5)
     assert nodes[3].value == b"value of /a/b/deep"
     assert [str(p) for p in nodes[0].perms] == ["n0", "r1"]
 
