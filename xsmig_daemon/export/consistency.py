@@ -65,6 +65,15 @@ class ChangeWatch:
         self.changes.append(event.path)
         return True
 
+    def take_queued(self, xs: Xenstore) -> None:
+        """See every event already queued on the connection, without waiting (after a round
+        trip, that is every event of a change committed before it)."""
+        while True:
+            try:
+                self.see(xs.conn.events.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+
 
 async def unwatch_all(xs: Xenstore, token: str) -> None:
     """Remove the change watches, shielded and bounded: also on the way out of a cancellation."""
@@ -75,25 +84,32 @@ async def unwatch_all(xs: Xenstore, token: str) -> None:
 
 
 @asynccontextmanager
-async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
-    watch = ChangeWatch(f"xsmig-snapshot-{os.getpid()}-{attempt}")
-    events = xs.conn.events
+async def registered(
+    xs: Xenstore, watch: ChangeWatch, *, stop_at_change: bool
+) -> AsyncIterator[None]:
+    """The change watches registered around the body, their events fed to ``watch`` in the
+    background (``stop_at_change``: the first change cancels the body); unwatched on the way
+    out, also when cancelled."""
     body_error: BaseException | None = None
+    # Cancelling before the body has started would leave this generator without a yield: a
+    # change seen while the watches are being registered cancels the body at its start.
+    armed = False
     async with trio.open_nursery() as nursery:
 
-        async def stop_at_first_change() -> None:
-            async for event in events:
-                if watch.see(event):
+        async def collect() -> None:
+            async for event in xs.conn.events:
+                if watch.see(event) and stop_at_change and armed:
                     nursery.cancel_scope.cancel()
                     return
 
-        nursery.start_soon(stop_at_first_change)
+        nursery.start_soon(collect)
         try:
             for path in WATCHED:
                 await xs.watch(path, watch.token)
-            yield 0
-            # A round trip: events of changes committed before it are queued ahead of its reply.
-            await xs.get_perms("/")
+            armed = True
+            if stop_at_change and watch.changes:
+                nursery.cancel_scope.cancel()
+            yield
         except trio.Cancelled:
             raise
         except BaseException as exc:
@@ -104,11 +120,16 @@ async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
             nursery.cancel_scope.cancel()
     if body_error is not None:
         raise body_error
-    while True:
-        try:
-            watch.see(events.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-            break
+
+
+@asynccontextmanager
+async def watched_view(xs: Xenstore, attempt: int) -> AsyncIterator[int]:
+    watch = ChangeWatch(f"xsmig-snapshot-{os.getpid()}-{attempt}")
+    async with registered(xs, watch, stop_at_change=True):
+        yield 0
+        # A round trip: events of changes committed before it are queued ahead of its reply.
+        await xs.get_perms("/")
+    watch.take_queued(xs)
     if watch.changes:
         raise TreeChanged(
             f"{watch.changes[0]} changed during the walk ({len(watch.changes)} watch events)"

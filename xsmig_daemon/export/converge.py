@@ -39,11 +39,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-import trio
-
 from ..client import Xenstore
 from ..image.records import NodeData
-from .consistency import WATCHED, ChangeWatch, unwatch_all
+from .consistency import ChangeWatch, registered
 from .walk import NodeCallback, TreeChanged, child_path
 
 #: Repair rounds after the first walk before the attempt gives up.
@@ -202,35 +200,11 @@ async def change_feed(
 
     async def drain() -> list[str]:
         await xs.get_perms("/")
-        # The barrier's reply is in: every event queued before it was either taken by
-        # ``collect`` already or still waits in the channel.
-        while True:
-            try:
-                watch.see(xs.conn.events.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
+        # The barrier's reply is in: every event queued before it was either taken by the
+        # background collector already or still waits in the channel.
+        watch.take_queued(xs)
         taken, watch.changes = watch.changes, []
         return taken
 
-    body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-
-        async def collect() -> None:
-            async for event in xs.conn.events:
-                watch.see(event)
-
-        nursery.start_soon(collect)
-        try:
-            for path in WATCHED:
-                await xs.watch(path, watch.token)
-            yield drain
-        except trio.Cancelled:
-            raise
-        except BaseException as exc:
-            # Re-raised after the nursery, so that callers see it, not a group around it.
-            body_error = exc
-        finally:
-            await unwatch_all(xs, watch.token)
-            nursery.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error
+    async with registered(xs, watch, stop_at_change=False):
+        yield drain
