@@ -181,3 +181,17 @@ class WireClient:
             return True
         self._decoder.feed(chunk)
         return False
+
+
+def ok(client: WireClient, op: Op, *args: str | bytes, tx_id: int = 0) -> bytes:
+    """``op``'s reply payload; fails the test on an error reply."""
+    reply = client.call(op, *args, tx_id=tx_id)
+    assert reply.op == op, f"{op.name} {args}: {reply.payload!r}"
+    data: bytes = reply.payload
+    return data
+
+
+def write(client: WireClient, path: str, value: bytes, tx_id: int = 0) -> None:
+    """WRITE ``path``; fails the test on an error reply."""
+    reply = client.request(Op.WRITE, payload(path, value=value), tx_id=tx_id)
+    assert reply.op == Op.WRITE, f"WRITE {path}: {reply.payload!r}"

@@ -21,7 +21,7 @@ from peerlib import (
     start_mockd,
     wait_until,
 )
-from wireclient import SocketStream, WireClient, payload
+from wireclient import SocketStream, WireClient, ok, write
 
 from xsmig_daemon.image.pipeline import read_image
 from xsmig_daemon.image.records import Record
@@ -93,18 +93,6 @@ def restoring_mock(stream: Path) -> Iterator[MockDaemon]:
         yield daemon
     finally:
         daemon.stop()
-
-
-def ok(client: WireClient, op: Op, *args: str | bytes, tx_id: int = 0) -> bytes:
-    reply = client.call(op, *args, tx_id=tx_id)
-    assert reply.op == op, f"{op.name} {args}: {reply.payload!r}"
-    data: bytes = reply.payload
-    return data
-
-
-def write(client: WireClient, path: str, value: bytes, tx_id: int = 0) -> None:
-    reply = client.request(Op.WRITE, payload(path, value=value), tx_id=tx_id)
-    assert reply.op == Op.WRITE, f"WRITE {path}: {reply.payload!r}"
 
 
 @dataclass

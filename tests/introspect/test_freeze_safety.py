@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from introlib import XSMIG, mock, write
+from introlib import XSMIG, mock
 from peerlib import REPO_ROOT, MockDaemon, short_tempdir, wait_until
-from wireclient import WireClient, payload
+from wireclient import WireClient, payload, write
 
 from xsmig_daemon.wire.ops import Op
 

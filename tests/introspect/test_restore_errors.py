@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from introlib import XSMIG, mock, ok, records_of, snapshot
+from introlib import XSMIG, mock, records_of, snapshot
 from peerlib import REPO_ROOT, short_tempdir, wait_until
+from wireclient import ok
 
 from xsmig_daemon.image.encoder import encode_image
 from xsmig_daemon.image.records import (

@@ -18,13 +18,13 @@ from introlib import (
     RoundTripState,
     build_round_trip_state,
     mock,
-    ok,
     records_of,
     restoring_mock,
     snapshot,
     xsmig,
 )
 from peerlib import MockDaemon, short_tempdir, wait_until
+from wireclient import ok
 
 from xsmig_daemon.image.records import (
     ConnectionData,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from peerlib import REPO_ROOT, RunningDaemon
-from wireclient import PeerError, WireClient, payload
+from wireclient import PeerError, WireClient, ok, write
 
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op
@@ -51,18 +51,6 @@ def remapped(lines: list[str], old: int, new: int) -> list[str]:
     home = re.compile(rf"^/local/domain/{old}(?=[/ ])")
     perm = re.compile(rf"(?<=[(,])([nrwb]){old}(?=[,)])")
     return [perm.sub(rf"\g<1>{new}", home.sub(f"/local/domain/{new}", line)) for line in lines]
-
-
-def ok(client: WireClient, op: Op, *args: str | bytes, tx_id: int = 0) -> bytes:
-    reply = client.call(op, *args, tx_id=tx_id)
-    assert reply.op == op, f"{op.name} {args}: {reply.payload!r}"
-    data: bytes = reply.payload
-    return data
-
-
-def write(client: WireClient, path: str, value: bytes, tx_id: int = 0) -> None:
-    reply = client.request(Op.WRITE, payload(path, value=value), tx_id=tx_id)
-    assert reply.op == Op.WRITE, f"WRITE {path}: {reply.payload!r}"
 
 
 def introduce(admin: WireClient, domid: int) -> None:

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from miglib import build_domain, ok, write, xsmig
+from miglib import build_domain, xsmig
 from peerlib import MockDaemon, start_mockd
+from wireclient import ok, write
 
 from xsmig_daemon.wire.framing import encode_message
 from xsmig_daemon.wire.ops import Op

@@ -7,9 +7,9 @@ import signal
 
 import pytest
 import trio
-from miglib import build_domain, ls, ok, remapped, write
+from miglib import build_domain, ls, remapped
 from peerlib import MockDaemon
-from wireclient import PeerError
+from wireclient import PeerError, ok, write
 
 from xsmig_daemon.export.migrate import Checkpoint, MigrationError
 from xsmig_daemon.export.migrate_run import Options, migrate

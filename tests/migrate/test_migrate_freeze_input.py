@@ -12,9 +12,9 @@ import signal
 
 import pytest
 import trio
-from miglib import build_domain, ok, xsmig
+from miglib import build_domain, xsmig
 from peerlib import MockDaemon
-from wireclient import PeerError, SocketStream, WireClient
+from wireclient import PeerError, SocketStream, WireClient, ok
 
 from xsmig_daemon.export.migrate import MigrationError
 from xsmig_daemon.export.migrate_run import Options, migrate

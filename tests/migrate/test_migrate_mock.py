@@ -18,14 +18,12 @@ from miglib import (
     busy_guest,
     introduce,
     ls,
-    ok,
     read_big_replies,
     remapped,
-    write,
     xsmig,
 )
 from peerlib import MockDaemon
-from wireclient import WireClient
+from wireclient import WireClient, ok, write
 
 from xsmig_daemon.wire.ops import Op
 

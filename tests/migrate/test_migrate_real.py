@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from miglib import build_domain, introduce, ls, ok, remapped, write, xsmig
+from miglib import build_domain, introduce, ls, remapped, xsmig
 from peerlib import MockDaemon, RealXenstored, start_mockd
+from wireclient import ok, write
 
 from xsmig_daemon.wire.ops import Op
 

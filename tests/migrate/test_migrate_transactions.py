@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from miglib import build_domain, ok, write, xsmig
+from miglib import build_domain, xsmig
 from peerlib import MockDaemon, start_mockd
-from wireclient import WireClient
+from wireclient import WireClient, ok, write
 
 from xsmig_daemon.wire.ops import Op
 
