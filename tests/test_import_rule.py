@@ -26,6 +26,7 @@ LAYERS = {
     "store": 3,
     "imagefile": 3,
     "client": 4,
+    "sockpath": 4,
     "mockd": 5,
     "export": 5,
     "service": 6,

@@ -11,7 +11,8 @@ from typing import Any
 
 import trio
 
-from ..mockd import MockDaemon, default_socket_path, restore, sockpath
+from .. import sockpath
+from ..mockd import MockDaemon, default_socket_path, restore
 from ..mockd.liveupdate import HANDOVER_ENV, LiveUpdater, Successor, load_successor
 from ..mockd.restore import RestoreError
 from ..mockd.standby import STANDBY_ENV

@@ -18,7 +18,6 @@ docs/introspect.md explains the choice.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import signal
@@ -44,6 +43,7 @@ from ..image.records import (
     WatchDataExtended,
 )
 from ..imagefile import ImageFileError, open_image
+from ..sockpath import OwnedPath, SocketPathError, check_free, listen_at
 from ..store.connection import Connection
 from ..store.engine import Engine
 from ..store.image_state import restore_engine
@@ -146,15 +146,15 @@ async def receive(path: str, timeout: float = DEFAULT_TIMEOUT) -> Restored:
     The listening socket is removed before this returns.
     """
     where = f"{UNIX_PREFIX}{path}"
-    listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        check_free(path)
+        listener = trio.socket.from_stdlib_socket(listen_at(path, 1))
+        owned = OwnedPath(path)
+    except SocketPathError as exc:
+        raise RestoreError(f"{UNIX_PREFIX}{exc}") from None
+    except OSError as exc:
+        raise RestoreError(f"{where}: cannot listen: {exc.strerror or exc}") from None
     with listener:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        try:
-            await listener.bind(path)
-            listener.listen(1)
-        except OSError as exc:
-            raise RestoreError(f"{where}: cannot listen: {exc.strerror or exc}") from None
         try:
             try:
                 with trio.fail_after(timeout):
@@ -162,8 +162,7 @@ async def receive(path: str, timeout: float = DEFAULT_TIMEOUT) -> Restored:
             except trio.TooSlowError:
                 raise RestoreError(f"{where}: no producer connected within {timeout:g} s") from None
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            owned.unlink()
     with conn:
         records = await _read_stream(conn, where, timeout)
     return build(records, where)

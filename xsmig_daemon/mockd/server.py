@@ -18,7 +18,6 @@ as a ring outlives a guest that stops looking at it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import socket
@@ -26,12 +25,12 @@ import socket
 import trio
 
 from ..image.records import ConnType
+from ..sockpath import OwnedPath, check_free, listen_at, make_own_directory
 from ..store.connection import Connection
 from ..store.domains import Domain
 from ..store.engine import Engine
 from .introspect import Introspection
 from .migrate import Migration
-from .sockpath import OwnedPath, check_free, make_own_directory
 
 DEFAULT_SOCKET = "/var/run/xenstored/socket"
 READ_SIZE = 65536
@@ -76,7 +75,7 @@ class _Link:
 
 
 def _listen(path: str) -> socket.socket:
-    """A listening socket that appears at ``path`` only once it accepts connections.
+    """A listening socket at ``path`` (``sockpath.listen_at``), non-blocking.
 
     Binding a unix socket is a local file operation, so it is done synchronously: a domain's
     endpoint then exists before the reply to its INTRODUCE is sent. A path where another
@@ -84,19 +83,8 @@ def _listen(path: str) -> socket.socket:
     """
     check_free(path)
     make_own_directory(os.path.dirname(path))
-    staging = f"{path}.{os.getpid()}.new"
-    _unlink_quietly(staging)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(staging)
-        os.chmod(staging, 0o600)
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-        os.replace(staging, path)
-    except OSError:
-        sock.close()
-        _unlink_quietly(staging)
-        raise
+    sock = listen_at(path, BACKLOG)
+    sock.setblocking(False)
     return sock
 
 
@@ -342,8 +330,3 @@ class MockDaemon:
                 self.domain_listeners.pop(domid, None)
                 listener.close()
                 owned.unlink()
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..sockpath import listen_at
 from .control_protocol import (
     LineBuffer,
     LineTooLongError,
@@ -41,21 +42,13 @@ def bind_control_socket(path: str) -> socket.socket:
     """Listen at ``path`` with mode 0600; replaces a stale socket, never a live one."""
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        _remove_stale(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        # umask rather than chmod after bind: there is no moment when others may connect.
-        old_umask = os.umask(0o177)
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old_umask)
-        sock.listen(_BACKLOG)
+        _refuse_live(path)
+        return listen_at(path, _BACKLOG)
     except OSError as exc:
         raise ControlSocketError(f"control.socket: {path}: {exc.strerror or exc}") from None
-    return sock
 
 
-def _remove_stale(path: str) -> None:
+def _refuse_live(path: str) -> None:
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
@@ -71,7 +64,6 @@ def _remove_stale(path: str) -> None:
                 raise
         else:
             raise ControlSocketError(f"control.socket: {path}: another process is listening there")
-    os.unlink(path)
 
 
 def remove_control_socket(path: str, sock: socket.socket) -> None:

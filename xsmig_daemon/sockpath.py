@@ -15,7 +15,7 @@ import os
 import socket
 import stat
 
-from ..argtypes import MAX_SOCKET_PATH
+from .argtypes import MAX_SOCKET_PATH
 
 
 class SocketPathError(OSError):
@@ -94,6 +94,34 @@ def prepare(path: str) -> None:
         )
     check_free(path)
     make_own_directory(os.path.dirname(path))
+
+
+def listen_at(path: str, backlog: int) -> socket.socket:
+    """A blocking unix listener (mode 0600) that appears at ``path`` only once it accepts.
+
+    It is bound under a staging name and renamed over ``path`` after ``listen()``: a client
+    that waits for the path to exist and then connects is never refused in between, and no
+    one else can connect at any moment (the umask covers the bind). A stale socket at
+    ``path`` is replaced by the rename; callers refuse a live one first (``check_free``).
+    """
+    staging = f"{path}.{os.getpid()}.new"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(staging)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(staging)
+        finally:
+            os.umask(old_umask)
+        sock.listen(backlog)
+        os.replace(staging, path)
+    except OSError:
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)
+        raise
+    return sock
 
 
 def first_os_error(exc: BaseException) -> OSError | None:
