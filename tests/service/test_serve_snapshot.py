@@ -152,7 +152,7 @@ def test_sigterm_during_a_real_export_leaves_no_file(mockd: MockDaemon, short_di
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
             # The exporter's cancelled walk aborts its transaction, bounded by request_timeout.
-            assert time.monotonic() - stop < 2 + 1.5
+            assert time.monotonic() - stop < 2 + 4  # slack for a loaded machine
             control.settimeout(10)
             assert control.recv(4096) == b""  # no answer: the service stopped
         assert list(output.parent.iterdir()) == []
