@@ -9,6 +9,7 @@ this process; a checkpoint makes the guest write at a chosen phase.
 from __future__ import annotations
 
 import signal
+import socket
 
 import pytest
 import trio
@@ -161,3 +162,32 @@ def test_more_unread_input_than_a_stream_holds(two_mocks: tuple[MockDaemon, Mock
             assert again.receive().payload == b"web"
         assert again.is_silent(0.2)
         assert ok(again, Op.READ, "name") == b"web"
+
+
+async def test_a_connection_not_yet_accepted_is_reset_at_the_release(
+    two_mocks: tuple[MockDaemon, MockDaemon],
+) -> None:
+    """A guest that connects to its old endpoint during the freeze waits in the listen
+    backlog, unaccepted; the release closes the endpoint, so the connection is reset (no
+    reply, nothing processed anywhere) and the guest goes to the destination's endpoint."""
+    a, b = two_mocks
+    with a.connect() as admin:
+        build_domain(admin)
+    late = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    async def checkpoint(phase: str) -> None:
+        if phase == "exported":
+            await late.connect(str(a.rundir / "domain" / "7"))  # taken by the backlog
+            await late.send(encode_message(Op.WRITE, 5, 0, b"data/late\0z"))
+
+    await migrate(str(a.socket_path), str(b.socket_path), 7, 12, Options(), checkpoint=checkpoint)
+    with late, trio.fail_after(30):
+        try:
+            answer = await late.recv(4096)
+        except ConnectionResetError:
+            answer = b"reset"
+        assert answer in (b"", b"reset")
+    with b.guest(12) as moved, b.connect() as admin:
+        assert ok(moved, Op.READ, "name") == b"web"
+        assert admin.call(Op.READ, "/local/domain/12/data/late").payload == b"ENOENT\0"
+    assert not (a.rundir / "domain" / "7").exists()
