@@ -10,19 +10,11 @@ from pathlib import Path
 import pytest
 from lusupport import live_update
 from peerlib import MockDaemon, running_mockd
-from wireclient import WireClient, payload
+from wireclient import ok, write
 
 from xsmig_daemon.wire.ops import Op
 
 XSMIG = Path(sys.executable).parent / "xsmig"
-
-
-def ok(client: WireClient, op: Op, *args: str) -> None:
-    assert client.call(op, *args).payload == b"OK\0", (op, args)
-
-
-def write(client: WireClient, path: str, value: bytes) -> None:
-    assert client.request(Op.WRITE, payload(path, value=value)).payload == b"OK\0", path
 
 
 def listing(mockd: MockDaemon) -> str:

@@ -24,17 +24,8 @@ from peerlib import (
     start_real_xenstored,
     start_restored_xenstored,
 )
-from versionlib import (
-    assert_event_reaches,
-    listing,
-    ok,
-    populate,
-    watcher_fd,
-    write,
-    xsmig,
-    xsmig_ok,
-)
-from wireclient import WireClient
+from versionlib import assert_event_reaches, listing, populate, watcher_fd, xsmig, xsmig_ok
+from wireclient import WireClient, ok, write
 
 from xsmig_daemon.wire.ops import Op
 

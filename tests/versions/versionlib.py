@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from peerlib import REPO_ROOT, RestoredXenstored, RunningDaemon
-from wireclient import WireClient, payload
+from wireclient import ok, payload, write
 
 from xsmig_daemon.image.decoder import decode_image
 from xsmig_daemon.image.records import ConnectionData, SocketSpec, WatchData
@@ -51,16 +51,6 @@ def listing(socket_path: Path) -> list[str]:
     return result.stdout.splitlines()
 
 
-def write(client: WireClient, path: str, value: bytes = b"") -> None:
-    reply = client.request(Op.WRITE, payload(path, value=value))
-    assert reply.payload == b"OK\0", (path, reply.payload)
-
-
-def ok(client: WireClient, op: Op, *args: str) -> None:
-    reply = client.call(op, *args)
-    assert reply.payload == b"OK\0", (op, args, reply.payload)
-
-
 def populate(daemon: RunningDaemon, *, introduce: bool = True) -> None:
     """A small tree with values, an empty node, a binary value and domain 5's home. With
     ``introduce``, guest 5 is introduced and owns its home (a real loader dies on a node
@@ -68,7 +58,7 @@ def populate(daemon: RunningDaemon, *, introduce: bool = True) -> None:
     shim, oxenstored), dom0 owns it and 5 may read it."""
     with daemon.connect() as dom0:
         write(dom0, "/vm/1/name", b"guest-one")
-        write(dom0, "/vm/1/empty")
+        write(dom0, "/vm/1/empty", b"")
         write(dom0, "/data/bin", bytes(range(1, 32)))
         write(dom0, "/local/domain/5/name", b"five")
         home_perms = ("n5", "r0") if introduce else ("n0", "r5")
