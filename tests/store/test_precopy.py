@@ -19,14 +19,9 @@ from xsmig_daemon.store.treeload import TreeLoader
 from xsmig_daemon.wire.ops import Op
 
 from .engine_client import EngineClient
+from .tree_changes import apply_change, engine_with, operations, paths
 
 HEADER = Header(2, False)
-NAMES = ("a", "b", "c")
-paths = st.lists(st.sampled_from(NAMES), min_size=1, max_size=3).map(lambda p: "/" + "/".join(p))
-operations = st.lists(
-    st.tuples(st.sampled_from(("write", "rm", "perms", "walk")), paths, st.binary(max_size=3)),
-    max_size=40,
-)
 
 
 def _through_bytes(records: list[Record]) -> list[Record]:
@@ -34,24 +29,12 @@ def _through_bytes(records: list[Record]) -> list[Record]:
     return [item.record for item in located][:-1]  # without END
 
 
-def _apply(client: EngineClient, op: str, path: str, value: bytes) -> None:
-    if op == "write":
-        client.call(Op.WRITE, path, value=value)
-    elif op == "rm":
-        client.call(Op.RM, path)
-    elif op == "perms":
-        client.call(Op.SET_PERMS, path, "n0", f"r{len(value)}")
-
-
 @settings(max_examples=200, deadline=None)
 @given(initial=st.lists(paths, max_size=12), script=operations)
 def test_precopy_plus_delta_is_the_frozen_state(
     initial: list[str], script: list[tuple[str, str, bytes]]
 ) -> None:
-    engine = Engine()
-    client = EngineClient(engine, engine.connect_socket(7))
-    for path in initial:
-        client.write(path, path)
+    engine, client = engine_with(initial)
     precopy.start(engine.tree)
     # As the running daemon sends it: one node per piece here, the tree changing between.
     walk = precopy.tree_image(engine.tree, HEADER, piece=1)
@@ -60,7 +43,7 @@ def test_precopy_plus_delta_is_the_frozen_state(
         if op == "walk":
             sent.extend(itertools.islice(walk, 2))
         else:
-            _apply(client, op, path, value)
+            apply_change(client, op, path, value)
     sent.extend(walk)
     delta = precopy.frozen_delta(engine, precopy.stop(engine.tree))
     assert engine.tree.journal is None

@@ -15,13 +15,7 @@ from xsmig_daemon.store.image_state import tree_records
 from xsmig_daemon.wire.ops import Op
 
 from .engine_client import EngineClient
-
-NAMES = ("a", "b", "c")
-paths = st.lists(st.sampled_from(NAMES), min_size=1, max_size=3).map(lambda p: "/" + "/".join(p))
-operations = st.lists(
-    st.tuples(st.sampled_from(("write", "rm", "perms", "walk")), paths, st.binary(max_size=3)),
-    max_size=40,
-)
+from .tree_changes import apply_change, engine_with, operations, paths
 
 
 @settings(max_examples=200, deadline=None)
@@ -29,10 +23,7 @@ operations = st.lists(
 def test_snapshot_is_the_tree_when_it_began(
     initial: list[str], script: list[tuple[str, str, bytes]]
 ) -> None:
-    engine = Engine()
-    client = EngineClient(engine, engine.connect_socket(7))
-    for path in initial:
-        client.write(path, path)
+    engine, client = engine_with(initial)
     expected = list(tree_records(engine))
     snapshot.begin(engine.tree)
     walk = snapshot.tree_records(engine.tree)
@@ -40,12 +31,8 @@ def test_snapshot_is_the_tree_when_it_began(
     for op, path, value in script:
         if op == "walk":
             seen.extend(itertools.islice(walk, 2))
-        elif op == "write":
-            client.call(Op.WRITE, path, value=value)
-        elif op == "rm":
-            client.call(Op.RM, path)
         else:
-            client.call(Op.SET_PERMS, path, "n0", f"r{len(value)}")
+            apply_change(client, op, path, value)
     seen.extend(walk)
     assert seen == expected
     snapshot.end(engine.tree)
