@@ -61,7 +61,7 @@ def test_connection_pending_data_and_reply_remainder() -> None:
     converter = ImageConverter(LE, BE, SPEC)
     out = converter.convert(conn)
     assert out == ConnectionData(3, SocketSpec(9), READ_BE, EVENT_BE, 0, None)
-    assert converter.losses.lines() == [
+    assert converter.report.losses.lines() == [
         "1 partly sent reply remainder (3 bytes on conn 3 (socket fd 9))"
     ]
 
@@ -70,16 +70,16 @@ def test_same_byte_order_keeps_pending_data_verbatim() -> None:
     conn = ConnectionData(3, SocketSpec(9), READ_LE[:7], b"xy" + EVENT_LE, out_resp_len=2)
     converter = ImageConverter(LE, Header(2, False), SPEC)
     assert converter.convert(conn) is conn
-    assert not converter.losses
+    assert not converter.report.losses
 
 
 def test_version_1_turns_unlimited_extended_watch_into_plain_watch() -> None:
     converter = ImageConverter(Header(2, False), LE, SPEC)
     watch = WatchDataExtended(1, "/a", "t", DEPTH_UNLIMITED)
     assert converter.convert(watch) == WatchData(1, "/a", "t")
-    assert not converter.losses
+    assert not converter.report.losses
     assert converter.convert(WatchDataExtended(1, "/b", "u", 2)) == WatchData(1, "/b", "u")
-    assert converter.losses.counts == {"watch-depth": 1}
+    assert converter.report.losses.counts == {"watch-depth": 1}
 
 
 def test_version_1_drops_domain_features_only() -> None:
@@ -87,7 +87,7 @@ def test_version_1_drops_domain_features_only() -> None:
     assert converter.convert(DomainData(3, 14, (("nodes", 10),))) == DomainData(
         3, 0, (("nodes", 10),)
     )
-    assert converter.losses.lines() == ["1 domain feature set (dom3 0xe)"]
+    assert converter.report.losses.lines() == ["1 domain feature set (dom3 0xe)"]
 
 
 def test_xen_4_17_losses() -> None:
@@ -101,14 +101,14 @@ def test_xen_4_17_losses() -> None:
     assert converter.convert(DomainData(0, 0, (("watches", 5),))) is None
     committed = NodeData("/x", b"v")
     assert converter.convert(committed) is committed
-    assert dict(converter.losses.counts) == {
+    assert dict(converter.report.losses.counts) == {
         "unique-id": 1,
         "transaction": 1,
         "transaction-node": 1,
         "global-quota": 1,
         "domain-data": 1,
     }
-    assert converter.losses.lines()[1] == "1 open transaction (tx 4 on conn 1 (ring dom0))"
+    assert converter.report.losses.lines()[1] == "1 open transaction (tx 4 on conn 1 (ring dom0))"
 
 
 def test_xen_4_21_keeps_unique_id_and_domains() -> None:
@@ -117,7 +117,7 @@ def test_xen_4_21_keeps_unique_id_and_domains() -> None:
     assert converter.convert(ring) is ring
     assert converter.convert(DomainData(0, 14)) == DomainData(0, 14)
     assert converter.convert(GlobalQuotaData(global_quotas=(("memory", 1),))) is None
-    assert converter.losses.counts == {"global-quota": 1}
+    assert converter.report.losses.counts == {"global-quota": 1}
 
 
 def test_records_holding_only_the_loaders_defaults_are_not_losses() -> None:
@@ -128,13 +128,16 @@ def test_records_holding_only_the_loaders_defaults_are_not_losses() -> None:
     assert converter.convert(GlobalQuotaData(defaults)) is None
     assert converter.convert(DomainData(0, 0, defaults)) is None
     assert converter.convert(DomainData(5)) is None
-    assert not converter.losses
-    assert dict(converter.omitted.counts) == {"default-global-quota": 1, "default-domain-data": 2}
+    assert not converter.report.losses
+    assert dict(converter.report.omitted.counts) == {
+        "default-global-quota": 1,
+        "default-domain-data": 2,
+    }
     # Any feature, override or unknown quota is a loss.
     assert converter.convert(DomainData(6, 1)) is None
     assert converter.convert(DomainData(7, 0, (("nodes", 999),))) is None
     assert converter.convert(GlobalQuotaData((("frobs", 1),))) is None
-    assert dict(converter.losses.counts) == {"domain-data": 2, "global-quota": 1}
+    assert dict(converter.report.losses.counts) == {"domain-data": 2, "global-quota": 1}
 
 
 def test_unknown_records_survive_unless_the_byte_order_changes() -> None:
@@ -142,4 +145,4 @@ def test_unknown_records_survive_unless_the_byte_order_changes() -> None:
     assert ImageConverter(LE, Header(2, False), SPEC).convert(record) is record
     converter = ImageConverter(LE, BE, SPEC)
     assert converter.convert(record) is None
-    assert converter.losses.counts == {"unknown-record": 1}
+    assert converter.report.losses.counts == {"unknown-record": 1}

@@ -23,7 +23,7 @@ from xsmig_daemon.wire.header import swap_wire_messages
 def convert_all(source: Header, target: Header, records: list[Record]) -> tuple[list[Record], bool]:
     converter = ImageConverter(source, target, SPEC)
     out = [r for r in map(converter.convert, records) if r is not None]
-    return out, bool(converter.losses)
+    return out, bool(converter.report.losses)
 
 
 @settings(max_examples=150, deadline=None)

@@ -77,7 +77,7 @@ def test_record_rewriter_filters_and_converts() -> None:
         RecordType.NODE_DATA,
         RecordType.NODE_DATA,
     ]  # the watch filtered, END dropped
-    assert not rewriter.losses
+    assert not rewriter.report.losses
 
 
 def test_rewrite_round_trip_through_the_other_byte_order() -> None:
@@ -86,7 +86,7 @@ def test_rewrite_round_trip_through_the_other_byte_order() -> None:
     assert decode_image(big)[0] == Header(2, True)
     back = ImageRewrite([big[i : i + 7] for i in range(0, len(big), 7)], SPEC, lambda _h: Header(1))
     assert b"".join(back) == EXAMPLE
-    assert not there.losses and not back.losses and back.warnings == []
+    assert not there.report.losses and not back.report.losses and back.warnings == []
 
 
 def test_a_refused_output_record_names_the_input_record() -> None:
@@ -102,7 +102,7 @@ def test_a_refused_output_record_names_the_input_record() -> None:
     error = caught.value
     assert (error.record_index, error.offset) == (1, located[1].offset)
     assert error.record_type == RecordType.NODE_DATA
-    assert rewriter.losses.counts == {"global-quota": 1}
+    assert rewriter.report.losses.counts == {"global-quota": 1}
 
 
 def test_checked_encoder_without_a_profile_only_encodes() -> None:

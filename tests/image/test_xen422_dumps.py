@@ -191,10 +191,10 @@ def test_conversion_for_4_22_repairs_what_its_loader_would_refuse(name: str) -> 
     assert watches == [(w["path"], w["token"]) for w in facts(name)["watches"]]
     assert not any(isinstance(i.record, WatchDataExtended) for i in again)
     depth_watches = sum(1 for w in facts(name)["watches"] if w["depth"] is not None)
-    assert converter.repairs.counts.get("unwritten-depth", 0) == depth_watches
-    dropped = converter.repairs.counts.get("unknown-domain", 0)
+    assert converter.report.repairs.counts.get("unwritten-depth", 0) == depth_watches
+    dropped = converter.report.repairs.counts.get("unknown-domain", 0)
     assert dropped == (1 if name.startswith("unintroduced") else 0)
-    assert not converter.losses
+    assert not converter.report.losses
 
 
 def test_xsmig_writes_depth_watches_for_4_22_in_the_layout_its_loader_parses() -> None:

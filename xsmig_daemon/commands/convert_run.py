@@ -64,22 +64,22 @@ def run(args: argparse.Namespace) -> int:
     )
     with atomic_output(args.output, force=args.force) as out:
         for data in rewrite:
-            if rewrite.losses and not args.lossy:
+            if rewrite.report.losses and not args.lossy:
                 continue  # the output will be refused; keep reading to list every loss
             out.write(data)
-        if rewrite.losses and not args.lossy:
-            lost = "; ".join(rewrite.losses.lines())
+        if rewrite.report.losses and not args.lossy:
+            lost = "; ".join(rewrite.report.losses.lines())
             assert rewrite.rewriter is not None
             # Raising inside the block removes the temporary file; OUT is never created.
             raise _LossRefusedError(
                 f"{display_name(args.input)}: converting to {_describe(rewrite.rewriter.target)} "
                 f"for {profile.name} would lose: {lost} (--lossy drops them)"
             )
-    for line in rewrite.repairs.lines():
+    for line in rewrite.report.repairs.lines():
         print(f"xsmig {NAME}: repaired {line}", file=sys.stderr)
-    for line in rewrite.omitted.lines():
+    for line in rewrite.report.omitted.lines():
         print(f"xsmig {NAME}: not carried: {line}", file=sys.stderr)
-    for line in rewrite.losses.lines():
+    for line in rewrite.report.losses.lines():
         print(f"xsmig {NAME}: dropped {line}", file=sys.stderr)
     for note in layout.notes if layout is not None else []:
         print(f"xsmig {NAME}: note: {note}", file=sys.stderr)

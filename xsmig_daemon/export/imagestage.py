@@ -68,7 +68,7 @@ class ImageStage:
     def loss_notes(self) -> list[str]:
         if self._rewriter is None:
             return []
-        return self._rewriter.loss_notes(self.plan.profile)
+        return self._rewriter.report.notes(self.plan.profile)
 
     def _rewrite(self, record: Record) -> Record | None:
         if self._rewriter is None:

@@ -152,6 +152,25 @@ class LossReport:
         ]
 
 
+@dataclass
+class ConversionReport:
+    """Everything a conversion did besides copying: ``repairs`` (broken input records put
+    right), ``omitted`` (records the loader would only restore to its own defaults) and
+    ``losses`` (what the target cannot hold)."""
+
+    losses: LossReport = field(default_factory=LossReport)
+    repairs: LossReport = field(default_factory=LossReport)
+    omitted: LossReport = field(default_factory=LossReport)
+
+    def notes(self, profile: Profile) -> list[str]:
+        """One line per kind, as the exporter's fidelity notes."""
+        return (
+            [f"repaired for {profile.name}: {line}" for line in self.repairs.lines()]
+            + [f"not carried for {profile.name}: {line}" for line in self.omitted.lines()]
+            + [f"lost converting for {profile.name}: {line}" for line in self.losses.lines()]
+        )
+
+
 def _defaults_only(quotas: Collection[tuple[str, int]]) -> bool:
     """Every quota is one C xenstored knows, at its default value."""
     defaults = default_quotas()
@@ -172,9 +191,7 @@ class ImageConverter:
         self.source = source
         self.target = target
         self.profile = profile
-        self.losses = LossReport()
-        self.repairs = LossReport()
-        self.omitted = LossReport()
+        self.report = ConversionReport()
         self._known_domains: set[int] = set()
         self._swap = source.big_endian != target.big_endian
         self._types = profile.record_types
@@ -193,7 +210,7 @@ class ImageConverter:
                 if not record.conn_id and record.perms:
                     self._known_domains.add(record.perms[0].domid)
                 if record.conn_id and RecordType.TRANSACTION_DATA not in self._types:
-                    self.losses.add(
+                    self.report.losses.add(
                         "transaction-node",
                         f"{record.path} in tx {record.tx_id} on {self._conn(record.conn_id)}",
                     )
@@ -204,14 +221,14 @@ class ImageConverter:
             case WatchDataExtended():
                 return self._watch_ext(record)
             case UnwrittenDepthWatch():
-                self.repairs.add(
+                self.report.repairs.add(
                     "unwritten-depth",
                     f"{record.path} token {record.token} on {self._conn(record.conn_id)}",
                 )
                 return WatchData(record.conn_id, record.path, record.token)
             case TransactionData():
                 if RecordType.TRANSACTION_DATA not in self._types:
-                    self.losses.add(
+                    self.report.losses.add(
                         "transaction", f"tx {record.tx_id} on {self._conn(record.conn_id)}"
                     )
                     return None
@@ -220,16 +237,16 @@ class ImageConverter:
                 if RecordType.GLOBAL_QUOTA_DATA not in self._types:
                     names = ", ".join(n for n, _ in record.domain_quotas + record.global_quotas)
                     if not record.global_quotas and _defaults_only(record.domain_quotas):
-                        self.omitted.add("default-global-quota", names or "empty")
+                        self.report.omitted.add("default-global-quota", names or "empty")
                     else:
-                        self.losses.add("global-quota", names or "empty")
+                        self.report.losses.add("global-quota", names or "empty")
                     return None
                 return record
             case DomainData():
                 return self._domain(record)
             case UnknownRecord():
                 if self._swap:
-                    self.losses.add(
+                    self.report.losses.add(
                         "unknown-record", f"type {record.type}, {len(record.body)} bytes"
                     )
                     return None
@@ -239,12 +256,12 @@ class ImageConverter:
     def _domain(self, record: DomainData) -> DomainData | None:
         if RecordType.DOMAIN_DATA not in self._types:
             if record.features == 0 and _defaults_only(record.quotas):
-                self.omitted.add("default-domain-data", f"dom{record.domid}")
+                self.report.omitted.add("default-domain-data", f"dom{record.domid}")
             else:
-                self.losses.add("domain-data", f"dom{record.domid}")
+                self.report.losses.add("domain-data", f"dom{record.domid}")
             return None
         if self.profile.is_c_loader and record.domid not in self._known_domains:
-            self.repairs.add("unknown-domain", f"dom{record.domid}")
+            self.report.repairs.add("unknown-domain", f"dom{record.domid}")
             return None
         wanted = self.profile.dom0_features
         if (
@@ -252,12 +269,12 @@ class ImageConverter:
             and self.target.version >= STREAM_V2
             and record.features & wanted != wanted
         ):
-            self.repairs.add(
+            self.report.repairs.add(
                 "dom0-features", f"0x{record.features:x} -> 0x{record.features | wanted:x}"
             )
             record = replace(record, features=record.features | wanted)
         if record.features and self.target.version < STREAM_V2:
-            self.losses.add("domain-features", f"dom{record.domid} 0x{record.features:x}")
+            self.report.losses.add("domain-features", f"dom{record.domid} 0x{record.features:x}")
             return replace(record, features=0)
         return record
 
@@ -265,7 +282,7 @@ class ImageConverter:
         if self._keeps_watch_ext:
             return record
         if record.depth != DEPTH_UNLIMITED:
-            self.losses.add(
+            self.report.losses.add(
                 "watch-depth",
                 f"{record.path} token {record.token} depth {record.depth} on "
                 f"{self._conn(record.conn_id)}",
@@ -280,25 +297,26 @@ class ImageConverter:
                 self._known_domains.add(record.spec.tdomid)
         self._conn_names[record.conn_id] = name
         changes: dict[str, object] = {}
+        lose = self.report.losses.add
         if record.unique_id is not None and not self._keeps_unique_id:
-            self.losses.add("unique-id", f"{name} 0x{record.unique_id:x}")
+            lose("unique-id", f"{name} 0x{record.unique_id:x}")
             changes["unique_id"] = None
         in_data = record.in_data
         if len(in_data) > PENDING_INPUT_MAX:
-            self.losses.add("pending-input", f"{len(in_data)} bytes on {name}")
+            lose("pending-input", f"{len(in_data)} bytes on {name}")
             in_data = b""
         out_data = record.out_data
         resp_len = record.out_resp_len
         if self._swap:
             swapped_in = swap_wire_messages(in_data, self.source.big_endian)
             if swapped_in.dropped:
-                self.losses.add("partial-header", f"{swapped_in.dropped} input bytes on {name}")
+                lose("partial-header", f"{swapped_in.dropped} input bytes on {name}")
             in_data = swapped_in.data
             if resp_len:
-                self.losses.add("reply-remainder", f"{resp_len} bytes on {name}")
+                lose("reply-remainder", f"{resp_len} bytes on {name}")
             swapped_out = swap_wire_messages(out_data[resp_len:], self.source.big_endian)
             if swapped_out.dropped:
-                self.losses.add("partial-header", f"{swapped_out.dropped} output bytes on {name}")
+                lose("partial-header", f"{swapped_out.dropped} output bytes on {name}")
             out_data = swapped_out.data
             resp_len = 0
         if in_data is not record.in_data:

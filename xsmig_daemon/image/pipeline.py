@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from . import watchext
-from .convert import ImageConverter, LossReport
+from .convert import ConversionReport, ImageConverter
 from .decoder import Located
 from .encoder import RecordEncoder
 from .errors import ImageError
@@ -33,7 +33,7 @@ class RecordRewriter:
     """Records of a ``source`` stream -> records of a ``target`` stream for ``profile``.
 
     END and the records ``keep`` refuses are dropped silently (a filter, e.g. one domain);
-    what the target cannot hold goes to ``losses``.
+    what the target cannot hold goes to ``report``.
     """
 
     def __init__(
@@ -47,29 +47,13 @@ class RecordRewriter:
         self._keep = keep
 
     @property
-    def losses(self) -> LossReport:
-        return self._converter.losses
-
-    @property
-    def repairs(self) -> LossReport:
-        return self._converter.repairs
-
-    @property
-    def omitted(self) -> LossReport:
-        return self._converter.omitted
+    def report(self) -> ConversionReport:
+        return self._converter.report
 
     def rewrite(self, record: Record) -> Record | None:
         if isinstance(record, End) or (self._keep is not None and not self._keep(record)):
             return None
         return self._converter.convert(record)
-
-    def loss_notes(self, profile: Profile) -> list[str]:
-        """The repairs, omissions and losses as the exporter's fidelity notes."""
-        return (
-            [f"repaired for {profile.name}: {line}" for line in self.repairs.lines()]
-            + [f"not carried for {profile.name}: {line}" for line in self.omitted.lines()]
-            + [f"lost converting for {profile.name}: {line}" for line in self.losses.lines()]
-        )
 
 
 class CheckedEncoder:
@@ -144,16 +128,8 @@ class ImageRewriter:
         self._layout = layout
 
     @property
-    def losses(self) -> LossReport:
-        return self._converter.losses
-
-    @property
-    def repairs(self) -> LossReport:
-        return self._converter.repairs
-
-    @property
-    def omitted(self) -> LossReport:
-        return self._converter.omitted
+    def report(self) -> ConversionReport:
+        return self._converter.report
 
     @property
     def warnings(self) -> list[str]:
@@ -181,7 +157,7 @@ class ImageRewrite:
 
     ``target_header`` picks the output's version and byte order from the input header.
     The input is checked against ``source_profile`` (``None``: framing only; the output is
-    validated in any case). ``losses``, ``warnings`` (the output's) and ``header`` (the
+    validated in any case). ``report``, ``warnings`` (the output's) and ``header`` (the
     input's) are complete when the iteration is; an empty stream raises ``ImageError``.
     """
 
@@ -210,16 +186,8 @@ class ImageRewrite:
         return self._reader.header
 
     @property
-    def losses(self) -> LossReport:
-        return LossReport() if self.rewriter is None else self.rewriter.losses
-
-    @property
-    def repairs(self) -> LossReport:
-        return LossReport() if self.rewriter is None else self.rewriter.repairs
-
-    @property
-    def omitted(self) -> LossReport:
-        return LossReport() if self.rewriter is None else self.rewriter.omitted
+    def report(self) -> ConversionReport:
+        return ConversionReport() if self.rewriter is None else self.rewriter.report
 
     @property
     def warnings(self) -> list[str]:

@@ -182,7 +182,7 @@ def build_c_handover(
     header = header or profile.newest_header
     rewriter = RecordRewriter(MOCK_HEADER, header, profile)
     converted = [c for r in records if (c := rewriter.rewrite(r)) is not None]
-    losses = rewriter.losses.lines(skip=_LOSSES_SAID_OTHERWISE)
+    losses = rewriter.report.losses.lines(skip=_LOSSES_SAID_OTHERWISE)
     converted, owner_losses = _owners_with_rings(converted)
     losses.extend(owner_losses)
     if RecordType.GLOBAL_QUOTA_DATA not in profile.record_types:

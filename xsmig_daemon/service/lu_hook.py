@@ -151,7 +151,9 @@ def convert_dump(chunks: Iterable[bytes], profile: Profile, out: BinaryIO) -> Co
     )
     for data in rewrite:
         out.write(data)
-    return Conversion(rewrite.warnings, rewrite.losses.lines(), rewrite.repairs.lines())
+    return Conversion(
+        rewrite.warnings, rewrite.report.losses.lines(), rewrite.report.repairs.lines()
+    )
 
 
 # ----------------------------------------------------------------------------- the hook
