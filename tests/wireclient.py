@@ -6,7 +6,10 @@ stops answering fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import struct
+import termios
 import time
 from collections import deque
 from pathlib import Path
@@ -181,6 +184,13 @@ class WireClient:
             return True
         self._decoder.feed(chunk)
         return False
+
+
+def unread_bytes(fd: int) -> int:
+    """Bytes waiting on socket ``fd`` that nobody has received yet (FIONREAD), at once."""
+    raw = fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4)
+    count: int = struct.unpack("i", raw)[0]
+    return count
 
 
 def ok(client: WireClient, op: Op, *args: str | bytes, tx_id: int = 0) -> bytes:

@@ -10,12 +10,9 @@ writing while the daemon is frozen.
 
 from __future__ import annotations
 
-import fcntl
 import signal
 import socket
-import struct
 import subprocess
-import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +20,7 @@ from pathlib import Path
 import pytest
 from introlib import XSMIG, mock
 from peerlib import REPO_ROOT, MockDaemon, short_tempdir, wait_until
-from wireclient import WireClient, payload, write
+from wireclient import WireClient, payload, unread_bytes, write
 
 from xsmig_daemon.wire.ops import Op
 
@@ -81,11 +78,6 @@ def start_exporter(daemon: MockDaemon, successor: Path, *args: str) -> subproces
     )
 
 
-def unread_bytes(conn: socket.socket) -> int:
-    raw = fcntl.ioctl(conn.fileno(), termios.FIONREAD, b"\0" * 4)
-    return int(struct.unpack("i", raw)[0])
-
-
 def wait_until_frozen(listener: socket.socket, exporter: subprocess.Popen[str]) -> socket.socket:
     """Accept the exporter's stream connection and wait until image records arrive on it
     (unread): they come from the frozen state, so the daemon is frozen, and stays so while
@@ -94,7 +86,7 @@ def wait_until_frozen(listener: socket.socket, exporter: subprocess.Popen[str]) 
     conn, _ = listener.accept()
     # The header (16 bytes) may be written before the freeze; a record only after it.
     wait_until(
-        lambda: exporter.poll() is None and unread_bytes(conn) > HEADER_BYTES,
+        lambda: exporter.poll() is None and unread_bytes(conn.fileno()) > HEADER_BYTES,
         30,
         "image records from the frozen daemon",
     )

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
-import struct
-import termios
-
 import trio
+from wireclient import unread_bytes
 
 from xsmig_daemon.wire.framing import Message, MessageDecoder, encode_message
 from xsmig_daemon.wire.ops import Op
@@ -74,9 +71,7 @@ class TrioClient:
     def unread(self) -> int:
         """Bytes the daemon sent that this client has not received (FIONREAD), without
         waiting: with ``peerlib.settled`` it shows that nothing was answered."""
-        raw = fcntl.ioctl(self.stream.socket.fileno(), termios.FIONREAD, b"\0" * 4)
-        count: int = struct.unpack("i", raw)[0]
-        return count
+        return unread_bytes(self.stream.socket.fileno())
 
     async def aclose(self) -> None:
         await self.stream.aclose()
