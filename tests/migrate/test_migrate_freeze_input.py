@@ -173,19 +173,21 @@ async def test_a_connection_not_yet_accepted_is_reset_at_the_release(
     a, b = two_mocks
     with a.connect() as admin:
         build_domain(admin)
-    late = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as late:
 
-    async def checkpoint(phase: str) -> None:
-        if phase == "exported":
-            await late.connect(str(a.rundir / "domain" / "7"))  # taken by the backlog
-            await late.send(encode_message(Op.WRITE, 5, 0, b"data/late\0z"))
+        async def checkpoint(phase: str) -> None:
+            if phase == "exported":
+                await late.connect(str(a.rundir / "domain" / "7"))  # taken by the backlog
+                await late.send(encode_message(Op.WRITE, 5, 0, b"data/late\0z"))
 
-    await migrate(str(a.socket_path), str(b.socket_path), 7, 12, Options(), checkpoint=checkpoint)
-    with late, trio.fail_after(30):
-        try:
-            answer = await late.recv(4096)
-        except ConnectionResetError:
-            answer = b"reset"
+        await migrate(
+            str(a.socket_path), str(b.socket_path), 7, 12, Options(), checkpoint=checkpoint
+        )
+        with trio.fail_after(30):
+            try:
+                answer = await late.recv(4096)
+            except ConnectionResetError:
+                answer = b"reset"
         assert answer in (b"", b"reset")
     with b.guest(12) as moved, b.connect() as admin:
         assert ok(moved, Op.READ, "name") == b"web"
