@@ -42,27 +42,22 @@ def where(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     directory.rmdir()
 
 
-def _closing(open_listener: Callable[[str], socket.socket]) -> Callable[[Path], None]:
-    def check(path: Path) -> None:
-        sock = open_listener(str(path))
-        try:
-            assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
-                client.connect(str(path))
-        finally:
-            sock.close()
-            path.unlink()
-
-    return check
-
-
 @pytest.mark.parametrize(
-    "check",
-    [_closing(_listen), _closing(bind_control_socket), _closing(lambda p: listen_at(p, 1))],
+    "open_listener",
+    [_listen, bind_control_socket, lambda path: listen_at(path, 1)],
     ids=["mock", "control", "listen_at"],
 )
-def test_a_listener_appears_only_once_listening(where: Path, check: Callable[[Path], None]) -> None:
-    check(where)
+def test_a_listener_appears_only_once_listening(
+    where: Path, open_listener: Callable[[str], socket.socket]
+) -> None:
+    sock = open_listener(str(where))
+    try:
+        assert stat.S_IMODE(os.lstat(where).st_mode) == 0o600
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(where))
+    finally:
+        sock.close()
+        where.unlink()
 
 
 async def test_the_restore_socket_appears_only_once_listening(where: Path) -> None:
